@@ -1,0 +1,161 @@
+using System.Text.Json.Nodes;
+using PerfectQueue.Storage;
+
+namespace PerfectQueue;
+
+/// <summary>
+/// A task leased to this holder. Every write (finish, retry, release, update data, heartbeat) is fenced by
+/// the lease token: once another worker holds the task, they throw <see cref="PreemptedException"/>.
+/// </summary>
+public sealed class AcquiredTask
+{
+    private readonly CancellationTokenSource _cancellation = new();
+    private readonly TaskRow _row;
+    private JsonObject? _data;
+    private string? _gaveBack; // what this holder did with the task, once it did
+
+    internal AcquiredTask(Queue queue, TaskRow row, TimeSpan aliveTime)
+    {
+        Queue = queue;
+        _row = row;
+        Lease = new Lease(row.Id, row.LeaseToken!.Value);
+        LeaseExpiresAt = TaskStates.Time(row.Now) + aliveTime;
+    }
+
+    internal Queue Queue { get; }
+    internal Lease Lease { get; }
+
+    public string Key => _row.Key;
+    public string Type => _row.Type;
+    public string? User => _row.User;
+    public int? MaxRunning => _row.MaxRunning;
+    public DateTimeOffset CreatedAt => TaskStates.Time(_row.CreatedAt);
+    /// <summary>1 for the first attempt; released attempts do not count.</summary>
+    public int Attempt => _row.Attempts;
+    /// <summary>The message left by the previous attempt (its error, when it was retried).</summary>
+    public string? LastMessage => _row.Message;
+    /// <summary>The task's data (decoded on first use; gzip detected by itself).</summary>
+    public JsonObject Data => _data ??= TaskData.Decode(_row.Data);
+    /// <summary>When the lease ends unless a heartbeat extends it (database clock).</summary>
+    public DateTimeOffset LeaseExpiresAt { get; private set; }
+
+    /// <summary>True once a heartbeat saw a cancel request (or the task was lost).</summary>
+    public bool IsCancellationRequested => _cancellation.IsCancellationRequested;
+    /// <summary>Cancelled when a heartbeat sees a cancel request, a force finish or a preemption.</summary>
+    public CancellationToken CancellationToken => _cancellation.Token;
+    /// <summary>Set when a heartbeat found the task lost; every later write would fail.</summary>
+    public PreemptedException? LostBecause { get; private set; }
+    /// <summary>True once this holder finished, retried or released the task.</summary>
+    public bool IsCompleted => _gaveBack is not null;
+
+    public override string ToString() => $"{Key} ({Type}) attempt {Attempt}";
+
+    // ---- finishing ----
+
+    /// <summary>Finishes the task as Succeeded (the original's finish!).</summary>
+    public void Finish(string? message = null) => FinishAsync(TaskOutcome.Succeeded, message).GetAwaiter().GetResult();
+    public void Finish(TaskOutcome outcome, string? message = null) => FinishAsync(outcome, message).GetAwaiter().GetResult();
+    public Task FinishAsync(string? message = null, CancellationToken ct = default) => FinishAsync(TaskOutcome.Succeeded, message, ct);
+
+    public Task FinishAsync(TaskOutcome outcome, string? message, CancellationToken ct = default)
+    {
+        if (outcome == TaskOutcome.ForceFinished) throw new ArgumentException("ForceFinished is for TaskReference.ForceFinish, not for a holder.", nameof(outcome));
+        return WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs), "finish", ct);
+    }
+
+    /// <summary>
+    /// Gives the task back for another attempt after <paramref name="delay"/> (default: the retry policy's).
+    /// When max_attempts is spent the task finishes as Failed instead, keeping <paramref name="message"/>.
+    /// Returns true if another attempt will come, false if the task ended Failed.
+    /// </summary>
+    public bool Retry(string? message = null, TimeSpan? delay = null) => RetryAsync(message, delay).GetAwaiter().GetResult();
+
+    public async Task<bool> RetryAsync(string? message = null, TimeSpan? delay = null, CancellationToken ct = default)
+    {
+        if (delay is { } d && d < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(delay), delay, "A retry delay must not be negative.");
+        var policy = Queue.RetryPolicy;
+        if (policy.IsLastAttempt(Attempt))
+        {
+            var text = $"gave up after {Attempt} attempt{(Attempt == 1 ? "" : "s")}" + (message is null ? "" : $": {message}");
+            await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: Queue.RetentionMs), "retry", ct).ConfigureAwait(false);
+            return false;
+        }
+        var wait = delay ?? policy.DelayAfter(Attempt);
+        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Retry, Message: message, DelayMs: (long)wait.TotalMilliseconds), "retry", ct).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Gives the task back at once, without counting the attempt (for shutdown).</summary>
+    public void Release() => ReleaseAsync().GetAwaiter().GetResult();
+    public Task ReleaseAsync(CancellationToken ct = default) => WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Release), "release", ct);
+
+    /// <summary>Replaces the task's data (kept for the next attempt).</summary>
+    public void UpdateData(object? data) => UpdateDataAsync(data).GetAwaiter().GetResult();
+
+    public async Task UpdateDataAsync(object? data, CancellationToken ct = default)
+    {
+        EnsureHeld("update data of");
+        var json = TaskData.ToJsonObject(data);
+        var bytes = TaskData.Encode(json, TaskData.IsCompressed(_row.Data ?? []) ? DataCompression.Gzip : Queue.Config.Compression);
+        if (!await Queue.Store.UpdateDataAsync(Lease, bytes, ct).ConfigureAwait(false))
+            throw await LostAsync("update data of", ct).ConfigureAwait(false);
+        _row.Data = bytes;
+        _data = json;
+    }
+
+    /// <summary>
+    /// Extends the lease (by alive_time, or <paramref name="aliveTime"/>). Returns Alive or CancelRequested;
+    /// throws <see cref="PreemptedException"/> if the task was lost. A worker with many tasks uses
+    /// <see cref="Queue.Heartbeat"/> to beat them all in one round trip.
+    /// </summary>
+    public HeartbeatResult Heartbeat(TimeSpan? aliveTime = null) => HeartbeatAsync(aliveTime).GetAwaiter().GetResult();
+
+    public async Task<HeartbeatResult> HeartbeatAsync(TimeSpan? aliveTime = null, CancellationToken ct = default)
+    {
+        EnsureHeld("heartbeat");
+        var report = (await Queue.HeartbeatAsync([this], aliveTime, ct).ConfigureAwait(false))[0];
+        if (report.Error is { } error) throw error;
+        return report.Result;
+    }
+
+    private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
+    {
+        EnsureHeld(operation);
+        var done = await Queue.Store.ApplyAsync([write], ct).ConfigureAwait(false);
+        if (!done.Contains(Lease.Id)) throw await LostAsync(operation, ct).ConfigureAwait(false);
+        _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };
+    }
+
+    private void EnsureHeld(string operation)
+    {
+        if (_gaveBack is not null)
+            throw new AlreadyFinishedException($"Cannot {operation} task '{Key}': this holder already {_gaveBack} it.", Key);
+        if (LostBecause is { } lost) throw TaskStates.Preempted(Key, lost.Reason, operation);
+    }
+
+    private async Task<PreemptedException> LostAsync(string operation, CancellationToken ct)
+    {
+        var now = await Queue.Store.GetByIdsAsync([Lease.Id], ct).ConfigureAwait(false);
+        var error = TaskStates.Preempted(Key, now.Count == 1 ? now[0] : null, operation);
+        OnLost(error);
+        return error;
+    }
+
+    internal void OnExtended(TimeSpan aliveTime, bool cancelRequested)
+    {
+        LeaseExpiresAt = DateTimeOffset.UtcNow + aliveTime; // an estimate on this host; the database holds the truth
+        if (cancelRequested) Cancel();
+    }
+
+    internal void OnLost(PreemptedException error)
+    {
+        LostBecause ??= error;
+        Cancel();
+    }
+
+    private void Cancel()
+    {
+        try { _cancellation.Cancel(); }
+        catch (AggregateException) { /* a callback registered by the handler threw; the token is cancelled anyway */ }
+    }
+}

@@ -1,0 +1,112 @@
+namespace PerfectQueue.Storage;
+
+// The backend contract. A store runs SQL and reports facts (which rows it changed, what it read);
+// the queue engine (Queue, AcquiredTask, TaskStates) decides what those facts mean. Every time a store
+// uses comes from the database clock, in milliseconds since the Unix epoch.
+
+/// <summary>A task row as stored, plus the database's now at the moment it was read.</summary>
+public sealed class TaskRow
+{
+    public long Id { get; set; }
+    public string Key { get; set; } = "";
+    public string Type { get; set; } = "";
+    public string? User { get; set; }
+    public byte[]? Data { get; set; }
+    public int? MaxRunning { get; set; }
+    public long CreatedAt { get; set; }
+    /// <summary>Live tasks: when due (not leased) or when the lease expires (leased). Null when finished.</summary>
+    public long? DueAt { get; set; }
+    /// <summary>The current holder's fencing token; null when nobody holds the task.</summary>
+    public long? LeaseToken { get; set; }
+    public int Attempts { get; set; }
+    public bool CancelRequested { get; set; }
+    public long? FinishedAt { get; set; }
+    public string? Outcome { get; set; }
+    public string? Message { get; set; }
+    /// <summary>Finished tasks: when cleanup may delete the row (and the key becomes free).</summary>
+    public long? PurgeAt { get; set; }
+    /// <summary>The database clock when this row was read.</summary>
+    public long Now { get; set; }
+}
+
+/// <summary>A new task, encoded.</summary>
+public sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs);
+
+/// <summary>A holder's proof: the row id and the lease token it was given.</summary>
+public readonly record struct Lease(long Id, long Token);
+
+/// <summary>What a holder writes when it gives a task back.</summary>
+public enum LeaseWriteKind { Finish, Retry, Release }
+
+/// <summary>
+/// One fenced write: applied only if <see cref="Lease"/> is still current. Finish uses Outcome, Message and
+/// RetentionMs; Retry uses DelayMs and Message; Release uses nothing else.
+/// </summary>
+public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0);
+
+/// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>
+public readonly record struct ExtendedLease(long Id, bool CancelRequested);
+
+/// <summary>What a cancel request by key found and did.</summary>
+public enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStart, Flagged }
+
+/// <summary>Row predicates a store translates to SQL.</summary>
+public sealed record TaskQuery(
+    IReadOnlyCollection<string>? Keys,
+    IReadOnlyCollection<TaskStatus>? Statuses,
+    IReadOnlyCollection<string>? Types,
+    IReadOnlyCollection<string>? Users,
+    int? First);
+
+public interface IQueueStore : IDisposable
+{
+    /// <summary>Where the store points, safe to show (no secrets).</summary>
+    string Description { get; }
+
+    /// <summary>Creates the schema if missing (idempotent); <paramref name="force"/> drops it first.</summary>
+    Task InitializeAsync(bool force, CancellationToken ct);
+
+    /// <summary>True when the queue's table exists.</summary>
+    Task<bool> IsInitializedAsync(CancellationToken ct);
+
+    /// <summary>The database clock.</summary>
+    Task<long> NowAsync(CancellationToken ct);
+
+    /// <summary>
+    /// Inserts tasks in one round trip. Per task: true if stored, false if the key is taken by a live task
+    /// or by a finished one within its retention (a finished one past retention is replaced).
+    /// </summary>
+    Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct);
+
+    /// <summary>
+    /// Leases up to <paramref name="max"/> due tasks in one statement: due order, users with spare
+    /// max_running capacity first, no user's max_running exceeded. Each row gets its own new lease token,
+    /// a deadline of now + <paramref name="aliveMs"/> and one more attempt. Rows come back in the order chosen.
+    /// </summary>
+    Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct);
+
+    /// <summary>Extends every still-current lease to now + <paramref name="aliveMs"/>; returns those extended.</summary>
+    Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct);
+
+    /// <summary>Applies fenced writes in one transaction; returns the ids whose lease was current (and so written).</summary>
+    Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct);
+
+    /// <summary>Replaces a held task's data; false if the lease is not current.</summary>
+    Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct);
+
+    Task<TaskRow?> GetAsync(string key, CancellationToken ct);
+    Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct);
+    Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery query, CancellationToken ct);
+
+    /// <summary>
+    /// Cancel by key. A task nobody currently holds is finished as Cancelled at once, so it is never handed out;
+    /// a held one is flagged for its holder, who sees the flag at its next heartbeat.
+    /// </summary>
+    Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct);
+
+    /// <summary>Finishes a live task whatever its state; false if no live task has this key.</summary>
+    Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct);
+
+    /// <summary>Deletes up to <paramref name="limit"/> finished rows past their retention; returns how many.</summary>
+    Task<int> CleanupAsync(int limit, CancellationToken ct);
+}

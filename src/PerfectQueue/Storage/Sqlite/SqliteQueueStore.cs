@@ -1,0 +1,375 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace PerfectQueue.Storage.Sqlite;
+
+/// <summary>
+/// The embedded backend. WAL lets readers run beside the one writer; every write takes the write lock up
+/// front with BEGIN IMMEDIATE (so the busy timeout applies instead of failing on a stale snapshot), which
+/// makes several processes on one host safe. Batches travel as JSON arrays read with json_each, so a batch
+/// of any size is one statement.
+/// </summary>
+public sealed class SqliteQueueStore : IQueueStore
+{
+    public const int SchemaVersion = 1;
+    private const int BusyTimeoutMs = 30_000;
+    private const int MaxIdleConnections = 16;
+
+    private readonly string _connectionString;
+    private readonly string _table;
+    private readonly string _t; // the quoted table name
+    private readonly ConcurrentBag<SqliteConnection> _idle = new();
+    private readonly string _columns;
+    private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
+    private volatile bool _walChecked;
+    private bool _disposed;
+
+    public SqliteQueueStore(string path, string table)
+    {
+        _table = SqlIdentifiers.Require(table);
+        _t = Quote(_table);
+        FilePath = Path.GetFullPath(path);
+        Description = $"{QueueConfig.SqliteUrl(FilePath)} (table {_table})";
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = FilePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false, // this class keeps its own small pool of configured connections
+            DefaultTimeout = BusyTimeoutMs / 1000,
+        }.ToString();
+
+        _columns = """
+            id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
+            max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
+            attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
+            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", @now AS "Now"
+            """;
+
+        // Acquire: count running tasks per user; take due candidates in due order, skipping users at their
+        // limit; number each user's candidates so a batch never exceeds a user's free slots; order by the
+        // original's weight max_running / (running + k) so emptier users come first; lease the first @max.
+        // Each row's token is @token + its rank, so tokens are unique per row and give back the order.
+        _acquireSql = $"""
+            WITH running AS (
+                SELECT user_name AS ru, COUNT(*) AS rc FROM {_t}
+                WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
+                GROUP BY user_name),
+            candidates AS (
+                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                WHERE c.finished_at IS NULL AND c.due_at <= @now
+                  AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                ORDER BY c.due_at, c.id
+                LIMIT @scan),
+            ranked AS (
+                SELECT cid, cu, cmax, cdue, crun, ROW_NUMBER() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
+                FROM candidates),
+            chosen AS (
+                SELECT cid, ROW_NUMBER() OVER (ORDER BY
+                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE CAST(cmax AS REAL) / (crun + k) END DESC,
+                    cdue, cid) AS ord
+                FROM ranked
+                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
+            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1
+            FROM chosen
+            WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
+            RETURNING {_columns}
+            """;
+
+        const string leases = "SELECT json_extract(value, '$[0]') AS wid, json_extract(value, '$[1]') AS wtok";
+        _heartbeatSql = $"""
+            UPDATE {_t} SET due_at = @now + @alive
+            FROM ({leases} FROM json_each(@batch)) AS w
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            RETURNING id AS "Id", cancel_requested AS "CancelRequested"
+            """;
+        _finishSql = $"""
+            UPDATE {_t} SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL
+            FROM ({leases}, json_extract(value, '$[2]') AS o, json_extract(value, '$[3]') AS m, json_extract(value, '$[4]') AS r
+                  FROM json_each(@batch)) AS w
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            RETURNING id
+            """;
+        _retrySql = $"""
+            UPDATE {_t} SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, message)
+            FROM ({leases}, json_extract(value, '$[2]') AS d, json_extract(value, '$[3]') AS m FROM json_each(@batch)) AS w
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            RETURNING id
+            """;
+        // A released attempt does not count: release is for shutdown, not failure.
+        _releaseSql = $"""
+            UPDATE {_t} SET due_at = @now, lease_token = NULL, attempts = MAX(attempts - 1, 0)
+            FROM ({leases} FROM json_each(@batch)) AS w
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            RETURNING id
+            """;
+        // A key is free again once its finished row is past retention, even before cleanup deletes it.
+        _submitSql = $"""
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
+            VALUES (@Key, @Type, @User, @Data, @MaxRunning, @now, COALESCE(@RunAtMs, @now + COALESCE(@DelayMs, 0)), 0, 0)
+            ON CONFLICT (task_key) DO UPDATE SET
+                task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
+                max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at,
+                lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
+                message = NULL, purge_at = NULL
+            WHERE {_t}.finished_at IS NOT NULL AND {_t}.purge_at <= @now
+            RETURNING id
+            """;
+    }
+
+    public string FilePath { get; }
+    public string Description { get; }
+
+    private static string Quote(string identifier) => "\"" + identifier + "\"";
+
+    // The database clock in Unix milliseconds.
+    private const string NowSql = "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+
+    public Task InitializeAsync(bool force, CancellationToken ct) => Run(ct, () =>
+    {
+        var dir = Path.GetDirectoryName(FilePath);
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        Write(ct, (c, now) =>
+        {
+            if (force)
+            {
+                c.Execute($"DROP TABLE IF EXISTS {_t}");
+                c.Execute("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL)");
+                c.Execute("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table });
+            }
+            c.Execute(SchemaSql());
+            c.Execute("INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, @now) ON CONFLICT (table_name) DO NOTHING",
+                new { table = _table, version = SchemaVersion, now });
+            return 0;
+        }, checkTable: false);
+        return true;
+    });
+
+    // Why the indexes: due serves acquire's ORDER BY over live tasks only; leased serves the running count
+    // per user; purge serves cleanup; key enforces unique task keys.
+    private string SchemaSql() => $"""
+        CREATE TABLE IF NOT EXISTS {_t} (
+            id INTEGER PRIMARY KEY,
+            task_key TEXT NOT NULL,
+            task_type TEXT NOT NULL,
+            user_name TEXT NULL,
+            data BLOB NULL,
+            max_running INTEGER NULL,
+            created_at INTEGER NOT NULL,
+            due_at INTEGER NULL,
+            lease_token INTEGER NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            finished_at INTEGER NULL,
+            outcome TEXT NULL,
+            message TEXT NULL,
+            purge_at INTEGER NULL);
+        CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL);
+        """;
+
+    public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(ct, () =>
+    {
+        if (!File.Exists(FilePath)) return false;
+        return Read(c => c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name = _table }) > 0, checkTable: false);
+    });
+
+    public Task<long> NowAsync(CancellationToken ct) => Run(ct, () => Read(Now, checkTable: false));
+
+    private static long Now(SqliteConnection c) => c.ExecuteScalar<long>(NowSql);
+
+    public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct) => Run(ct, () =>
+    {
+        if (tasks.Count == 0) return [];
+        return Write(ct, (c, now) =>
+        {
+            var stored = new bool[tasks.Count];
+            for (var i = 0; i < tasks.Count; i++)
+            {
+                var t = tasks[i];
+                stored[i] = c.ExecuteScalar<long?>(_submitSql, new { t.Key, t.Type, t.User, t.Data, t.MaxRunning, t.RunAtMs, t.DelayMs, now }) is not null;
+            }
+            return stored;
+        });
+    });
+
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) => Run(ct, () =>
+    {
+        if (max <= 0) return (IReadOnlyList<TaskRow>)[];
+        // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
+        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        return Write(ct, (c, now) =>
+        {
+            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = (max * 4) + 100, token }).AsList();
+            rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
+            return (IReadOnlyList<TaskRow>)rows;
+        });
+    });
+
+    public Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct) => Run(ct, () =>
+    {
+        if (leases.Count == 0) return (IReadOnlyList<ExtendedLease>)[];
+        var batch = JsonSerializer.Serialize(leases.Select(l => new[] { l.Id, l.Token }));
+        return Write(ct, (c, now) => (IReadOnlyList<ExtendedLease>)c.Query<(long Id, long CancelRequested)>(_heartbeatSql, new { now, alive = aliveMs, batch })
+            .Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList());
+    });
+
+    public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct) => Run(ct, () =>
+    {
+        var done = new HashSet<long>();
+        if (writes.Count == 0) return (IReadOnlySet<long>)done;
+        var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.Outcome, w.Message, w.RetentionMs }).ToList();
+        var retries = writes.Where(w => w.Kind == LeaseWriteKind.Retry).Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.DelayMs, w.Message }).ToList();
+        var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).Select(w => new object?[] { w.Lease.Id, w.Lease.Token }).ToList();
+        return Write(ct, (c, now) =>
+        {
+            if (finishes.Count > 0) done.UnionWith(c.Query<long>(_finishSql, new { now, batch = JsonSerializer.Serialize(finishes) }));
+            if (retries.Count > 0) done.UnionWith(c.Query<long>(_retrySql, new { now, batch = JsonSerializer.Serialize(retries) }));
+            if (releases.Count > 0) done.UnionWith(c.Query<long>(_releaseSql, new { now, batch = JsonSerializer.Serialize(releases) }));
+            return (IReadOnlySet<long>)done;
+        });
+    });
+
+    public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(ct, () =>
+        Write(ct, (c, now) => c.Execute($"UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL",
+            new { data, id = lease.Id, token = lease.Token }) == 1));
+
+    // A finished row past its retention is gone for readers, whether or not cleanup has deleted it yet.
+    private const string NotExpired = "(purge_at IS NULL OR purge_at > @now)";
+
+    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(ct, () =>
+        Read(c => c.QuerySingleOrDefault<TaskRow>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now = Now(c) })));
+
+    public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => Run(ct, () =>
+        ids.Count == 0 ? [] : Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id IN @ids", new { ids, now = Now(c) }).AsList()));
+
+    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(ct, () =>
+    {
+        var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
+        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN @keys");
+        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN @types");
+        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN @users");
+        if (q.Statuses is { Count: > 0 })
+            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStatusSql.Predicate(s, "@now")))).Append(')');
+        sql.Append(" ORDER BY id");
+        if (q.First is { } first) sql.Append(" LIMIT @first");
+        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(sql.ToString(),
+            new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c) }).AsList());
+    });
+
+    public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(ct, () =>
+        Write(ct, (c, now) =>
+        {
+            const string idle = "(lease_token IS NULL OR due_at <= @now)";
+            var finished = c.Query<long?>($"""
+                UPDATE {_t} SET cancel_requested = 1,
+                    finished_at = CASE WHEN {idle} THEN @now ELSE NULL END,
+                    outcome = CASE WHEN {idle} THEN 'Cancelled' ELSE NULL END,
+                    message = CASE WHEN {idle} THEN @message ELSE message END,
+                    purge_at = CASE WHEN {idle} THEN @now + @retention ELSE NULL END,
+                    lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
+                    due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
+                WHERE task_key = @key AND finished_at IS NULL
+                RETURNING finished_at
+                """, new { key, now, message, retention = retentionMs }).ToList();
+            if (finished.Count == 1) return finished[0] is null ? CancelRequestResult.Flagged : CancelRequestResult.CancelledBeforeStart;
+            var exists = c.ExecuteScalar<long>($"SELECT COUNT(*) FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now }) > 0;
+            return exists ? CancelRequestResult.AlreadyFinished : CancelRequestResult.NotFound;
+        }));
+
+    public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(ct, () =>
+        Write(ct, (c, now) => c.Execute($"""
+            UPDATE {_t} SET finished_at = @now, outcome = @outcome, message = @message, purge_at = @now + @retention,
+                lease_token = NULL, due_at = NULL
+            WHERE task_key = @key AND finished_at IS NULL
+            """, new { key, now, outcome, message, retention = retentionMs }) == 1));
+
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(ct, () =>
+        Write(ct, (c, now) => c.Execute($"""
+            DELETE FROM {_t} WHERE id IN (
+                SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= @now ORDER BY purge_at LIMIT @limit)
+            """, new { now, limit })));
+
+    // ---- connections and transactions ----
+
+    // SQLite calls are synchronous underneath, so the async surface completes synchronously.
+    private static Task<T> Run<T>(CancellationToken ct, Func<T> work)
+    {
+        ct.ThrowIfCancellationRequested();
+        try { return Task.FromResult(work()); }
+        catch (Exception e) { return Task.FromException<T>(e); }
+    }
+
+    private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable);
+
+    private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true) => WithConnection(c =>
+    {
+        c.Execute("BEGIN IMMEDIATE");
+        try
+        {
+            ct.ThrowIfCancellationRequested();
+            var result = work(c, Now(c));
+            c.Execute("COMMIT");
+            return result;
+        }
+        catch
+        {
+            try { c.Execute("ROLLBACK"); } catch (SqliteException) { /* already rolled back by SQLite */ }
+            throw;
+        }
+    }, checkTable);
+
+    private T WithConnection<T>(Func<SqliteConnection, T> work, bool checkTable)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var connection = Rent();
+        var healthy = false;
+        try
+        {
+            var result = work(connection);
+            healthy = true;
+            return result;
+        }
+        catch (SqliteException e) when (checkTable && e.SqliteErrorCode == 1 && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
+        {
+            healthy = true;
+            throw new QueueNotInitializedException(
+                $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+        }
+        finally
+        {
+            if (healthy && !_disposed && _idle.Count < MaxIdleConnections) _idle.Add(connection);
+            else connection.Dispose();
+        }
+    }
+
+    private SqliteConnection Rent()
+    {
+        if (_idle.TryTake(out var idle)) return idle;
+        var dir = Path.GetDirectoryName(FilePath);
+        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir)) Directory.CreateDirectory(dir);
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        c.Execute($"PRAGMA busy_timeout = {BusyTimeoutMs}");
+        if (!_walChecked)
+        {
+            // WAL is a property of the file and persists; setting it once per store is enough.
+            c.ExecuteScalar<string>("PRAGMA journal_mode = WAL");
+            _walChecked = true;
+        }
+        return c;
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        while (_idle.TryTake(out var c)) c.Dispose();
+    }
+}

@@ -1,0 +1,115 @@
+using System.Collections;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace PerfectQueue;
+
+/// <summary>
+/// Task data is a JSON object, stored as UTF-8 JSON bytes or as gzip of them. Reads detect gzip by its
+/// magic bytes (a JSON object never starts with 0x1F), so compression can change at any time.
+/// </summary>
+public static class TaskData
+{
+    /// <summary>Turns what a caller passed as data into a JSON object. Null is an empty object.</summary>
+    /// <exception cref="ArgumentException">the value is not a JSON object (or text of one).</exception>
+    public static JsonObject ToJsonObject(object? data)
+    {
+        var node = data switch
+        {
+            null => new JsonObject(),
+            string s => ParseObjectText(s),
+            _ => ToNode(data, depth: 0),
+        };
+        return node as JsonObject
+            ?? throw new ArgumentException($"Task data must be a JSON object (a hashtable or an object with properties), not {Describe(node)}.", nameof(data));
+    }
+
+    /// <summary>Encodes data for storage.</summary>
+    public static byte[] Encode(object? data, DataCompression compression)
+    {
+        var json = Encoding.UTF8.GetBytes(ToJsonObject(data).ToJsonString());
+        if (compression == DataCompression.None) return json;
+        using var buffer = new MemoryStream();
+        using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true)) gzip.Write(json);
+        return buffer.ToArray();
+    }
+
+    /// <summary>True when stored bytes are gzip.</summary>
+    public static bool IsCompressed(ReadOnlySpan<byte> stored) => stored.Length >= 2 && stored[0] == 0x1F && stored[1] == 0x8B;
+
+    /// <summary>Decodes stored bytes (plain or gzip) to a JSON object. Null or empty is an empty object.</summary>
+    public static JsonObject Decode(byte[]? stored)
+    {
+        if (stored is null || stored.Length == 0) return new JsonObject();
+        var json = stored;
+        if (IsCompressed(stored))
+        {
+            using var input = new GZipStream(new MemoryStream(stored), CompressionMode.Decompress);
+            using var output = new MemoryStream();
+            input.CopyTo(output);
+            json = output.ToArray();
+        }
+        return JsonNode.Parse(json) as JsonObject ?? new JsonObject();
+    }
+
+    private static JsonNode ParseObjectText(string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text) ?? throw new ArgumentException("Task data text is 'null'; give a JSON object such as {\"db\":\"sales\"}.", "data");
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"Task data text is not valid JSON ({e.Message}). Give a JSON object such as {{\"db\":\"sales\"}}, or a hashtable.", "data", e);
+        }
+    }
+
+    private static string Describe(JsonNode? node) => node switch
+    {
+        null => "null",
+        JsonArray => "an array",
+        JsonValue v => $"a single {v.GetValueKind().ToString().ToLowerInvariant()} value",
+        _ => node.GetType().Name,
+    };
+
+    private const int MaxDepth = 64;
+
+    // Converts plain .NET values; the PowerShell layer unwraps its own wrappers before calling this.
+    private static JsonNode? ToNode(object? value, int depth)
+    {
+        if (depth > MaxDepth) throw new ArgumentException($"Task data nests deeper than {MaxDepth} levels (a reference cycle?).", "data");
+        switch (value)
+        {
+            case null: return null;
+            case JsonNode node: return node.DeepClone();
+            case JsonElement element: return JsonNode.Parse(element.GetRawText());
+            case string s: return JsonValue.Create(s);
+            case bool b: return JsonValue.Create(b);
+            case char c: return JsonValue.Create(c.ToString());
+            case DateTime dt: return JsonValue.Create(dt.ToString("O"));
+            case DateTimeOffset dto: return JsonValue.Create(dto.ToString("O"));
+            case TimeSpan ts: return JsonValue.Create(ts.ToString("c"));
+            case Guid g: return JsonValue.Create(g.ToString());
+            case Enum e: return JsonValue.Create(e.ToString());
+            case byte or sbyte or short or ushort or int or uint or long or ulong or float or double or decimal:
+                return JsonSerializer.SerializeToNode(value, value.GetType());
+            case IDictionary dict:
+            {
+                var obj = new JsonObject();
+                foreach (DictionaryEntry entry in dict)
+                    obj[Convert.ToString(entry.Key, System.Globalization.CultureInfo.InvariantCulture) ?? ""] = ToNode(entry.Value, depth + 1);
+                return obj;
+            }
+            case IEnumerable list:
+            {
+                var array = new JsonArray();
+                foreach (var item in list) array.Add(ToNode(item, depth + 1));
+                return array;
+            }
+            default:
+                return JsonSerializer.SerializeToNode(value, value.GetType());
+        }
+    }
+}

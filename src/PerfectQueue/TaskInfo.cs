@@ -1,0 +1,61 @@
+using System.Text.Json.Nodes;
+
+namespace PerfectQueue;
+
+/// <summary>A snapshot of a task as stored, with its status derived on the database clock when it was read.</summary>
+public sealed class TaskInfo
+{
+    public required string Key { get; init; }
+    public required string Type { get; init; }
+    public string? User { get; init; }
+    public required TaskStatus Status { get; init; }
+    /// <summary>Set when <see cref="Status"/> is Finished.</summary>
+    public TaskOutcome? Outcome { get; init; }
+    /// <summary>The finish message, or the last error of a retried task.</summary>
+    public string? Message { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    /// <summary>
+    /// The original's 'timeout' column: when a waiting task becomes due, when a running task's lease
+    /// expires, or when a finished task will be deleted.
+    /// </summary>
+    public DateTimeOffset? Timeout { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+    public required JsonObject Data { get; init; }
+    /// <summary>How many times the task was handed to a worker (released attempts do not count).</summary>
+    public int Attempts { get; init; }
+    public int? MaxRunning { get; init; }
+    public bool CancelRequested { get; init; }
+    /// <summary>True when the stored data is gzip-compressed.</summary>
+    public bool Compressed { get; init; }
+
+    public override string ToString() => $"{Key} ({Type}) {Status}{(Outcome is { } o ? "/" + o : "")}";
+}
+
+/// <summary>Options for <see cref="Queue.Submit(string, string, object?, SubmitOptions?)"/>.</summary>
+public sealed class SubmitOptions
+{
+    /// <summary>The user (resource) the task belongs to; max_running applies per user.</summary>
+    public string? User { get; init; }
+    /// <summary>Run no earlier than this time. Exclusive with <see cref="Delay"/>.</summary>
+    public DateTimeOffset? RunAt { get; init; }
+    /// <summary>Run no earlier than this long after the database's now. Exclusive with <see cref="RunAt"/>.</summary>
+    public TimeSpan? Delay { get; init; }
+    /// <summary>At most this many tasks of <see cref="User"/> run at once (counted from this task's point of view).</summary>
+    public int? MaxRunning { get; init; }
+    /// <summary>Null: the queue's configured compression.</summary>
+    public DataCompression? Compression { get; init; }
+}
+
+/// <summary>One task of a batch submit.</summary>
+public sealed record TaskSubmission(string Key, string Type, object? Data = null, SubmitOptions? Options = null);
+
+/// <summary>Filters for <see cref="Queue.List(TaskFilter?)"/>; every set filter must match.</summary>
+public sealed class TaskFilter
+{
+    public IReadOnlyCollection<string>? Keys { get; init; }
+    public IReadOnlyCollection<TaskStatus>? Statuses { get; init; }
+    public IReadOnlyCollection<string>? Types { get; init; }
+    public IReadOnlyCollection<string>? Users { get; init; }
+    /// <summary>At most this many tasks, oldest first. Null: all.</summary>
+    public int? First { get; init; }
+}

@@ -1,0 +1,66 @@
+using PerfectQueue.Storage;
+
+namespace PerfectQueue;
+
+/// <summary>
+/// The state rules, in one place: how a stored row reads as a status, and what a lost lease means.
+/// <see cref="TaskStatusSql"/> states the same status rules as SQL for filtering; a test keeps them in step.
+/// </summary>
+internal static class TaskStates
+{
+    public static TaskStatus StatusOf(TaskRow row)
+    {
+        if (row.FinishedAt is not null) return TaskStatus.Finished;
+        if (row.CancelRequested) return TaskStatus.CancelRequested;
+        if (row.DueAt is { } due && due > row.Now) return row.LeaseToken is null ? TaskStatus.Scheduled : TaskStatus.Running;
+        return TaskStatus.Waiting; // due, or its lease expired
+    }
+
+    public static TaskOutcome? OutcomeOf(TaskRow row) =>
+        row.Outcome is { } text && Enum.TryParse<TaskOutcome>(text, out var outcome) ? outcome : null;
+
+    public static DateTimeOffset Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
+
+    public static TaskInfo ToInfo(TaskRow row) => new()
+    {
+        Key = row.Key,
+        Type = row.Type,
+        User = row.User,
+        Status = StatusOf(row),
+        Outcome = OutcomeOf(row),
+        Message = row.Message,
+        CreatedAt = Time(row.CreatedAt),
+        Timeout = row.FinishedAt is null ? (row.DueAt is { } d ? Time(d) : null) : (row.PurgeAt is { } p ? Time(p) : null),
+        FinishedAt = row.FinishedAt is { } f ? Time(f) : null,
+        Data = TaskData.Decode(row.Data),
+        Attempts = row.Attempts,
+        MaxRunning = row.MaxRunning,
+        CancelRequested = row.CancelRequested,
+        Compressed = row.Data is { } bytes && TaskData.IsCompressed(bytes),
+    };
+
+    /// <summary>Why a holder's fenced write or heartbeat did not apply, from the row as it is now (null: deleted).</summary>
+    public static PreemptedException Preempted(string key, TaskRow? now, string operation)
+    {
+        var reason = now switch
+        {
+            null => PreemptionReason.Deleted,
+            { FinishedAt: not null } when OutcomeOf(now) == TaskOutcome.ForceFinished => PreemptionReason.ForceFinished,
+            { FinishedAt: not null } => PreemptionReason.Finished,
+            _ => PreemptionReason.Reacquired,
+        };
+        return Preempted(key, reason, operation);
+    }
+
+    public static PreemptedException Preempted(string key, PreemptionReason reason, string operation)
+    {
+        var why = reason switch
+        {
+            PreemptionReason.Deleted => "the task no longer exists",
+            PreemptionReason.ForceFinished => "the task was force-finished",
+            PreemptionReason.Finished => "the task was finished by somebody else",
+            _ => "its lease expired and another worker acquired it",
+        };
+        return new PreemptedException($"Cannot {operation} task '{key}': this worker no longer holds it ({why}).", key, reason);
+    }
+}
