@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Globalization;
-using System.Text.RegularExpressions;
 
 namespace PerfectQueue;
 
@@ -79,13 +78,10 @@ public sealed class QueueConfig
 
     public QueueConfig Clone() => (QueueConfig)MemberwiseClone();
 
-    private static readonly Regex TableName = new("^[A-Za-z_][A-Za-z0-9_]{0,62}$", RegexOptions.CultureInvariant);
-
     /// <summary>Checks every value; throws <see cref="ConfigException"/> naming the first bad key.</summary>
     public void Validate()
     {
-        if (Table is null || !TableName.IsMatch(Table))
-            throw new ConfigException($"table: '{Table}' is not a valid table name. Use 1-63 letters, digits or underscores, starting with a letter or underscore.", "table");
+        Storage.SqlIdentifiers.Require(Table);
         if (Type is not null && !KnownTypes.Contains(Type))
             throw new ConfigException($"type: '{Type}' is not a backend type. Use 'rdb_compat' (or leave it out): the url chooses the database.", "type");
         if (Processors < 1) throw new ConfigException($"processors: must be at least 1 (got {Processors}).", "processors");

@@ -8,7 +8,7 @@ public sealed class TaskInfo
     public required string Key { get; init; }
     public required string Type { get; init; }
     public string? User { get; init; }
-    public required TaskStatus Status { get; init; }
+    public required TaskState Status { get; init; }
     /// <summary>Set when <see cref="Status"/> is Finished.</summary>
     public TaskOutcome? Outcome { get; init; }
     /// <summary>The finish message, or the last error of a retried task.</summary>
@@ -53,7 +53,7 @@ public sealed record TaskSubmission(string Key, string Type, object? Data = null
 public sealed class TaskFilter
 {
     public IReadOnlyCollection<string>? Keys { get; init; }
-    public IReadOnlyCollection<TaskStatus>? Statuses { get; init; }
+    public IReadOnlyCollection<TaskState>? Statuses { get; init; }
     public IReadOnlyCollection<string>? Types { get; init; }
     public IReadOnlyCollection<string>? Users { get; init; }
     /// <summary>At most this many tasks, oldest first. Null: all.</summary>

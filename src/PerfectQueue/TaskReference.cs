@@ -35,15 +35,15 @@ public sealed class TaskReference
     /// at once and returns Finished; a running one returns CancelRequested and its holder is told at its next
     /// heartbeat. Throws <see cref="NotFoundException"/> or <see cref="AlreadyFinishedException"/>.
     /// </summary>
-    public TaskStatus CancelRequest() => CancelRequestAsync().GetAwaiter().GetResult();
+    public TaskState CancelRequest() => CancelRequestAsync().GetAwaiter().GetResult();
 
-    public async Task<TaskStatus> CancelRequestAsync(CancellationToken ct = default)
+    public async Task<TaskState> CancelRequestAsync(CancellationToken ct = default)
     {
         var result = await _queue.Store.RequestCancelAsync(Key, "cancel requested", _queue.RetentionMs, ct).ConfigureAwait(false);
         return result switch
         {
-            Storage.CancelRequestResult.CancelledBeforeStart => TaskStatus.Finished,
-            Storage.CancelRequestResult.Flagged => TaskStatus.CancelRequested,
+            Storage.CancelRequestResult.CancelledBeforeStart => TaskState.Finished,
+            Storage.CancelRequestResult.Flagged => TaskState.CancelRequested,
             Storage.CancelRequestResult.AlreadyFinished => throw new AlreadyFinishedException($"Task '{Key}' is already finished; there is nothing to cancel.", Key),
             _ => throw NotFound(),
         };

@@ -4,16 +4,16 @@ namespace PerfectQueue;
 
 /// <summary>
 /// The state rules, in one place: how a stored row reads as a status, and what a lost lease means.
-/// <see cref="TaskStatusSql"/> states the same status rules as SQL for filtering; a test keeps them in step.
+/// <see cref="TaskStateSql"/> states the same status rules as SQL for filtering; a test keeps them in step.
 /// </summary>
 internal static class TaskStates
 {
-    public static TaskStatus StatusOf(TaskRow row)
+    public static TaskState StatusOf(TaskRow row)
     {
-        if (row.FinishedAt is not null) return TaskStatus.Finished;
-        if (row.CancelRequested) return TaskStatus.CancelRequested;
-        if (row.DueAt is { } due && due > row.Now) return row.LeaseToken is null ? TaskStatus.Scheduled : TaskStatus.Running;
-        return TaskStatus.Waiting; // due, or its lease expired
+        if (row.FinishedAt is not null) return TaskState.Finished;
+        if (row.CancelRequested) return TaskState.CancelRequested;
+        if (row.DueAt is { } due && due > row.Now) return row.LeaseToken is null ? TaskState.Scheduled : TaskState.Running;
+        return TaskState.Waiting; // due, or its lease expired
     }
 
     public static TaskOutcome? OutcomeOf(TaskRow row) =>

@@ -53,7 +53,7 @@ public enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStar
 /// <summary>Row predicates a store translates to SQL.</summary>
 public sealed record TaskQuery(
     IReadOnlyCollection<string>? Keys,
-    IReadOnlyCollection<TaskStatus>? Statuses,
+    IReadOnlyCollection<TaskState>? Statuses,
     IReadOnlyCollection<string>? Types,
     IReadOnlyCollection<string>? Users,
     int? First);

@@ -44,7 +44,7 @@ public abstract class QueueConformance : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private static TaskStatus StatusOf(Queue q, string key) => q[key].GetInfo().Status;
+    private static TaskState StatusOf(Queue q, string key) => q[key].GetInfo().Status;
 
     // ---- unique keys ----
 
@@ -64,7 +64,7 @@ public abstract class QueueConformance : IDisposable
         Eventually.True(() => !q["k1"].Exists(), "the finished task's retention to end");
         q.Submit("k1", "t2", new { n = 3 });                                                          // accepted, before any cleanup ran
         var info = q["k1"].GetInfo();
-        Assert.Equal(TaskStatus.Waiting, info.Status);
+        Assert.Equal(TaskState.Waiting, info.Status);
         Assert.Equal("t2", info.Type);
         Assert.Equal(3, (int)info.Data["n"]!);
         Assert.Equal(0, info.Attempts);
@@ -103,8 +103,8 @@ public abstract class QueueConformance : IDisposable
         q.Submit("delayed", "t", options: new SubmitOptions { Delay = TimeSpan.FromSeconds(30) });
         Assert.Null(q.Poll());
         Assert.Empty(q.PollMulti(10));
-        Assert.Equal(TaskStatus.Scheduled, StatusOf(q, "later"));
-        Assert.Equal(TaskStatus.Scheduled, StatusOf(q, "delayed"));
+        Assert.Equal(TaskState.Scheduled, StatusOf(q, "later"));
+        Assert.Equal(TaskState.Scheduled, StatusOf(q, "delayed"));
     }
 
     [Fact]
@@ -145,7 +145,7 @@ public abstract class QueueConformance : IDisposable
         q.Submit("k", "t", new { v = 1 });
         var first = q.Poll(Short)!;
         Assert.Null(other.Poll());                                        // held
-        Assert.Equal(TaskStatus.Running, StatusOf(q, "k"));
+        Assert.Equal(TaskState.Running, StatusOf(q, "k"));
         var second = Eventually.Get(() => other.Poll(TimeSpan.FromMinutes(1)), "the lease to expire");
         Assert.Equal(2, second.Attempt);
 
@@ -182,7 +182,7 @@ public abstract class QueueConformance : IDisposable
         var q = Open();
         q.Submit("k", "t");
         var task = q.Poll(TimeSpan.FromMilliseconds(100))!;
-        Eventually.True(() => StatusOf(q, "k") == TaskStatus.Waiting, "the lease to expire");
+        Eventually.True(() => StatusOf(q, "k") == TaskState.Waiting, "the lease to expire");
         task.Finish();
         Assert.Equal(TaskOutcome.Succeeded, q["k"].GetInfo().Outcome);
     }
@@ -217,7 +217,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Null(q.Poll());
         Assert.Throws<AlreadyFinishedException>(() => q["k"].CancelRequest());
         var info = q["k"].GetInfo();
-        Assert.Equal(TaskStatus.Finished, info.Status);
+        Assert.Equal(TaskState.Finished, info.Status);
         Assert.Equal(1, info.Attempts);
     }
 
@@ -246,7 +246,7 @@ public abstract class QueueConformance : IDisposable
         Assert.True(task.Retry("boom"));
         Assert.Null(q.Poll());
         var info = q["k"].GetInfo();
-        Assert.Equal(TaskStatus.Scheduled, info.Status);
+        Assert.Equal(TaskState.Scheduled, info.Status);
         Assert.Equal("boom", info.Message);
         var again = Eventually.Get(() => q.Poll(), "the retry wait to pass");
         Assert.True(q.Now() - retriedAt >= Short - TimeSpan.FromMilliseconds(5));
@@ -293,7 +293,7 @@ public abstract class QueueConformance : IDisposable
         Assert.False(last.Retry("error 3"));
         Assert.Null(q.Poll());
         var info = q["k"].GetInfo();
-        Assert.Equal(TaskStatus.Finished, info.Status);
+        Assert.Equal(TaskState.Finished, info.Status);
         Assert.Equal(TaskOutcome.Failed, info.Outcome);
         Assert.Contains("error 3", info.Message);
         Assert.Equal(3, info.Attempts);
@@ -306,7 +306,7 @@ public abstract class QueueConformance : IDisposable
         q.Submit("k", "t");
         q.Poll(TimeSpan.FromMilliseconds(100))!.Retry("first error", TimeSpan.Zero);
         Assert.NotNull(q.Poll(TimeSpan.FromMilliseconds(100)));    // attempt 2: its worker "dies" (never finishes)
-        Eventually.True(() => StatusOf(q, "k") == TaskStatus.Waiting, "the second lease to expire");
+        Eventually.True(() => StatusOf(q, "k") == TaskState.Waiting, "the second lease to expire");
         Assert.Null(q.Poll());                                       // attempt 3 is not handed out
         var info = q["k"].GetInfo();
         Assert.Equal(TaskOutcome.Failed, info.Outcome);
@@ -319,7 +319,7 @@ public abstract class QueueConformance : IDisposable
         var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
         q.Submit("k", "t");
         q.Poll(TimeSpan.FromHours(1))!.Release();
-        Assert.Equal(TaskStatus.Waiting, StatusOf(q, "k"));
+        Assert.Equal(TaskState.Waiting, StatusOf(q, "k"));
         var again = q.Poll()!;
         Assert.Equal("k", again.Key);
         Assert.Equal(1, again.Attempt);
@@ -347,7 +347,7 @@ public abstract class QueueConformance : IDisposable
         var q = Open();
         q.Submit("k", "t");
         q.Submit("other", "t");
-        Assert.Equal(TaskStatus.Finished, q["k"].CancelRequest());
+        Assert.Equal(TaskState.Finished, q["k"].CancelRequest());
         Assert.Equal(["other"], q.PollMulti(10).Select(t => t.Key).ToArray());
         var info = q["k"].GetInfo();
         Assert.Equal(TaskOutcome.Cancelled, info.Outcome);
@@ -364,8 +364,8 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(HeartbeatResult.Alive, task.Heartbeat());
         Assert.False(task.IsCancellationRequested);
 
-        Assert.Equal(TaskStatus.CancelRequested, client["k"].CancelRequest());
-        Assert.Equal(TaskStatus.CancelRequested, StatusOf(client, "k"));
+        Assert.Equal(TaskState.CancelRequested, client["k"].CancelRequest());
+        Assert.Equal(TaskState.CancelRequested, StatusOf(client, "k"));
         Assert.Equal(HeartbeatResult.CancelRequested, task.Heartbeat());
         Assert.True(task.IsCancellationRequested);
         Assert.True(task.CancellationToken.IsCancellationRequested);
@@ -503,7 +503,7 @@ public abstract class QueueConformance : IDisposable
             using var reader = OpenAnother(q);
             while (Volatile.Read(ref done) < submissions.Count && !stop.IsCancellationRequested)
             {
-                foreach (var g in reader.List(new TaskFilter { Statuses = [TaskStatus.Running] }).GroupBy(t => t.User!))
+                foreach (var g in reader.List(new TaskFilter { Statuses = [TaskState.Running] }).GroupBy(t => t.User!))
                     if (limits.TryGetValue(g.Key, out var max) && g.Count() > max) violations.Enqueue($"database shows {g.Count()} running for {g.Key} (max {max})");
                 Thread.Sleep(5);
             }
@@ -561,13 +561,13 @@ public abstract class QueueConformance : IDisposable
         held["retried"].Retry("later");
         q["cancel-requested"].CancelRequest();
 
-        var expected = new Dictionary<string, TaskStatus>
+        var expected = new Dictionary<string, TaskState>
         {
-            ["scheduled"] = TaskStatus.Scheduled, ["waiting"] = TaskStatus.Waiting, ["running"] = TaskStatus.Running,
-            ["cancel-requested"] = TaskStatus.CancelRequested, ["finished"] = TaskStatus.Finished, ["retried"] = TaskStatus.Scheduled,
+            ["scheduled"] = TaskState.Scheduled, ["waiting"] = TaskState.Waiting, ["running"] = TaskState.Running,
+            ["cancel-requested"] = TaskState.CancelRequested, ["finished"] = TaskState.Finished, ["retried"] = TaskState.Scheduled,
         };
         foreach (var (key, status) in expected) Assert.Equal(status, StatusOf(q, key));
-        foreach (var status in Enum.GetValues<TaskStatus>())
+        foreach (var status in Enum.GetValues<TaskState>())
         {
             var listed = q.List(new TaskFilter { Statuses = [status] }).Select(t => t.Key).Order().ToArray();
             Assert.Equal(expected.Where(e => e.Value == status).Select(e => e.Key).Order().ToArray(), listed);

@@ -257,7 +257,7 @@ public sealed class SqliteQueueStore : IQueueStore
         if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN @types");
         if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN @users");
         if (q.Statuses is { Count: > 0 })
-            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStatusSql.Predicate(s, "@now")))).Append(')');
+            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, "@now")))).Append(')');
         sql.Append(" ORDER BY id");
         if (q.First is { } first) sql.Append(" LIMIT @first");
         return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(sql.ToString(),

@@ -1,7 +1,7 @@
 namespace PerfectQueue;
 
 /// <summary>The state of a task as users see it. Derived from the stored row and the database clock.</summary>
-public enum TaskStatus
+public enum TaskState
 {
     /// <summary>Not due yet: its run-at is in the future, or it waits out a retry.</summary>
     Scheduled,
