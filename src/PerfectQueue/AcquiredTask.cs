@@ -50,6 +50,16 @@ public sealed class AcquiredTask
 
     public override string ToString() => $"{Key} ({Type}) attempt {Attempt}";
 
+    /// <summary>
+    /// Throws <see cref="CancelRequestedException"/> once a heartbeat saw a cancel request (or
+    /// <see cref="PreemptedException"/> if the task was lost): a handler's way to stop at a safe point.
+    /// </summary>
+    public void ThrowIfCancellationRequested()
+    {
+        if (LostBecause is { } lost) throw TaskStates.Preempted(Key, lost.Reason, "continue");
+        if (IsCancellationRequested) throw new CancelRequestedException($"Cancel was requested for task '{Key}'.", Key);
+    }
+
     // ---- finishing ----
 
     /// <summary>Finishes the task as Succeeded (the original's finish!).</summary>

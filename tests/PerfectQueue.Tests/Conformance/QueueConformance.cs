@@ -155,6 +155,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Throws<PreemptedException>(() => first.Release());
         Assert.Throws<PreemptedException>(() => first.UpdateData(new { v = 2 }));
         Assert.True(first.CancellationToken.IsCancellationRequested);
+        Assert.Throws<PreemptedException>(() => first.ThrowIfCancellationRequested());
 
         second.Finish("done by the second");
         var info = q["k"].GetInfo();
@@ -363,12 +364,14 @@ public abstract class QueueConformance : IDisposable
         var task = q.Poll()!;
         Assert.Equal(HeartbeatResult.Alive, task.Heartbeat());
         Assert.False(task.IsCancellationRequested);
+        task.ThrowIfCancellationRequested();
 
         Assert.Equal(TaskState.CancelRequested, client["k"].CancelRequest());
         Assert.Equal(TaskState.CancelRequested, StatusOf(client, "k"));
         Assert.Equal(HeartbeatResult.CancelRequested, task.Heartbeat());
         Assert.True(task.IsCancellationRequested);
         Assert.True(task.CancellationToken.IsCancellationRequested);
+        Assert.Equal("k", Assert.Throws<CancelRequestedException>(() => task.ThrowIfCancellationRequested()).Key);
 
         task.Finish(TaskOutcome.Cancelled, "stopped on request");
         var info = client["k"].GetInfo();
