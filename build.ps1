@@ -1,0 +1,169 @@
+<#
+.SYNOPSIS
+    Builds, tests and demonstrates the PerfectQueue module.
+.DESCRIPTION
+    Run from anywhere as: dotnet pwsh ./build.ps1 <task>   (after `dotnet tool restore`)
+      build  builds the solution (Release) and assembles the importable module at out/PerfectQueue/
+      test   build, then every xUnit test and every Pester test (tests/Pester/*.Tests.ps1); the last
+             line printed is "N passed, M failed[, K skipped]"; exits non-zero on a failure or when
+             no test ran
+      demo   build, then build/demo.ps1 against the assembled module
+      bench  not yet
+      clean  removes out/
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'clean')]
+    [string] $Task = 'build'
+)
+
+$ErrorActionPreference = 'Stop'
+$PSNativeCommandUseErrorActionPreference = $true   # a failing dotnet/pwsh call stops the script
+Set-StrictMode -Version Latest
+
+$Configuration = 'Release'
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleDir = Join-Path $Out 'PerfectQueue'
+$ResultsDir = Join-Path $Out 'test-results'
+
+function Invoke-Build {
+    dotnet build (Join-Path $Root 'PerfectQueue.sln') -c $Configuration --nologo
+
+    # MSBuild says where the cmdlet assembly is and what <Version> is (Directory.Build.props: the one source).
+    $props = dotnet msbuild (Join-Path $Root 'src/PerfectQueue.PowerShell/PerfectQueue.PowerShell.csproj') `
+        -p:Configuration=$Configuration -getProperty:TargetPath -getProperty:Version | ConvertFrom-Json
+    $cmdletDll = $props.Properties.TargetPath
+    $version = $props.Properties.Version
+
+    if (Test-Path $ModuleDir) { Remove-Item $ModuleDir -Recurse -Force }
+    $null = New-Item -ItemType Directory $ModuleDir
+
+    # Root: the cmdlet assembly and everything under module/ (manifest, format/type files, help).
+    Copy-Item $cmdletDll, ([IO.Path]::ChangeExtension($cmdletDll, '.pdb')) $ModuleDir
+    Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse
+
+    # lib/: the engine as published without a runtime id (deps.json + runtimes/<rid>/), loaded in its own context.
+    dotnet publish (Join-Path $Root 'src/PerfectQueue/PerfectQueue.csproj') -c $Configuration --no-build --nologo -o (Join-Path $ModuleDir 'lib')
+
+    # ModuleVersion takes the numeric part; a suffix (0.2.0-beta1) becomes PSData.Prerelease.
+    $numeric, $prerelease = $version -split '-', 2
+    $manifest = Join-Path $ModuleDir 'PerfectQueue.psd1'
+    $text = Get-Content $manifest -Raw
+    if ($text -notmatch "ModuleVersion\s*=\s*'0\.0\.0'") { throw "$manifest has no ModuleVersion = '0.0.0' placeholder." }
+    $text = $text -replace "ModuleVersion\s*=\s*'0\.0\.0'", "ModuleVersion        = '$numeric'"
+    if ($prerelease) { $text = $text -replace 'PSData\s*=\s*@\{', "PSData = @{`n            Prerelease   = '$($prerelease -replace '[^A-Za-z0-9]', '')'" }
+    Set-Content $manifest $text -NoNewline
+
+    # pwsh brings its own System.Management.Automation; a shipped copy would break the module.
+    $sma = Get-ChildItem $ModuleDir -Recurse -Filter 'System.Management.Automation.dll'
+    if ($sma) { throw "The module folder must not contain System.Management.Automation.dll: $($sma.FullName -join ', ')" }
+    $null = Test-ModuleManifest $manifest
+    $env:PQ_MODULE_PATH = $ModuleDir
+    Write-Host "Module $version assembled at $ModuleDir"
+}
+
+function Get-Text($node) { if ($node) { $node.InnerText.Trim() } else { '' } }
+
+# The test functions return one object per test: Suite, Name, Outcome (Passed/Failed/Skipped), Message;
+# what the tools print goes to the host (Out-Host), not into those results.
+function Invoke-XUnit {
+    $solutionProjects = dotnet sln (Join-Path $Root 'PerfectQueue.sln') list | Where-Object { $_ -match '\.csproj$' }
+    $testProjects = $solutionProjects | ForEach-Object { Join-Path $Root $_.Trim() } |
+        Where-Object { (Get-Content $_ -Raw) -match 'Microsoft\.NET\.Test\.Sdk|<IsTestProject>\s*true' }
+    foreach ($project in $testProjects) {
+        $name = [IO.Path]::GetFileNameWithoutExtension($project)
+        $trx = Join-Path $ResultsDir "$name.trx"
+        # Failing tests make dotnet test exit 1; the TRX file, not the exit code, tells what happened.
+        & { $PSNativeCommandUseErrorActionPreference = $false
+            dotnet test $project -c $Configuration --no-build --nologo --logger "trx;LogFileName=$name.trx" --results-directory $ResultsDir | Out-Host }
+        $exitCode = $LASTEXITCODE
+        $results = @(if (Test-Path $trx) {
+            $doc = [xml](Get-Content $trx -Raw)
+            $ns = [Xml.XmlNamespaceManager]::new($doc.NameTable)
+            $ns.AddNamespace('t', 'http://microsoft.com/schemas/VisualStudio/TeamTest/2010')
+            foreach ($node in $doc.SelectNodes('//t:UnitTestResult', $ns)) {
+                [pscustomobject]@{
+                    Suite   = 'xUnit'
+                    Name    = $node.testName
+                    Outcome = switch ($node.outcome) { 'Passed' { 'Passed' } 'NotExecuted' { 'Skipped' } default { 'Failed' } }
+                    Message = Get-Text $node.SelectSingleNode('t:Output/t:ErrorInfo/t:Message', $ns)   # failure or skip reason
+                }
+            }
+        })
+        $results
+        if ($exitCode -ne 0 -and -not ($results | Where-Object Outcome -EQ 'Failed')) {
+            [pscustomobject]@{ Suite = 'xUnit'; Name = $name; Outcome = 'Failed'; Message = "dotnet test exited with code $exitCode and reported no failed test (see its output above)." }
+        }
+    }
+}
+
+function Invoke-PesterTests {
+    # Pester comes from NuGet (no PowerShell Gallery here): build/PesterRestore downloads the pinned version.
+    $restoreProject = Join-Path $Root 'build/PesterRestore/PesterRestore.csproj'
+    dotnet restore $restoreProject --nologo | Out-Host
+    if ((Get-Content $restoreProject -Raw) -notmatch 'Include="Pester"\s+Version="\[([^\]]+)\]"') { throw "No Pester version in $restoreProject." }
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $env:PQ_PESTER_PATH = Join-Path $packages "pester/$($Matches[1])/tools/Pester.psd1"
+    $env:PQ_PESTER_TESTS = Join-Path $Root 'tests/Pester'
+    $env:PQ_PESTER_RESULT = Join-Path $ResultsDir 'pester.xml'
+
+    # A child pwsh: an imported binary module locks its dll and cannot be unloaded from this process.
+    $runner = 'Import-Module $env:PQ_PESTER_PATH; $c = New-PesterConfiguration; ' +
+        '$c.Run.Path = $env:PQ_PESTER_TESTS; $c.Output.Verbosity = "Detailed"; $c.TestResult.Enabled = $true; ' +
+        '$c.TestResult.OutputFormat = "NUnit3"; $c.TestResult.OutputPath = $env:PQ_PESTER_RESULT; ' +
+        'if ($env:CI) { $c.Output.RenderMode = "Plaintext" }; Invoke-Pester -Configuration $c'
+    & { $PSNativeCommandUseErrorActionPreference = $false
+        dotnet pwsh -NoProfile -NonInteractive -Command $runner | Out-Host }
+
+    if (-not (Test-Path $env:PQ_PESTER_RESULT)) {
+        return [pscustomobject]@{ Suite = 'Pester'; Name = 'Pester run'; Outcome = 'Failed'; Message = "No result file (child pwsh exited with code $LASTEXITCODE)." }
+    }
+    $xml = [xml](Get-Content $env:PQ_PESTER_RESULT -Raw)
+    foreach ($case in $xml.SelectNodes('//test-case')) {
+        [pscustomobject]@{
+            Suite   = 'Pester'
+            Name    = $case.fullname
+            Outcome = switch ($case.result) { 'Passed' { 'Passed' } { $_ -in 'Skipped', 'Inconclusive' } { 'Skipped' } default { 'Failed' } }
+            Message = Get-Text $case.SelectSingleNode('failure/message|reason/message')
+        }
+    }
+    # A test file that does not parse or throws at top level fails as a suite without test cases.
+    foreach ($suite in $xml.SelectNodes('//test-suite[failure and not(.//test-case)]')) {
+        [pscustomobject]@{ Suite = 'Pester'; Name = $suite.fullname; Outcome = 'Failed'; Message = Get-Text $suite.SelectSingleNode('failure/message') }
+    }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
+    $results = @(Invoke-XUnit) + @(Invoke-PesterTests)
+
+    $passed = @($results | Where-Object Outcome -EQ 'Passed').Count
+    $failed = @($results | Where-Object Outcome -EQ 'Failed')
+    $skipped = @($results | Where-Object Outcome -EQ 'Skipped')
+    Write-Host ''
+    foreach ($t in $skipped) { Write-Host "SKIPPED [$($t.Suite)] $($t.Name): $($t.Message)" }
+    foreach ($t in $failed) { Write-Host "FAILED  [$($t.Suite)] $($t.Name)`n    $($t.Message -replace "`n", "`n    ")" }
+    if ($results.Count -eq 0) { Write-Host 'No test ran.' }
+    Write-Host ("$passed passed, $($failed.Count) failed" + $(if ($skipped) { ", $($skipped.Count) skipped" }))
+    if ($failed -or $results.Count -eq 0) { exit 1 }
+}
+
+Push-Location $Root   # `dotnet pwsh` finds the local tool manifest from the repository root
+try {
+    switch ($Task) {
+        'build' { Invoke-Build }
+        'test' { Invoke-Test }
+        'demo' {
+            Invoke-Build
+            dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'build/demo.ps1') -ModulePath $ModuleDir
+        }
+        'bench' { Write-Host 'bench: not yet.' }
+        'clean' { if (Test-Path $Out) { Remove-Item $Out -Recurse -Force }; Write-Host "Removed $Out" }
+    }
+}
+finally {
+    Pop-Location
+}

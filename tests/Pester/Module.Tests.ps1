@@ -1,0 +1,159 @@
+# Tests of the assembled module folder (out/PerfectQueue), imported as a user would import it.
+# build.ps1 test runs this file in a child pwsh with PQ_MODULE_PATH set to that folder.
+
+BeforeAll {
+    $script:ModuleDir = $env:PQ_MODULE_PATH
+    if (-not $ModuleDir -or -not (Test-Path (Join-Path $ModuleDir 'PerfectQueue.psd1'))) {
+        throw "Set PQ_MODULE_PATH to the assembled module folder (run: dotnet pwsh ./build.ps1 test). Got: '$ModuleDir'."
+    }
+    $script:ModuleDir = (Resolve-Path $ModuleDir).ProviderPath
+    $script:LibDir = Join-Path $ModuleDir 'lib'
+    $script:RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).ProviderPath
+    $script:Module = Import-Module $ModuleDir -PassThru -Force
+    $script:Engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'PerfectQueue' }
+    $script:EngineContext = [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($Engine)
+
+    function script:Test-UnderFolder([string] $Path, [string] $Folder) {
+        $Path.StartsWith($Folder.TrimEnd([IO.Path]::DirectorySeparatorChar) + [IO.Path]::DirectorySeparatorChar, [StringComparison]::Ordinal)
+    }
+}
+
+Describe 'The module folder' {
+    It 'imports by path' {
+        $Module | Should -Not -BeNullOrEmpty
+        $Module.Name | Should -Be 'PerfectQueue'
+        $Module.ModuleType | Should -Be 'Binary'
+        Get-Module PerfectQueue | Should -Not -BeNullOrEmpty
+    }
+
+    It 'has a manifest that passes Test-ModuleManifest' {
+        $manifest = Test-ModuleManifest (Join-Path $ModuleDir 'PerfectQueue.psd1') -ErrorAction Stop
+        $manifest.RootModule | Should -Be 'PerfectQueue.PowerShell.dll'
+        $manifest.PowerShellVersion | Should -Be ([version]'7.6')
+        $manifest.CompatiblePSEditions | Should -Be @('Core')
+    }
+
+    It 'carries the version of Directory.Build.props' {
+        $props = [xml](Get-Content (Join-Path $RepoRoot 'Directory.Build.props') -Raw)
+        $version = $props.SelectSingleNode('/Project/PropertyGroup/Version').InnerText
+        $numeric, $prerelease = $version -split '-', 2
+        $manifest = Test-ModuleManifest (Join-Path $ModuleDir 'PerfectQueue.psd1') -ErrorAction Stop
+        $manifest.Version | Should -Be ([version]$numeric)
+        $Module.Version | Should -Be ([version]$numeric)
+        if ($prerelease) { $manifest.PrivateData.PSData.Prerelease | Should -Be ($prerelease -replace '[^A-Za-z0-9]', '') }
+        # The assemblies are stamped from the same <Version>.
+        $Engine.GetName().Version | Should -Be ([version]"$numeric.0")
+    }
+
+    It 'does not ship System.Management.Automation.dll' {
+        Get-ChildItem $ModuleDir -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
+    }
+
+    It 'keeps the engine and its dependencies in lib/, not beside the cmdlet assembly' {
+        foreach ($name in 'PerfectQueue.dll', 'PerfectQueue.deps.json', 'Dapper.dll', 'Microsoft.Data.Sqlite.dll') {
+            Join-Path $LibDir $name | Should -Exist
+            Join-Path $ModuleDir $name | Should -Not -Exist
+        }
+    }
+}
+
+Describe 'Isolated loading of the engine' {
+    It 'loads the engine into its own AssemblyLoadContext from lib/' {
+        $Engine | Should -HaveCount 1
+        $EngineContext | Should -Not -Be ([System.Runtime.Loader.AssemblyLoadContext]::Default)
+        $EngineContext.Name | Should -Be 'PerfectQueue'
+        $Engine.Location | Should -Be (Join-Path $LibDir 'PerfectQueue.dll')
+    }
+
+    It 'keeps the cmdlet assembly in the default context' {
+        $cmdlets = $Module.ImplementingAssembly
+        [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($cmdlets) | Should -Be ([System.Runtime.Loader.AssemblyLoadContext]::Default)
+        $cmdlets.Location | Should -Be (Join-Path $ModuleDir 'PerfectQueue.PowerShell.dll')
+    }
+
+    It 'resolves <_> from lib/ inside the engine context' -ForEach 'Dapper', 'Microsoft.Data.Sqlite', 'SQLitePCLRaw.core' {
+        $assembly = $EngineContext.LoadFromAssemblyName([Reflection.AssemblyName]::new($_))
+        [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($assembly) | Should -Be $EngineContext
+        Test-UnderFolder $assembly.Location $LibDir | Should -BeTrue -Because "$($assembly.Location) should be under $LibDir"
+    }
+
+    It 'leaves System.Management.Automation to pwsh' {
+        $sma = $EngineContext.LoadFromAssemblyName([Reflection.AssemblyName]::new('System.Management.Automation'))
+        $sma | Should -Be ([psobject].Assembly)
+    }
+
+    It 'lets scripts name engine types although PowerShell does not search custom contexts' {
+        $type = 'PerfectQueue.Queue' -as [type]
+        $type | Should -Not -BeNullOrEmpty
+        $type.Assembly | Should -Be $Engine
+        [PerfectQueue.AcquiredTask].Assembly | Should -Be $Engine
+    }
+
+    It 'lets other runspaces of the session name engine types' {
+        $ps = [powershell]::Create()
+        try {
+            $ps.AddScript('[PerfectQueue.Queue].Assembly.Location').Invoke() | Should -Be $Engine.Location
+        }
+        finally { $ps.Dispose() }
+    }
+
+    It 'survives Remove-Module and a second Import-Module with the same engine' {
+        Remove-Module PerfectQueue
+        Get-Module PerfectQueue | Should -BeNullOrEmpty
+        $again = Import-Module $ModuleDir -PassThru
+        $again.Name | Should -Be 'PerfectQueue'
+        ('PerfectQueue.Queue' -as [type]).Assembly | Should -Be $Engine
+        @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'PerfectQueue' }) | Should -HaveCount 1
+    }
+}
+
+Describe 'Driving the engine from PowerShell on SQLite' {
+    BeforeAll {
+        $script:DbPath = Join-Path $TestDrive 'queue.db'
+        $script:Queue = [PerfectQueue.Queue]::Open('sqlite:///' + $DbPath)   # an absolute path gives sqlite:////...
+    }
+    AfterAll {
+        if ($Queue) { $Queue.Dispose() }
+    }
+
+    It 'submits, polls, finishes and reads back a task' {
+        $Queue.Initialize($false)
+        $null = $Queue.Submit('k1', 'type1', '{"a":1}')
+        $Queue['k1'].GetInfo().Status | Should -Be 'Waiting'
+
+        $task = $Queue.Poll()
+        $task | Should -Not -BeNullOrEmpty
+        $task.Key | Should -Be 'k1'
+        $task.Type | Should -Be 'type1'
+        $task.Data.ToJsonString() | Should -Be '{"a":1}'
+        $Queue.Poll() | Should -BeNullOrEmpty
+        $Queue['k1'].GetInfo().Status | Should -Be 'Running'
+
+        $task.Finish()
+        $info = $Queue['k1'].GetInfo()
+        $info.Status | Should -Be 'Finished'
+        $info.Outcome | Should -Be 'Succeeded'
+        $DbPath | Should -Exist
+    }
+
+    It 'refuses a duplicate key with an exception PowerShell can catch by type' {
+        $caught = try { $null = $Queue.Submit('k1', 'type1', $null); 'not thrown' } catch [PerfectQueue.AlreadyExistsException] { $_.Exception }
+        $caught | Should -Not -Be 'not thrown'
+        $caught.GetType().FullName | Should -Match '^PerfectQueue\.(Idempotent)?AlreadyExistsException$'
+    }
+
+    It 'used Microsoft.Data.Sqlite, Dapper and the native e_sqlite3 from lib/' {
+        $used = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -match '^(Dapper|Microsoft\.Data\.Sqlite|SQLitePCLRaw\..+)$' }
+        $used.GetName().Name | Should -Contain 'Microsoft.Data.Sqlite'
+        $used.GetName().Name | Should -Contain 'Dapper'
+        foreach ($assembly in $used) {
+            [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($assembly) | Should -Be $EngineContext
+            Test-UnderFolder $assembly.Location $LibDir | Should -BeTrue -Because "$($assembly.Location) should be under $LibDir"
+        }
+        $native = (Get-Process -Id $PID).Modules | Where-Object ModuleName -Match 'e_sqlite3'
+        $native | Should -Not -BeNullOrEmpty
+        foreach ($file in $native.FileName) {
+            Test-UnderFolder $file (Join-Path $LibDir 'runtimes') | Should -BeTrue -Because "$file should be under lib/runtimes"
+        }
+    }
+}
