@@ -32,6 +32,7 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
                 {
                     // Load the engine now, not on first cmdlet use, so scripts can use its types right after Import-Module.
                     Assembly engine = EngineLoadContext.Instance.LoadEngine();
+                    RegisterDataAdapter();
                     if (!s_acceleratorsAdded)
                     {
                         AddTypeAccelerators(engine);
@@ -66,6 +67,9 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
             AssemblyLoadContext.Default.Resolving -= ResolveEngine;
         }
     }
+
+    // A separate method, so the engine type it names is resolved only once the hook is in place.
+    private static void RegisterDataAdapter() => TaskData.ValueAdapter = PowerShellData.Adapt;
 
     private static Assembly? ResolveEngine(AssemblyLoadContext context, AssemblyName name) =>
         string.Equals(name.Name, EngineLoadContext.EngineAssemblyName, StringComparison.OrdinalIgnoreCase)

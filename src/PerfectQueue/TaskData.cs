@@ -12,10 +12,18 @@ namespace PerfectQueue;
 /// </summary>
 public static class TaskData
 {
+    /// <summary>
+    /// A host's way to turn its own wrapper objects into plain values before they are converted (the
+    /// PowerShell module unwraps PSObject and turns PSCustomObject into a dictionary). It gets every non-null
+    /// value and returns it unchanged when it has nothing to do.
+    /// </summary>
+    public static Func<object, object?>? ValueAdapter { get; set; }
+
     /// <summary>Turns what a caller passed as data into a JSON object. Null is an empty object.</summary>
     /// <exception cref="ArgumentException">the value is not a JSON object (or text of one).</exception>
     public static JsonObject ToJsonObject(object? data)
     {
+        if (data is not null && ValueAdapter is { } adapt) data = adapt(data);
         var node = data switch
         {
             null => new JsonObject(),
@@ -80,6 +88,7 @@ public static class TaskData
     private static JsonNode? ToNode(object? value, int depth)
     {
         if (depth > MaxDepth) throw new ArgumentException($"Task data nests deeper than {MaxDepth} levels (a reference cycle?).", "data");
+        if (value is not null && ValueAdapter is { } adapt) value = adapt(value);
         switch (value)
         {
             case null: return null;

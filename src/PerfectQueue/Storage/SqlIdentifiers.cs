@@ -2,10 +2,13 @@ using System.Text.RegularExpressions;
 
 namespace PerfectQueue.Storage;
 
-/// <summary>Table names are checked against a strict pattern and then quoted; they are never taken raw.</summary>
+/// <summary>
+/// Table names are checked against a strict pattern and then quoted; they are never taken raw. At most 50
+/// characters, so that index names built from them stay within PostgreSQL's 63-byte identifier limit.
+/// </summary>
 public static class SqlIdentifiers
 {
-    private static readonly Regex Plain = new("^[A-Za-z_][A-Za-z0-9_]{0,62}$", RegexOptions.CultureInvariant);
+    private static readonly Regex Plain = new("^[A-Za-z_][A-Za-z0-9_]{0,49}$", RegexOptions.CultureInvariant);
 
     public static bool IsValid(string? name) => name is not null && Plain.IsMatch(name);
 
@@ -13,7 +16,7 @@ public static class SqlIdentifiers
     public static string Require(string? name)
     {
         if (!IsValid(name))
-            throw new ConfigException($"table: '{name}' is not a valid table name. Use 1-63 letters, digits or underscores, starting with a letter or underscore.", "table");
+            throw new ConfigException($"table: '{name}' is not a valid table name. Use 1-50 letters, digits or underscores, starting with a letter or underscore.", "table");
         return name!;
     }
 }

@@ -80,3 +80,30 @@ public sealed class TaskDataTests
         Assert.StartsWith("{", Encoding.UTF8.GetString(plain));
     }
 }
+
+[CollectionDefinition(nameof(TaskDataAdapterCollection), DisableParallelization = true)]
+public sealed class TaskDataAdapterCollection { }
+
+/// <summary>The value adapter is process-wide, so these run alone.</summary>
+[Collection(nameof(TaskDataAdapterCollection))]
+public sealed class TaskDataAdapterTests
+{
+    private sealed record Wrapper(object Inner);
+
+    [Fact]
+    public void A_hosts_adapter_unwraps_its_values_at_every_depth()
+    {
+        TaskData.ValueAdapter = v => v is Wrapper w ? w.Inner : v;
+        try
+        {
+            var data = new Wrapper(new Hashtable { ["a"] = new Wrapper("x"), ["list"] = new ArrayList { new Wrapper(2) } });
+            var o = TaskData.ToJsonObject(data);
+            Assert.Equal("x", (string)o["a"]!);
+            Assert.Equal(2, (int)o["list"]![0]!);
+        }
+        finally
+        {
+            TaskData.ValueAdapter = null;
+        }
+    }
+}
