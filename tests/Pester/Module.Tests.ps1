@@ -142,6 +142,21 @@ Describe 'Driving the engine from PowerShell on SQLite' {
         $caught.GetType().FullName | Should -Match '^PerfectQueue\.(Idempotent)?AlreadyExistsException$'
     }
 
+    It 'stores PowerShell values (wrapped strings, PSCustomObjects, nested hashtables) as plain JSON' {
+        $data = @{
+            when   = (Get-Date -Date '2026-11-26T10:00:00Z' -AsUTC -Format 'yyyy-MM-dd')   # a PSObject-wrapped string
+            object = [pscustomobject]@{ Name = 'sales'; Size = 3 }
+            nested = @{ list = @(1, 'two', @{ three = 3 }) }
+        }
+        $null = $Queue.Submit('ps-values', 'type1', $data)
+        $stored = $Queue['ps-values'].GetInfo().Data
+        $stored['when'].ToString() | Should -Be '2026-11-26'
+        $stored['object']['Name'].ToString() | Should -Be 'sales'
+        [int]$stored['object']['Size'].GetValue[int]() | Should -Be 3
+        [int]$stored['nested']['list'][2]['three'].GetValue[int]() | Should -Be 3
+        $stored.ToJsonString() | Should -Not -Match 'BaseObject|Members|ImmediateBaseObject'
+    }
+
     It 'used Microsoft.Data.Sqlite, Dapper and the native e_sqlite3 from lib/' {
         $used = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -match '^(Dapper|Microsoft\.Data\.Sqlite|SQLitePCLRaw\..+)$' }
         $used.GetName().Name | Should -Contain 'Microsoft.Data.Sqlite'
