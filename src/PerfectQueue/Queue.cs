@@ -212,6 +212,16 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// Waits until new tasks may have been submitted (PostgreSQL: LISTEN/NOTIFY) or <paramref name="timeout"/>
+    /// passes. An idle worker calls this between polls: it wakes early on a submit, and never waits longer
+    /// than the timeout, so polling stays the fallback. Returns true when woken by a submit.
+    /// </summary>
+    public bool WaitForTasks(TimeSpan timeout) => WaitForTasksAsync(timeout).GetAwaiter().GetResult();
+
+    public Task<bool> WaitForTasksAsync(TimeSpan timeout, CancellationToken ct = default) =>
+        timeout <= TimeSpan.Zero ? Task.FromResult(false) : _store.WaitForSubmitAsync(timeout, ct);
+
+    /// <summary>
     /// Deletes finished tasks past their retention, in bounded batches. Polling calls this by itself every
     /// cleanup_interval (jittered, so many workers do not all clean at once); call it to clean now.
     /// </summary>

@@ -33,6 +33,10 @@ public sealed class QueueConfig
     public string? Type { get; set; }
     /// <summary>Where the queue lives: sqlite:///relative.db, sqlite:////absolute/path.db. Null: the embedded default.</summary>
     public string? Url { get; set; }
+    /// <summary>A raw ADO.NET connection string, instead of <see cref="Url"/>; needs <see cref="Provider"/>.</summary>
+    public string? ConnectionString { get; set; }
+    /// <summary>'sqlite', 'postgresql' or 'sqlserver': which driver <see cref="ConnectionString"/> is for.</summary>
+    public string? Provider { get; set; }
     public string Table { get; set; } = DefaultTable;
     /// <summary>log file path (null: standard error). Used by the worker.</summary>
     public string? Log { get; set; }
@@ -84,6 +88,10 @@ public sealed class QueueConfig
         Storage.SqlIdentifiers.Require(Table);
         if (Type is not null && !KnownTypes.Contains(Type))
             throw new ConfigException($"type: '{Type}' is not a backend type. Use 'rdb_compat' (or leave it out): the url chooses the database.", "type");
+        if (ConnectionString is not null && Url is not null)
+            throw new ConfigException("url: give url or connection_string, not both.", "url");
+        if (ConnectionString is not null && Provider is not ("sqlite" or "postgresql" or "sqlserver"))
+            throw new ConfigException($"provider: a connection_string needs provider 'sqlite', 'postgresql' or 'sqlserver' (got '{Provider}').", "provider");
         if (Processors < 1) throw new ConfigException($"processors: must be at least 1 (got {Processors}).", "processors");
         if (ProcessorType is not ("thread" or "process"))
             throw new ConfigException($"processor_type: must be 'thread' or 'process' (got '{ProcessorType}').", "processor_type");
@@ -143,7 +151,7 @@ public sealed class QueueConfig
     /// <summary>Every key <see cref="FromDictionary"/> accepts.</summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
-        "type", "url", "table", "log", "processors", "processor_type", "poll_interval", "retention_time",
+        "type", "url", "connection_string", "provider", "table", "log", "processors", "processor_type", "poll_interval", "retention_time",
         "task_heartbeat_interval", "alive_time", "retry_wait", "child_kill_interval", "child_graceful_kill_limit",
         "child_heartbeat_interval", "child_heartbeat_limit", "max_attempts", "retry_backoff", "retry_max_wait",
         "retry_jitter", "cleanup_interval", "compression", "auto_initialize",
@@ -155,6 +163,8 @@ public sealed class QueueConfig
         {
             case "type": c.Type = Text(key, v); break;
             case "url": c.Url = Text(key, v); break;
+            case "connection_string": c.ConnectionString = Text(key, v); break;
+            case "provider": c.Provider = Text(key, v)?.ToLowerInvariant(); break;
             case "table": c.Table = Text(key, v) ?? DefaultTable; break;
             case "log": c.Log = Text(key, v); break;
             case "processors": c.Processors = Int(key, v) ?? 1; break;

@@ -107,6 +107,12 @@ public interface IQueueStore : IDisposable
     /// <summary>Finishes a live task whatever its state; false if no live task has this key.</summary>
     Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct);
 
+    /// <summary>
+    /// Waits until a submit may have made work available, or the timeout passes (false). Backends without
+    /// notifications just wait: callers poll after it either way.
+    /// </summary>
+    Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct);
+
     /// <summary>Deletes up to <paramref name="limit"/> finished rows past their retention; returns how many.</summary>
     Task<int> CleanupAsync(int limit, CancellationToken ct);
 }

@@ -48,7 +48,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- unique keys ----
 
-    [Fact]
+    [BackendFact]
     public void Duplicate_key_is_refused_while_the_task_exists_and_for_retention_after_it_finished_then_accepted()
     {
         var q = Open(c => c.RetentionTime = TimeSpan.FromMilliseconds(600));
@@ -71,7 +71,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Null(info.Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_batch_submit_stores_the_new_keys_and_reports_each_duplicate()
     {
         var q = Open();
@@ -81,7 +81,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(["b1", "b2", "b3"], q.List().Select(t => t.Key).Order().ToArray());
     }
 
-    [Fact]
+    [BackendFact]
     public void Invalid_input_is_refused_before_anything_is_stored()
     {
         var q = Open();
@@ -95,7 +95,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- due order and run-at ----
 
-    [Fact]
+    [BackendFact]
     public void A_future_run_at_is_not_acquired_early()
     {
         var q = Open();
@@ -107,7 +107,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(TaskState.Scheduled, StatusOf(q, "delayed"));
     }
 
-    [Fact]
+    [BackendFact]
     public void A_delayed_task_becomes_due_when_its_time_comes()
     {
         var q = Open();
@@ -118,7 +118,7 @@ public abstract class QueueConformance : IDisposable
         Assert.True(q.Now() - submittedAt >= Short - TimeSpan.FromMilliseconds(5), "acquired before its delay had passed");
     }
 
-    [Fact]
+    [BackendFact]
     public void Acquire_follows_due_order()
     {
         var q = Open();
@@ -137,7 +137,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- leases ----
 
-    [Fact]
+    [BackendFact]
     public void An_expired_lease_lets_another_worker_acquire_and_the_first_holder_is_preempted_everywhere()
     {
         var q = Open();
@@ -164,7 +164,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(1, (int)info.Data["v"]!);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_stale_holder_cannot_finish_after_the_new_holder_finished()
     {
         var q = Open();
@@ -177,7 +177,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(TaskOutcome.Succeeded, q["k"].GetInfo().Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_late_holder_whose_lease_expired_unclaimed_may_still_finish()
     {
         var q = Open();
@@ -188,7 +188,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(TaskOutcome.Succeeded, q["k"].GetInfo().Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public void Heartbeat_keeps_the_lease_and_one_call_beats_many_tasks()
     {
         var q = Open();
@@ -208,7 +208,7 @@ public abstract class QueueConformance : IDisposable
         Assert.All(q.List(), t => Assert.Equal(TaskOutcome.Succeeded, t.Outcome));
     }
 
-    [Fact]
+    [BackendFact]
     public void A_finished_task_is_never_acquired_again()
     {
         var q = Open(c => c.RetentionTime = TimeSpan.FromMinutes(5));
@@ -222,7 +222,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(1, info.Attempts);
     }
 
-    [Fact]
+    [BackendFact]
     public void Finishing_twice_is_an_already_finished_error()
     {
         var q = Open();
@@ -236,7 +236,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- retry, attempts, release ----
 
-    [Fact]
+    [BackendFact]
     public void Retry_waits_retry_wait_and_keeps_the_error_as_message()
     {
         var q = Open(c => c.RetryWait = Short);
@@ -255,7 +255,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal("boom", again.LastMessage);
     }
 
-    [Fact]
+    [BackendFact]
     public void Retry_with_an_explicit_delay_overrides_retry_wait()
     {
         var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
@@ -264,7 +264,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal("k", q.Poll()!.Key);
     }
 
-    [Fact]
+    [BackendFact]
     public void Exponential_backoff_doubles_the_wait_per_attempt_within_its_jitter()
     {
         var q = Open(c => { c.RetryBackoff = RetryBackoff.Exponential; c.RetryWait = TimeSpan.FromSeconds(10); c.RetryJitter = 0.1; c.RetryMaxWait = TimeSpan.FromSeconds(35); });
@@ -282,7 +282,7 @@ public abstract class QueueConformance : IDisposable
         }
     }
 
-    [Fact]
+    [BackendFact]
     public void Max_attempts_ends_as_failed_with_the_last_message()
     {
         var q = Open(c => { c.MaxAttempts = 3; c.RetryWait = TimeSpan.Zero; });
@@ -300,7 +300,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(3, info.Attempts);
     }
 
-    [Fact]
+    [BackendFact]
     public void Max_attempts_also_counts_attempts_whose_worker_died()
     {
         var q = Open(c => c.MaxAttempts = 2);
@@ -314,7 +314,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Contains("first error", info.Message);
     }
 
-    [Fact]
+    [BackendFact]
     public void Release_makes_the_task_due_at_once_without_counting_the_attempt()
     {
         var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
@@ -326,7 +326,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(1, again.Attempt);
     }
 
-    [Fact]
+    [BackendFact]
     public void Update_data_is_kept_for_the_next_attempt()
     {
         var q = Open(c => c.RetryWait = TimeSpan.Zero);
@@ -342,7 +342,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- cancel and force finish ----
 
-    [Fact]
+    [BackendFact]
     public void A_cancel_request_on_a_waiting_task_means_it_is_never_handed_out_and_ends_cancelled()
     {
         var q = Open();
@@ -355,7 +355,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(0, info.Attempts);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_cancel_request_on_a_running_task_is_reported_by_the_holders_heartbeat()
     {
         var q = Open();
@@ -379,7 +379,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal("stopped on request", info.Message);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_cancelled_running_task_that_is_given_back_is_never_started_again()
     {
         var q = Open(c => c.RetryWait = TimeSpan.Zero);
@@ -391,7 +391,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(TaskOutcome.Cancelled, q["k"].GetInfo().Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public void Force_finish_is_reported_by_the_holders_heartbeat_and_fences_its_writes()
     {
         var q = Open();
@@ -409,7 +409,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Throws<IdempotentAlreadyFinishedException>(() => client["k"].ForceFinish());
     }
 
-    [Fact]
+    [BackendFact]
     public void Cancel_and_force_finish_of_an_unknown_key_are_not_found()
     {
         var q = Open();
@@ -422,7 +422,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- data ----
 
-    [Fact]
+    [BackendFact]
     public void Gzip_data_round_trips_and_is_detected_on_read_by_any_client()
     {
         var q = Open(c => c.Compression = DataCompression.Gzip);
@@ -451,7 +451,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- max_running and fairness ----
 
-    [Fact]
+    [BackendFact]
     public void One_batch_never_takes_more_than_a_users_free_slots()
     {
         var q = Open();
@@ -465,7 +465,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal("a", q.Poll()!.User);
     }
 
-    [Fact]
+    [BackendFact]
     public void A_user_with_spare_capacity_is_preferred()
     {
         var q = Open();
@@ -480,7 +480,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Null(q.Poll());               // both at their limit
     }
 
-    [Fact]
+    [BackendFact]
     public void Concurrent_acquirers_on_separate_connections_never_exceed_max_running()
     {
         var limits = new Dictionary<string, int> { ["u1"] = 1, ["u2"] = 2, ["u3"] = 3, ["u4"] = 2 };
@@ -548,7 +548,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- listing and status ----
 
-    [Fact]
+    [BackendFact]
     public void Every_status_is_listed_by_its_filter_exactly_as_the_task_reads()
     {
         var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
@@ -581,7 +581,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(["running"], q.List(new TaskFilter { Keys = ["running", "missing"] }).Select(t => t.Key).ToArray());
     }
 
-    [Fact]
+    [BackendFact]
     public void Task_info_shows_what_was_submitted()
     {
         var q = Open();
@@ -599,7 +599,7 @@ public abstract class QueueConformance : IDisposable
 
     // ---- cleanup ----
 
-    [Fact]
+    [BackendFact]
     public void Cleanup_deletes_only_finished_rows_past_their_retention()
     {
         var q = Open(c => { c.RetentionTime = TimeSpan.FromMilliseconds(300); c.CleanupInterval = TimeSpan.Zero; });
@@ -621,7 +621,7 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(["retained", "running", "scheduled", "waiting"], left);
     }
 
-    [Fact]
+    [BackendFact]
     public void Polling_cleans_up_by_itself_every_cleanup_interval()
     {
         var q = Open(c => { c.RetentionTime = TimeSpan.Zero; c.CleanupInterval = TimeSpan.FromMilliseconds(50); });
@@ -634,23 +634,20 @@ public abstract class QueueConformance : IDisposable
 
     // ---- schema and configuration ----
 
-    [Theory]
-    [InlineData("bad name")]
-    [InlineData("tasks; DROP TABLE x")]
-    [InlineData("1tasks")]
-    [InlineData("t\"x")]
-    [InlineData("")]
-    [InlineData("a-b")]
-    public void Invalid_table_names_are_refused(string table)
+    [BackendFact]
+    public void Invalid_table_names_are_refused()
     {
-        var config = _target.NewConfig();
-        config.Table = table;
-        var e = Assert.Throws<ConfigException>(() => Queue.Open(config));
-        Assert.Equal("table", e.ConfigKey);
-        Assert.Contains("letters, digits or underscores", e.Message);
+        foreach (var table in new[] { "bad name", "tasks; DROP TABLE x", "1tasks", "t\"x", "", "a-b", new string('t', 51) })
+        {
+            var config = _target.NewConfig();
+            config.Table = table;
+            var e = Assert.Throws<ConfigException>(() => Queue.Open(config));
+            Assert.Equal("table", e.ConfigKey);
+            Assert.Contains("letters, digits or underscores", e.Message);
+        }
     }
 
-    [Fact]
+    [BackendFact]
     public void A_missing_table_gives_an_error_that_says_how_to_create_it()
     {
         var config = _target.NewConfig();
@@ -668,7 +665,7 @@ public abstract class QueueConformance : IDisposable
         Assert.True(q["k"].Exists());
     }
 
-    [Fact]
+    [BackendFact]
     public void Initialize_is_idempotent_and_force_drops_every_task()
     {
         var q = Open();
@@ -681,7 +678,7 @@ public abstract class QueueConformance : IDisposable
         q.Submit("k", "t");
     }
 
-    [Fact]
+    [BackendFact]
     public void The_database_clock_is_used_and_readable()
     {
         var q = Open();
@@ -694,34 +691,33 @@ public abstract class QueueConformance : IDisposable
 /// <summary>Test-only access to the raw store (row counts, moving a due time) for checks the public API cannot make.</summary>
 internal sealed class StoreHook(Queue queue)
 {
-    public int RowCount() => queue.Store switch
-    {
-        Storage.Sqlite.SqliteQueueStore s => SqliteScalar(s, $"SELECT COUNT(*) FROM \"{queue.Config.Table}\""),
-        _ => throw new NotSupportedException(queue.Store.GetType().Name),
-    };
+    public int RowCount() => Scalar($"SELECT COUNT(*) FROM \"{queue.Config.Table}\"");
 
-    public void MakeDue(string key)
+    public void MakeDue(string key) => Scalar($"UPDATE \"{queue.Config.Table}\" SET due_at = 0 WHERE task_key = '{key.Replace("'", "''")}'");
+
+    private int Scalar(string sql)
     {
-        switch (queue.Store)
+        using System.Data.Common.DbConnection c = queue.Store switch
         {
-            case Storage.Sqlite.SqliteQueueStore s:
-                SqliteScalar(s, $"UPDATE \"{queue.Config.Table}\" SET due_at = 0 WHERE task_key = '{key.Replace("'", "''")}'");
-                break;
-            default: throw new NotSupportedException(queue.Store.GetType().Name);
-        }
-    }
-
-    private static int SqliteScalar(Storage.Sqlite.SqliteQueueStore s, string sql)
-    {
-        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}");
-        c.Open();
+            Storage.Sqlite.SqliteQueueStore s => new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}"),
+            Storage.Postgres.PostgresQueueStore => PostgresTarget.Connect(),
+            _ => throw new NotSupportedException(queue.Store.GetType().Name),
+        };
+        if (c.State != System.Data.ConnectionState.Open) c.Open();
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return Convert.ToInt32(cmd.ExecuteScalar() ?? 0);
     }
 }
 
+[Backend("sqlite")]
 public sealed class SqliteConformance : QueueConformance, IClassFixture<SqliteTarget>
 {
     public SqliteConformance(SqliteTarget target) : base(target) { }
+}
+
+[Backend("postgresql")]
+public sealed class PostgresConformance : QueueConformance, IClassFixture<PostgresTarget>
+{
+    public PostgresConformance(PostgresTarget target) : base(target) { }
 }

@@ -37,7 +37,7 @@ public sealed class QueueConfigTests
             ["max_attempts"] = 5, ["retry_backoff"] = "exponential", ["retry_max_wait"] = 900, ["retry_jitter"] = 0.3,
             ["cleanup_interval"] = 120, ["compression"] = "gzip", ["auto_initialize"] = "false",
         });
-        Assert.Equal(22, QueueConfig.Keys.Count);
+        Assert.Equal(24, QueueConfig.Keys.Count);
         Assert.Equal("sqlite:///q.db", c.Url);
         Assert.Equal("jobs", c.Table);
         Assert.Equal(4, c.Processors);

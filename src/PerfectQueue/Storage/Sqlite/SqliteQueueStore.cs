@@ -297,6 +297,12 @@ public sealed class SqliteQueueStore : IQueueStore
                 SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= @now ORDER BY purge_at LIMIT @limit)
             """, new { now, limit })));
 
+    public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        await Task.Delay(timeout, ct).ConfigureAwait(false); // SQLite has no notifications: poll
+        return false;
+    }
+
     // ---- connections and transactions ----
 
     // SQLite calls are synchronous underneath, so the async surface completes synchronously.

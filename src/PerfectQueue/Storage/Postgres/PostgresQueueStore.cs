@@ -1,0 +1,448 @@
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Npgsql;
+
+namespace PerfectQueue.Storage.Postgres;
+
+/// <summary>
+/// The PostgreSQL backend. Acquire leases rows with FOR UPDATE SKIP LOCKED and UPDATE ... RETURNING in one
+/// statement; batches travel as arrays through unnest. Times come from the server's clock. Transient
+/// errors are retried with bounded backoff where running the operation again is safe.
+/// </summary>
+public sealed class PostgresQueueStore : IQueueStore
+{
+    public const int SchemaVersion = 1;
+
+    // The server clock in Unix milliseconds: the start of the current statement.
+    private const string Now = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::bigint";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _table;
+    private readonly string _t;
+    private readonly string _channel;
+    private readonly int _lockNamespace;
+    private readonly string _columns;
+    private readonly string _lockUsersSql, _acquireSql, _submitSql;
+    private readonly SemaphoreSlim _listenGate = new(1, 1);
+    private NpgsqlConnection? _listener;
+    private volatile bool _notified;
+
+    public PostgresQueueStore(string connectionString, string table, string description)
+    {
+        _table = SqlIdentifiers.Require(table);
+        _t = Quote(_table);
+        _channel = "pq_" + _table;
+        _lockNamespace = StableHash("perfectqueue:" + _table);
+        Description = description;
+        _dataSource = NpgsqlDataSource.Create(connectionString);
+
+        _columns = $"""
+            id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
+            max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
+            attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
+            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", {Now} AS "Now"
+            """;
+
+        // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
+        // could both count the same running tasks. Before acquiring, each takes a transaction-scoped
+        // try-lock per user whose tasks are due (users locked by another acquirer are skipped, as rows are
+        // with SKIP LOCKED). The acquire statement that follows, in the same transaction, starts after the
+        // locks are held, so its count sees every committed lease of those users.
+        const string running = """
+            SELECT user_name AS ru, count(*) AS rc FROM {0}
+            WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > {1} AND user_name IS NOT NULL {2}
+            GROUP BY user_name
+            """;
+        _lockUsersSql = $"""
+            WITH running AS ({string.Format(running, _t, Now, "")}),
+            due_users AS (
+                SELECT DISTINCT c.user_name AS u FROM (
+                    SELECT c.user_name FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                    WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND c.user_name IS NOT NULL
+                      AND (c.max_running IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                    ORDER BY c.due_at, c.id
+                    LIMIT @scan) AS c)
+            SELECT u FROM due_users WHERE pg_try_advisory_xact_lock(@ns, hashtext(u))
+            """;
+        // The same ranking as every backend: due order, a user's batch within its free slots, emptier users
+        // first by max_running / (running + k). Each row's token is @token + its rank.
+        _acquireSql = $"""
+            WITH running AS ({string.Format(running, _t, Now, "AND user_name = ANY(@users)")}),
+            candidates AS (
+                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                WHERE c.finished_at IS NULL AND c.due_at <= {Now}
+                  AND (c.user_name IS NULL OR c.user_name = ANY(@users))
+                  AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                ORDER BY c.due_at, c.id
+                LIMIT @scan
+                FOR UPDATE OF c SKIP LOCKED),
+            ranked AS (
+                SELECT cid, cu, cmax, cdue, crun, row_number() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
+                FROM candidates),
+            chosen AS (
+                SELECT cid, row_number() OVER (ORDER BY
+                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE cmax::float8 / (crun + k) END DESC,
+                    cdue, cid) AS ord
+                FROM ranked
+                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
+            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = {Now} + @alive, attempts = attempts + 1
+            FROM chosen
+            WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
+            RETURNING {_columns}
+            """;
+        // Submit wakes listening workers: notifications are sent at commit, and duplicates within one
+        // transaction are folded into one.
+        _submitSql = $"""
+            WITH stored AS (
+                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
+                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0
+                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[])
+                    AS s(k, ty, u, d, mr, ra, dl)
+                ON CONFLICT (task_key) DO UPDATE SET
+                    task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
+                    max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at,
+                    lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
+                    message = NULL, purge_at = NULL
+                WHERE t.finished_at IS NOT NULL AND t.purge_at <= {Now}
+                RETURNING task_key)
+            SELECT stored.task_key FROM stored, LATERAL (SELECT pg_notify(@channel, '')) AS n
+            """;
+    }
+
+    public string Description { get; }
+
+    private static string Quote(string identifier) => "\"" + identifier + "\"";
+
+    // FNV-1a: stable across processes and versions (string.GetHashCode is randomized per process).
+    private static int StableHash(string text)
+    {
+        var hash = 2166136261u;
+        foreach (var b in Encoding.UTF8.GetBytes(text)) hash = (hash ^ b) * 16777619u;
+        return unchecked((int)hash);
+    }
+
+    // Why the indexes: see docs/schema.md. They match the SQLite backend's, as partial indexes.
+    private string SchemaSql() => $"""
+        CREATE TABLE IF NOT EXISTS {_t} (
+            id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            task_key text NOT NULL,
+            task_type text NOT NULL,
+            user_name text NULL,
+            data bytea NULL,
+            max_running integer NULL,
+            created_at bigint NOT NULL,
+            due_at bigint NULL,
+            lease_token bigint NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            cancel_requested smallint NOT NULL DEFAULT 0,
+            finished_at bigint NULL,
+            outcome text NULL,
+            message text NULL,
+            purge_at bigint NULL);
+        CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL);
+        """;
+
+    public Task InitializeAsync(bool force, CancellationToken ct) => Run(async c =>
+    {
+        await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        // Concurrent initializers of one table would race in CREATE ... IF NOT EXISTS: serialize them.
+        await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = _lockNamespace }, tx).ConfigureAwait(false);
+        if (force)
+        {
+            await c.ExecuteAsync($"DROP TABLE IF EXISTS {_t}", transaction: tx).ConfigureAwait(false);
+            await c.ExecuteAsync("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL)", transaction: tx).ConfigureAwait(false);
+            await c.ExecuteAsync("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }, tx).ConfigureAwait(false);
+        }
+        await c.ExecuteAsync(SchemaSql(), transaction: tx).ConfigureAwait(false);
+        await c.ExecuteAsync($"INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {Now}) ON CONFLICT (table_name) DO NOTHING",
+            new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return true;
+    }, RetrySafety.Always, ct, checkTable: false);
+
+    public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<bool>("SELECT to_regclass(@name) IS NOT NULL", new { name = _t }), RetrySafety.Always, ct, checkTable: false);
+
+    public Task<long> NowAsync(CancellationToken ct) => Run(c => c.ExecuteScalarAsync<long>($"SELECT {Now}"), RetrySafety.Always, ct, checkTable: false);
+
+    public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return Task.FromResult(Array.Empty<bool>());
+        // One INSERT may not touch a key twice: a repeated key in the batch is a duplicate of its first.
+        var first = new Dictionary<string, int>(StringComparer.Ordinal);
+        var unique = new List<NewTaskRow>(tasks.Count);
+        foreach (var t in tasks)
+            if (first.TryAdd(t.Key, unique.Count)) unique.Add(t);
+        // Not retried on an ambiguous connection loss: the insert may have committed, and a second try
+        // would report the caller's own task as a duplicate.
+        return Run(async c =>
+        {
+            var stored = (await c.QueryAsync<string>(_submitSql, new
+            {
+                keys = unique.Select(t => t.Key).ToArray(),
+                types = unique.Select(t => t.Type).ToArray(),
+                users = unique.Select(t => t.User).ToArray(),
+                datas = unique.Select(t => t.Data).ToArray(),
+                maxes = unique.Select(t => t.MaxRunning).ToArray(),
+                runats = unique.Select(t => t.RunAtMs).ToArray(),
+                delays = unique.Select(t => t.DelayMs).ToArray(),
+                channel = _channel,
+            }).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+            var result = new bool[tasks.Count];
+            for (var i = 0; i < tasks.Count; i++)
+                result[i] = first[tasks[i].Key] == IndexOf(unique, tasks[i]) && stored.Contains(tasks[i].Key);
+            return result;
+        }, RetrySafety.BeforeSent, ct);
+    }
+
+    private static int IndexOf(List<NewTaskRow> list, NewTaskRow row)
+    {
+        for (var i = 0; i < list.Count; i++) if (ReferenceEquals(list[i], row)) return i;
+        return -1;
+    }
+
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    {
+        if (max <= 0) return Task.FromResult<IReadOnlyList<TaskRow>>([]);
+        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        var scan = (max * 4) + 100;
+        // Safe to run again after any failure: leases of a lost attempt simply expire.
+        return Run(async c =>
+        {
+            await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+            var users = (await c.QueryAsync<string>(_lockUsersSql, new { scan, ns = _lockNamespace }, tx).ConfigureAwait(false)).ToArray();
+            var rows = (await c.QueryAsync<TaskRow>(_acquireSql, new { users, scan, max, alive = aliveMs, token }, tx).ConfigureAwait(false)).AsList();
+            await tx.CommitAsync(ct).ConfigureAwait(false);
+            rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
+            return (IReadOnlyList<TaskRow>)rows;
+        }, RetrySafety.Always, ct);
+    }
+
+    public Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct)
+    {
+        if (leases.Count == 0) return Task.FromResult<IReadOnlyList<ExtendedLease>>([]);
+        var ids = leases.Select(l => l.Id).ToArray();
+        var tokens = leases.Select(l => l.Token).ToArray();
+        return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>($"""
+            UPDATE {_t} SET due_at = {Now} + @alive
+            FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            RETURNING {_t}.id, {_t}.cancel_requested
+            """, new { ids, tokens, alive = aliveMs }).ConfigureAwait(false)).Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(),
+            RetrySafety.Always, ct);
+    }
+
+    public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct)
+    {
+        if (writes.Count == 0) return Task.FromResult<IReadOnlySet<long>>(new HashSet<long>());
+        var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).ToList();
+        var retries = writes.Where(w => w.Kind == LeaseWriteKind.Retry).ToList();
+        var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).ToList();
+        const string fence = "WHERE {0}.id = w.wid AND {0}.lease_token = w.wtok AND {0}.finished_at IS NULL RETURNING {0}.id";
+        // Not retried on an ambiguous connection loss: a second try of a committed write would look like a lost lease.
+        return Run(async c =>
+        {
+            var done = new HashSet<long>();
+            await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+            if (finishes.Count > 0)
+                done.UnionWith(await c.QueryAsync<long>($"""
+                    UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL
+                    FROM unnest(@ids::bigint[], @tokens::bigint[], @outcomes::text[], @messages::text[], @retentions::bigint[]) AS w(wid, wtok, o, m, r)
+                    {string.Format(fence, _t)}
+                    """, new
+                {
+                    ids = finishes.Select(w => w.Lease.Id).ToArray(), tokens = finishes.Select(w => w.Lease.Token).ToArray(),
+                    outcomes = finishes.Select(w => w.Outcome).ToArray(), messages = finishes.Select(w => w.Message).ToArray(),
+                    retentions = finishes.Select(w => w.RetentionMs).ToArray(),
+                }, tx).ConfigureAwait(false));
+            if (retries.Count > 0)
+                done.UnionWith(await c.QueryAsync<long>($"""
+                    UPDATE {_t} SET due_at = {Now} + w.d, lease_token = NULL, message = COALESCE(w.m, {_t}.message)
+                    FROM unnest(@ids::bigint[], @tokens::bigint[], @delays::bigint[], @messages::text[]) AS w(wid, wtok, d, m)
+                    {string.Format(fence, _t)}
+                    """, new
+                {
+                    ids = retries.Select(w => w.Lease.Id).ToArray(), tokens = retries.Select(w => w.Lease.Token).ToArray(),
+                    delays = retries.Select(w => w.DelayMs).ToArray(), messages = retries.Select(w => w.Message).ToArray(),
+                }, tx).ConfigureAwait(false));
+            if (releases.Count > 0)
+                done.UnionWith(await c.QueryAsync<long>($"""
+                    UPDATE {_t} SET due_at = {Now}, lease_token = NULL, attempts = GREATEST({_t}.attempts - 1, 0)
+                    FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
+                    {string.Format(fence, _t)}
+                    """, new { ids = releases.Select(w => w.Lease.Id).ToArray(), tokens = releases.Select(w => w.Lease.Token).ToArray() }, tx).ConfigureAwait(false));
+            await tx.CommitAsync(ct).ConfigureAwait(false);
+            return (IReadOnlySet<long>)done;
+        }, RetrySafety.BeforeSent, ct);
+    }
+
+    public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
+        await c.ExecuteAsync($"UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL",
+            new { data, id = lease.Id, token = lease.Token }).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
+
+    private static readonly string NotExpired = $"(purge_at IS NULL OR purge_at > {Now})";
+
+    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(c =>
+        c.QuerySingleOrDefaultAsync<TaskRow?>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key }), RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => ids.Count == 0
+        ? Task.FromResult<IReadOnlyList<TaskRow>>([])
+        : Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id = ANY(@ids)", new { ids = ids.ToArray() }).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
+    {
+        var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
+        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key = ANY(@keys)");
+        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type = ANY(@types)");
+        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name = ANY(@users)");
+        if (q.Statuses is { Count: > 0 })
+            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, Now)))).Append(')');
+        sql.Append(" ORDER BY id");
+        if (q.First is not null) sql.Append(" LIMIT @first");
+        return Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(sql.ToString(),
+            new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct);
+    }
+
+    public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
+    {
+        var idle = $"(lease_token IS NULL OR due_at <= {Now})";
+        var finished = (await c.QueryAsync<long?>($"""
+            UPDATE {_t} SET cancel_requested = 1,
+                finished_at = CASE WHEN {idle} THEN {Now} ELSE NULL END,
+                outcome = CASE WHEN {idle} THEN 'Cancelled' ELSE NULL END,
+                message = CASE WHEN {idle} THEN @message ELSE message END,
+                purge_at = CASE WHEN {idle} THEN {Now} + @retention ELSE NULL END,
+                lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
+                due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
+            WHERE task_key = @key AND finished_at IS NULL
+            RETURNING finished_at
+            """, new { key, message, retention = retentionMs }).ConfigureAwait(false)).ToList();
+        if (finished.Count == 1) return finished[0] is null ? CancelRequestResult.Flagged : CancelRequestResult.CancelledBeforeStart;
+        var exists = await c.ExecuteScalarAsync<bool>($"SELECT EXISTS (SELECT 1 FROM {_t} WHERE task_key = @key AND {NotExpired})", new { key }).ConfigureAwait(false);
+        return exists ? CancelRequestResult.AlreadyFinished : CancelRequestResult.NotFound;
+    }, RetrySafety.Always, ct); // running it again lands on the same state
+
+    public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
+        await c.ExecuteAsync($"""
+            UPDATE {_t} SET finished_at = {Now}, outcome = @outcome, message = @message, purge_at = {Now} + @retention,
+                lease_token = NULL, due_at = NULL
+            WHERE task_key = @key AND finished_at IS NULL
+            """, new { key, outcome, message, retention = retentionMs }).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
+
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync($"""
+        DELETE FROM {_t} WHERE id IN (
+            SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now}
+            ORDER BY purge_at LIMIT @limit FOR UPDATE SKIP LOCKED)
+        """, new { limit }), RetrySafety.Always, ct);
+
+    /// <summary>Waits for a submit notification (LISTEN/NOTIFY); false when the timeout passed first.</summary>
+    public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        // One listening connection per store; other callers fall back to plain waiting (polling).
+        if (!await _listenGate.WaitAsync(0, ct).ConfigureAwait(false))
+        {
+            await Task.Delay(timeout, ct).ConfigureAwait(false);
+            return false;
+        }
+        try
+        {
+            if (_listener is null)
+            {
+                var listener = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+                listener.Notification += (_, _) => _notified = true;
+                await listener.ExecuteAsync($"LISTEN {Quote(_channel)}").ConfigureAwait(false);
+                _listener = listener;
+            }
+            if (!_notified) await _listener.WaitAsync(timeout, ct).ConfigureAwait(false);
+            var woken = _notified;
+            _notified = false;
+            return woken;
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException)
+        {
+            // The listening connection broke: drop it and let the caller poll; the next wait reconnects.
+            if (_listener is { } broken) await broken.DisposeAsync().ConfigureAwait(false);
+            _listener = null;
+            return false;
+        }
+        finally
+        {
+            _listenGate.Release();
+        }
+    }
+
+    // ---- transient errors ----
+
+    private const int MaxTries = 5;
+
+    private async Task<T> Run<T>(Func<NpgsqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var opened = false;
+            try
+            {
+                await using var c = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+                opened = true;
+                return await work(c).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (checkTable && e.SqlState == PostgresErrorCodes.UndefinedTable)
+            {
+                throw new QueueNotInitializedException(
+                    $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+            }
+            catch (Exception e) when (attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety))
+            {
+                await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _listener?.Dispose();
+        _dataSource.Dispose();
+        _listenGate.Dispose();
+    }
+}
+
+/// <summary>Which failures an operation may be run again after.</summary>
+public enum RetrySafety
+{
+    /// <summary>Running it again is always safe (reads, acquire, heartbeat, idempotent writes).</summary>
+    Always,
+    /// <summary>Only when the failure shows nothing was done (the connection never opened, or the server rolled back).</summary>
+    BeforeSent,
+}
+
+/// <summary>How PostgreSQL errors are classified; unit-tested.</summary>
+public static class PostgresErrors
+{
+    public static bool ShouldRetry(Exception e, bool connectionOpened, RetrySafety safety) => e switch
+    {
+        // The server rolled the transaction back: nothing happened, any operation may run again.
+        PostgresException pe => pe.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+                                   or PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.TooManyConnections
+                                   or PostgresErrorCodes.CannotConnectNow,
+        NpgsqlException ne when !connectionOpened => ne.IsTransient,
+        NpgsqlException ne => safety == RetrySafety.Always && ne.IsTransient,
+        TimeoutException when !connectionOpened => true,
+        _ => false,
+    };
+}
+
+/// <summary>Bounded, jittered exponential backoff between tries of a transient failure.</summary>
+public static class TransientBackoff
+{
+    public static TimeSpan Delay(int attempt) =>
+        TimeSpan.FromMilliseconds(Math.Min(2000, 50 * Math.Pow(2, attempt - 1)) * (0.5 + Random.Shared.NextDouble()));
+}
