@@ -135,10 +135,43 @@ function Invoke-PesterTests {
     }
 }
 
+# A throwaway PostgreSQL cluster on loopback for the server-backed tests, unless PQ_TEST_POSTGRES already
+# names a server. Without PostgreSQL installed the PostgreSQL tests say they skipped (and fail under CI).
+function Start-TestPostgres {
+    if ($env:PQ_TEST_POSTGRES) { Write-Host 'PostgreSQL tests use the server in PQ_TEST_POSTGRES.'; return $null }
+    $initdb = Get-ChildItem '/usr/lib/postgresql/*/bin/initdb', '/usr/local/pgsql/bin/initdb' -ErrorAction SilentlyContinue |
+        Sort-Object { [version]($_.FullName -replace '^.*/postgresql/([0-9.]+)/.*$', '$1' -replace '^/usr/local.*$', '0') } | Select-Object -Last 1
+    if (-not $initdb) { Write-Host 'PostgreSQL is not installed: its tests will report why they did not run.'; return $null }
+    $bin = $initdb.DirectoryName
+    $dir = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-pg-$PID-$(Get-Random)")).FullName
+    $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $listener.Start()
+    $port = $listener.LocalEndpoint.Port; $listener.Stop()
+    # initdb refuses to run as root: as root, run the server as the postgres user.
+    $prefix = if ((id -u) -eq '0') { chown postgres:postgres $dir; @('runuser', '-u', 'postgres', '--') } else { @() }
+    $run = { param([string[]] $command) $all = $prefix + $command; & $all[0] $all[1..($all.Count - 1)] | Out-Null }
+    & $run @("$bin/initdb", '-D', "$dir/data", '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale')
+    # fsync off: these are functional tests; benchmarks keep it on.
+    & $run @("$bin/pg_ctl", '-D', "$dir/data", '-l', "$dir/log", '-w', '-t', '60', '-o',
+        "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=off -c max_connections=300", 'start')
+    $env:PQ_TEST_POSTGRES = "postgresql://postgres@127.0.0.1:$port/postgres"
+    Write-Host "Started a throwaway PostgreSQL cluster on 127.0.0.1:$port ($dir)."
+    [pscustomobject]@{ Run = $run; Bin = $bin; Dir = $dir }
+}
+
+function Stop-TestPostgres($cluster) {
+    if (-not $cluster) { return }
+    & { $PSNativeCommandUseErrorActionPreference = $false
+        & $cluster.Run @("$($cluster.Bin)/pg_ctl", '-D', "$($cluster.Dir)/data", '-m', 'immediate', '-w', 'stop') }
+    Remove-Item $cluster.Dir -Recurse -Force -ErrorAction SilentlyContinue
+    Remove-Item Env:PQ_TEST_POSTGRES
+}
+
 function Invoke-Test {
     Invoke-Build
     if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
-    $results = @(Invoke-XUnit) + @(Invoke-PesterTests)
+    $cluster = Start-TestPostgres
+    try { $results = @(Invoke-XUnit) + @(Invoke-PesterTests) }
+    finally { Stop-TestPostgres $cluster }
 
     $passed = @($results | Where-Object Outcome -EQ 'Passed').Count
     $failed = @($results | Where-Object Outcome -EQ 'Failed')

@@ -1,48 +1,65 @@
-// A worker process for the multi-process tests: waits for a start signal, drains the queue with
-// PollMulti + Finish, and prints "FINISHED <key>" for every finish that succeeded, so the test can
-// prove every task finished exactly once across processes.
+// A worker process for the multi-process tests: opens --threads queue clients (each with its own
+// connections), waits for a common start signal, drains the queue with PollMulti + Finish, and prints
+// "FINISHED <key>" for every finish that succeeded, so the test can prove every task finished exactly once.
+using System.Globalization;
 using PerfectQueue;
 
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
-var config = new QueueConfig { Url = options["url"], Table = options["table"], AliveTime = TimeSpan.FromMinutes(5), CleanupInterval = TimeSpan.Zero };
-var batch = int.Parse(options.GetValueOrDefault("batch", "10"), System.Globalization.CultureInfo.InvariantCulture);
+int Option(string name, int fallback) => options.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+var batch = Option("batch", 10);
+var threads = Option("threads", 1);
+var workMs = Option("work-ms", 2);
 
-using var queue = Queue.Open(config);
-var finished = 0;
+QueueConfig Config() => options.TryGetValue("provider", out var provider)
+    ? new QueueConfig { ConnectionString = options["url"], Provider = provider, Table = options["table"], AliveTime = TimeSpan.FromMinutes(5), CleanupInterval = TimeSpan.Zero }
+    : new QueueConfig { Url = options["url"], Table = options["table"], AliveTime = TimeSpan.FromMinutes(5), CleanupInterval = TimeSpan.Zero };
+
 var live = new TaskFilter { Statuses = [TaskState.Waiting, TaskState.Running, TaskState.Scheduled, TaskState.CancelRequested], First = 1 };
-queue.List(live); // warm up (JIT, connection) before the start signal, so all drainers start level
+var queues = Enumerable.Range(0, threads).Select(_ => Queue.Open(Config())).ToList();
+foreach (var q in queues) q.List(live); // warm up (JIT, connections) before the start signal, so all drainers start level
 
 if (options.TryGetValue("ready-dir", out var readyDir))
 {
     File.WriteAllText(Path.Combine(readyDir, $"ready-{Environment.ProcessId}"), "");
     while (!File.Exists(Path.Combine(readyDir, "go"))) Thread.Sleep(10);
 }
-while (true)
+
+var output = new object();
+var finished = 0;
+var workers = queues.Select(queue => new Thread(() =>
 {
-    var tasks = queue.PollMulti(batch);
-    if (tasks.Count == 0)
+    while (true)
     {
-        if (queue.List(live).Count == 0) break;
-        Thread.Sleep(5);
-        continue;
-    }
-    // Stand-in for handler work: real handlers leave the write lock free while they run. Without it a
-    // no-op drainer can hold SQLite's one write lock back to back and starve the others (see docs/backends-sqlite.md).
-    Thread.Sleep(2);
-    foreach (var task in tasks)
-    {
-        try
+        var tasks = queue.PollMulti(batch);
+        if (tasks.Count == 0)
         {
-            task.Finish();
-            Console.Out.WriteLine($"FINISHED {task.Key}");
-            finished++;
+            if (queue.List(live).Count == 0) break;
+            Thread.Sleep(5);
+            continue;
         }
-        catch (PreemptedException e)
+        // Stand-in for handler work: real handlers leave the database alone while they run. Without it a
+        // no-op drainer can hold SQLite's one write lock back to back and starve the others (docs/backends-sqlite.md).
+        if (workMs > 0) Thread.Sleep(workMs);
+        foreach (var task in tasks)
         {
-            Console.Out.WriteLine($"PREEMPTED {task.Key} {e.Reason}");
+            string line;
+            try
+            {
+                task.Finish();
+                line = $"FINISHED {task.Key}";
+                Interlocked.Increment(ref finished);
+            }
+            catch (PreemptedException e)
+            {
+                line = $"PREEMPTED {task.Key} {e.Reason}";
+            }
+            lock (output) Console.Out.WriteLine(line);
         }
     }
-}
+})).ToList();
+workers.ForEach(w => w.Start());
+workers.ForEach(w => w.Join());
+foreach (var q in queues) q.Dispose();
 Console.Out.WriteLine($"DONE {finished}");
 return 0;

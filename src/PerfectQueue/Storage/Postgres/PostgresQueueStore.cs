@@ -17,6 +17,8 @@ public sealed class PostgresQueueStore : IQueueStore
     // The server clock in Unix milliseconds: the start of the current statement.
     private const string Now = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::bigint";
 
+    private const string EmptyArray = "{}";
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _table;
     private readonly string _t;
@@ -45,10 +47,12 @@ public sealed class PostgresQueueStore : IQueueStore
             """;
 
         // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
-        // could both count the same running tasks. Before acquiring, each takes a transaction-scoped
-        // try-lock per user whose tasks are due (users locked by another acquirer are skipped, as rows are
-        // with SKIP LOCKED). The acquire statement that follows, in the same transaction, starts after the
-        // locks are held, so its count sees every committed lease of those users.
+        // could both count the same running tasks. So acquire is one transaction of two statements, sent in
+        // one round trip. The first takes a transaction-scoped try-lock per user with a limit whose tasks are
+        // due (users locked by another acquirer are skipped, as rows are with SKIP LOCKED) and leaves the
+        // locked and the skipped users in transaction-local settings. The second starts after the locks are
+        // held, so its running count sees every committed lease of the users it may take from: it leases
+        // tasks without a user, tasks of locked users, and unlimited tasks of users no one else is limiting.
         const string running = """
             SELECT user_name AS ru, count(*) AS rc FROM {0}
             WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > {1} AND user_name IS NOT NULL {2}
@@ -56,31 +60,35 @@ public sealed class PostgresQueueStore : IQueueStore
             """;
         _lockUsersSql = $"""
             WITH running AS ({string.Format(running, _t, Now, "")}),
-            due_users AS (
+            limited AS (
                 SELECT DISTINCT c.user_name AS u FROM (
                     SELECT c.user_name FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
                     WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND c.user_name IS NOT NULL
-                      AND (c.max_running IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                      AND c.max_running IS NOT NULL AND c.max_running > COALESCE(r.rc, 0)
                     ORDER BY c.due_at, c.id
-                    LIMIT @scan) AS c)
-            SELECT u FROM due_users WHERE pg_try_advisory_xact_lock(@ns, hashtext(u))
+                    LIMIT @scan) AS c),
+            tried AS (SELECT u, pg_try_advisory_xact_lock(@ns, hashtext(u)) AS got FROM limited)
+            SELECT set_config('perfectqueue.locked', COALESCE((SELECT array_agg(u) FROM tried WHERE got), '{EmptyArray}')::text, true),
+                   set_config('perfectqueue.skipped', COALESCE((SELECT array_agg(u) FROM tried WHERE NOT got), '{EmptyArray}')::text, true)
             """;
         // The same ranking as every backend: due order, a user's batch within its free slots, emptier users
         // first by max_running / (running + k). Each row's token is @token + its rank.
+        const string locked = "current_setting('perfectqueue.locked')::text[]";
+        const string skipped = "current_setting('perfectqueue.skipped')::text[]";
         _acquireSql = $"""
-            WITH running AS ({string.Format(running, _t, Now, "AND user_name = ANY(@users)")}),
+            WITH running AS ({string.Format(running, _t, Now, $"AND user_name = ANY({locked})")}),
             candidates AS (
-                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(r.rc, 0) AS crun
-                FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue
+                FROM {_t} AS c
                 WHERE c.finished_at IS NULL AND c.due_at <= {Now}
-                  AND (c.user_name IS NULL OR c.user_name = ANY(@users))
-                  AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                  AND (c.user_name IS NULL OR c.user_name = ANY({locked})
+                       OR (c.max_running IS NULL AND NOT c.user_name = ANY({skipped})))
                 ORDER BY c.due_at, c.id
                 LIMIT @scan
                 FOR UPDATE OF c SKIP LOCKED),
             ranked AS (
-                SELECT cid, cu, cmax, cdue, crun, row_number() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
-                FROM candidates),
+                SELECT cid, cu, cmax, cdue, COALESCE(r.rc, 0) AS crun, row_number() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
+                FROM candidates LEFT JOIN running AS r ON r.ru = cu),
             chosen AS (
                 SELECT cid, row_number() OVER (ORDER BY
                     CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE cmax::float8 / (crun + k) END DESC,
@@ -215,11 +223,35 @@ public sealed class PostgresQueueStore : IQueueStore
         // Safe to run again after any failure: leases of a lost attempt simply expire.
         return Run(async c =>
         {
-            await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
-            var users = (await c.QueryAsync<string>(_lockUsersSql, new { scan, ns = _lockNamespace }, tx).ConfigureAwait(false)).ToArray();
-            var rows = (await c.QueryAsync<TaskRow>(_acquireSql, new { users, scan, max, alive = aliveMs, token }, tx).ConfigureAwait(false)).AsList();
-            await tx.CommitAsync(ct).ConfigureAwait(false);
-            rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
+            // BEGIN, the two statements and COMMIT in one round trip.
+            await using var batch = new NpgsqlBatch(c)
+            {
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("BEGIN"),
+                    // Acquire must walk the due index in order and stop after @scan rows. Before autovacuum has
+                    // analyzed a new, fast-filling table, the planner guesses a handful of rows and prefers a
+                    // bitmap scan that sorts the whole backlog (measured: 13.7 ms instead of 0.25 ms at 20,000
+                    // due tasks, and growing). This only affects this transaction.
+                    new NpgsqlBatchCommand("SET LOCAL enable_bitmapscan = off"),
+                    new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("ns", _lockNamespace) } },
+                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("max", max), new("alive", aliveMs), new("token", token) } },
+                    new NpgsqlBatchCommand("COMMIT"),
+                },
+            };
+            var rows = new List<TaskRow>();
+            await using (var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            {
+                do
+                {
+                    if (reader.FieldCount > 0 && reader.GetName(0) == "Id")
+                    {
+                        var parse = reader.GetRowParser<TaskRow>();
+                        while (await reader.ReadAsync(ct).ConfigureAwait(false)) rows.Add(parse(reader));
+                    }
+                } while (await reader.NextResultAsync(ct).ConfigureAwait(false));
+            }
+            rows.Sort((x, y) => Nullable.Compare(x.LeaseToken, y.LeaseToken));
             return (IReadOnlyList<TaskRow>)rows;
         }, RetrySafety.Always, ct);
     }
@@ -249,7 +281,9 @@ public sealed class PostgresQueueStore : IQueueStore
         return Run(async c =>
         {
             var done = new HashSet<long>();
-            await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+            // One kind is one statement (autocommit); several kinds commit together.
+            var kinds = (finishes.Count > 0 ? 1 : 0) + (retries.Count > 0 ? 1 : 0) + (releases.Count > 0 ? 1 : 0);
+            await using var tx = kinds > 1 ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
             if (finishes.Count > 0)
                 done.UnionWith(await c.QueryAsync<long>($"""
                     UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL
@@ -277,7 +311,7 @@ public sealed class PostgresQueueStore : IQueueStore
                     FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
                     {string.Format(fence, _t)}
                     """, new { ids = releases.Select(w => w.Lease.Id).ToArray(), tokens = releases.Select(w => w.Lease.Token).ToArray() }, tx).ConfigureAwait(false));
-            await tx.CommitAsync(ct).ConfigureAwait(false);
+            if (tx is not null) await tx.CommitAsync(ct).ConfigureAwait(false);
             return (IReadOnlySet<long>)done;
         }, RetrySafety.BeforeSent, ct);
     }
