@@ -140,7 +140,7 @@ function Invoke-PesterTests {
 function Start-TestPostgres {
     if ($env:PQ_TEST_POSTGRES) { Write-Host 'PostgreSQL tests use the server in PQ_TEST_POSTGRES.'; return $null }
     $initdb = Get-ChildItem '/usr/lib/postgresql/*/bin/initdb', '/usr/local/pgsql/bin/initdb' -ErrorAction SilentlyContinue |
-        Sort-Object { [version]($_.FullName -replace '^.*/postgresql/([0-9.]+)/.*$', '$1' -replace '^/usr/local.*$', '0') } | Select-Object -Last 1
+        Sort-Object { if ($_.FullName -match '/postgresql/(\d+)/') { [int]$Matches[1] } else { 0 } } | Select-Object -Last 1
     if (-not $initdb) { Write-Host 'PostgreSQL is not installed: its tests will report why they did not run.'; return $null }
     $bin = $initdb.DirectoryName
     $dir = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-pg-$PID-$(Get-Random)")).FullName
@@ -148,7 +148,7 @@ function Start-TestPostgres {
     $port = $listener.LocalEndpoint.Port; $listener.Stop()
     # initdb refuses to run as root: as root, run the server as the postgres user.
     $prefix = if ((id -u) -eq '0') { chown postgres:postgres $dir; @('runuser', '-u', 'postgres', '--') } else { @() }
-    $run = { param([string[]] $command) $all = $prefix + $command; & $all[0] $all[1..($all.Count - 1)] | Out-Null }
+    $run = { param([string[]] $command) $all = $prefix + $command; & $all[0] $all[1..($all.Count - 1)] | Out-Null }.GetNewClosure()
     & $run @("$bin/initdb", '-D', "$dir/data", '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale')
     # fsync off: these are functional tests; benchmarks keep it on.
     & $run @("$bin/pg_ctl", '-D', "$dir/data", '-l', "$dir/log", '-w', '-t', '60', '-o',

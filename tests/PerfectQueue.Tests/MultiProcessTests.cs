@@ -5,35 +5,30 @@ using Xunit;
 
 namespace PerfectQueue.Tests;
 
-/// <summary>Several OS processes share one queue: nothing is lost, nothing finishes twice, limits hold.</summary>
-public sealed class MultiProcessTests : IClassFixture<SqliteTarget>, IClassFixture<PostgresTarget>
+/// <summary>Several OS processes share one SQLite file: nothing is lost, nothing finishes twice.</summary>
+public sealed class SqliteMultiProcessTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
 {
-    private readonly SqliteTarget _sqlite;
-    private readonly PostgresTarget _postgres;
-
-    public MultiProcessTests(SqliteTarget sqlite, PostgresTarget postgres)
-    {
-        _sqlite = sqlite;
-        _postgres = postgres;
-    }
-
     [Fact]
     public async Task Three_processes_drain_2000_tasks_from_one_sqlite_file_each_finished_exactly_once()
     {
-        var config = _sqlite.NewConfig();
-        var total = Submit(config, 2000, _ => null);
-        var perProcess = await RunDrainers(config, processes: 3, threads: 1, workMs: 2, sampler: null);
-        AssertEachFinishedOnce(config, total, perProcess);
+        var config = sqlite.NewConfig();
+        var total = MultiProcess.Submit(config, 2000, _ => null);
+        var perProcess = await MultiProcess.RunDrainers(config, processes: 3, threads: 1, workMs: 2, sampler: null);
+        MultiProcess.AssertEachFinishedOnce(config, total, perProcess);
     }
+}
 
-    [Fact]
-    public async Task Four_processes_with_four_connections_each_drain_20000_tasks_on_postgres_within_every_max_running()
+/// <summary>Many processes and connections on one PostgreSQL server: nothing lost, nothing twice, every max_running held.</summary>
+[Backend("postgresql")]
+public sealed class PostgresMultiProcessTests(PostgresTarget postgres) : IClassFixture<PostgresTarget>
+{
+    [BackendFact]
+    public async Task Four_processes_with_four_connections_each_drain_20000_tasks_within_every_max_running()
     {
-        if (Backends.SkipReason("postgresql") is { } reason) { Console.WriteLine(reason); return; } // reported by the conformance suite's skips
-        var config = _postgres.NewConfig();
+        var config = postgres.NewConfig();
         var limits = new Dictionary<string, int> { ["u1"] = 2, ["u2"] = 3, ["u3"] = 5, ["u4"] = 8 };
         // 40% no user, 20% a user without a limit, 40% spread over the limited users.
-        var total = Submit(config, 20_000, i => (i % 10) switch
+        var total = MultiProcess.Submit(config, 20_000, i => (i % 10) switch
         {
             < 4 => null,
             < 6 => new SubmitOptions { User = "free" },
@@ -48,14 +43,18 @@ public sealed class MultiProcessTests : IClassFixture<SqliteTarget>, IClassFixtu
                 if (limits.TryGetValue(g.Key, out var max) && g.Count() > max) violations.Enqueue($"{g.Count()} running for {g.Key} (max {max})");
             samples++;
         }
-        var perProcess = await RunDrainers(config, processes: 4, threads: 4, workMs: 1, sampler: Sample);
+        var perProcess = await MultiProcess.RunDrainers(config, processes: 4, threads: 4, workMs: 1, sampler: Sample);
 
         Assert.Empty(violations);
         Assert.True(samples >= 20, $"the sampler should read the running tasks throughout the run (took {samples} samples)");
-        AssertEachFinishedOnce(config, total, perProcess);
+        MultiProcess.AssertEachFinishedOnce(config, total, perProcess);
     }
+}
 
-    private static int Submit(QueueConfig config, int count, Func<int, SubmitOptions?> options)
+/// <summary>Starts drainer processes (tests/PerfectQueue.TestDrainer) and checks what they finished.</summary>
+internal static class MultiProcess
+{
+    public static int Submit(QueueConfig config, int count, Func<int, SubmitOptions?> options)
     {
         using var q = Queue.Open(config);
         q.Initialize();
@@ -67,7 +66,7 @@ public sealed class MultiProcessTests : IClassFixture<SqliteTarget>, IClassFixtu
         return count;
     }
 
-    private static void AssertEachFinishedOnce(QueueConfig config, int total, List<List<string>> perProcess)
+    public static void AssertEachFinishedOnce(QueueConfig config, int total, List<List<string>> perProcess)
     {
         var all = perProcess.SelectMany(k => k).ToList();
         Assert.Equal(total, all.Count);              // no task finished twice...
@@ -81,7 +80,7 @@ public sealed class MultiProcessTests : IClassFixture<SqliteTarget>, IClassFixtu
     }
 
     /// <summary>Starts the drainers together and, while they run, calls <paramref name="sampler"/> in a loop.</summary>
-    private static async Task<List<List<string>>> RunDrainers(QueueConfig config, int processes, int threads, int workMs, Action<Queue>? sampler)
+    public static async Task<List<List<string>>> RunDrainers(QueueConfig config, int processes, int threads, int workMs, Action<Queue>? sampler)
     {
         var readyDir = Directory.CreateTempSubdirectory("pq-ready-").FullName;
         var drainer = Path.Combine(AppContext.BaseDirectory, "PerfectQueue.TestDrainer.dll");

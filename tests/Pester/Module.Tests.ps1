@@ -71,7 +71,7 @@ Describe 'Isolated loading of the engine' {
         $cmdlets.Location | Should -Be (Join-Path $ModuleDir 'PerfectQueue.PowerShell.dll')
     }
 
-    It 'resolves <_> from lib/ inside the engine context' -ForEach 'Dapper', 'Microsoft.Data.Sqlite', 'SQLitePCLRaw.core' {
+    It 'resolves <_> from lib/ inside the engine context' -ForEach 'Dapper', 'Microsoft.Data.Sqlite', 'SQLitePCLRaw.core', 'Npgsql', 'Microsoft.Data.SqlClient' {
         $assembly = $EngineContext.LoadFromAssemblyName([Reflection.AssemblyName]::new($_))
         [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($assembly) | Should -Be $EngineContext
         Test-UnderFolder $assembly.Location $LibDir | Should -BeTrue -Because "$($assembly.Location) should be under $LibDir"
@@ -169,6 +169,35 @@ Describe 'Driving the engine from PowerShell on SQLite' {
         $native | Should -Not -BeNullOrEmpty
         foreach ($file in $native.FileName) {
             Test-UnderFolder $file (Join-Path $LibDir 'runtimes') | Should -BeTrue -Because "$file should be under lib/runtimes"
+        }
+    }
+}
+
+Describe 'Driving the engine from PowerShell on PostgreSQL' {
+    It 'submits, polls and finishes a task on the server in PQ_TEST_POSTGRES, through Npgsql loaded from lib/' {
+        if (-not $env:PQ_TEST_POSTGRES) {
+            if ($env:CI) { throw 'PQ_TEST_POSTGRES is not set under CI: build.ps1 test could not start PostgreSQL.' }
+            Set-ItResult -Skipped -Because 'no PostgreSQL here: install postgresql (build.ps1 test starts a throwaway cluster) or set PQ_TEST_POSTGRES'
+            return
+        }
+        $config = [PerfectQueue.QueueConfig]::new()
+        $config.Url = $env:PQ_TEST_POSTGRES
+        $config.Table = 'pester_' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+        $queue = [PerfectQueue.Queue]::Open($config)
+        try {
+            $queue.Initialize($false)
+            $null = $queue.Submit('pg-1', 'type1', @{ n = 1 })
+            $task = $queue.Poll()
+            $task.Key | Should -Be 'pg-1'
+            $task.Data['n'].GetValue[int]() | Should -Be 1
+            $task.Finish()
+            $queue['pg-1'].GetInfo().Outcome | Should -Be 'Succeeded'
+            $npgsql = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Npgsql' }
+            $npgsql.Location | Should -BeLike (Join-Path $env:PQ_MODULE_PATH 'lib*')
+        }
+        finally {
+            $queue.Initialize($true)   # leave nothing behind: force drops the table (then recreates it empty)
+            $queue.Dispose()
         }
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.Data.SqlClient;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using PerfectQueue.Storage.Postgres;
+using PerfectQueue.Storage.SqlServer;
 using PerfectQueue.Storage.Sqlite;
 
 namespace PerfectQueue.Storage;
@@ -22,7 +23,7 @@ internal static class QueueStores
             {
                 "sqlite" => (new SqliteQueueStore(SqliteFile(raw), config.Table), config.AutoInitialize ?? true),
                 "postgresql" => Postgres(ParseSettings(() => new NpgsqlConnectionStringBuilder(raw)), config),
-                _ => throw SqlServerNotYet(),
+                _ => SqlServer(ParseSettings(() => new SqlConnectionStringBuilder(raw)), config),
             };
 
         var url = config.EffectiveUrl.Trim();
@@ -31,13 +32,18 @@ internal static class QueueStores
         {
             "sqlite" => (new SqliteQueueStore(SqlitePath(url), config.Table), config.AutoInitialize ?? true),
             "postgresql" or "postgres" => Postgres(PostgresFromUrl(url), config),
-            "sqlserver" or "mssql" => throw SqlServerNotYet(),
+            "sqlserver" or "mssql" => SqlServer(SqlServerFromUrl(url), config),
             _ => throw new ConfigException($"url: '{UrlText.Mask(url)}' is not a queue URL. Use sqlite:///relative.db, sqlite:////absolute/path.db, postgresql://user:password@host:5432/database or sqlserver://user:password@host:1433/database, or leave it out for the embedded default.", "url"),
         };
     }
 
-    private static ConfigException SqlServerNotYet() =>
-        new("url: the SQL Server backend is not available in this build yet; use postgresql:// or sqlite:///.", "url");
+    private static (IQueueStore, bool) SqlServer(SqlConnectionStringBuilder b, QueueConfig config)
+    {
+        if (b.ApplicationName == new SqlConnectionStringBuilder().ApplicationName) b.ApplicationName = ApplicationName;
+        var user = b.IntegratedSecurity || string.IsNullOrEmpty(b.UserID) ? "" : Uri.EscapeDataString(b.UserID) + "@";
+        var where = $"sqlserver://{user}{b.DataSource}/{b.InitialCatalog} (table {config.Table})";
+        return (new SqlServerQueueStore(b.ConnectionString, config.Table, where), config.AutoInitialize ?? false);
+    }
 
     private static (IQueueStore, bool) Postgres(NpgsqlConnectionStringBuilder b, QueueConfig config)
     {

@@ -43,8 +43,9 @@ public sealed class BackendTestCase : XunitTestCase
 
     public override void Deserialize(IXunitSerializationInfo data)
     {
-        base.Deserialize(data);
+        // Before the base: it works out the skip reason (through GetSkipReason) while deserializing.
         _skip = data.GetValue<string?>("BackendSkip");
+        base.Deserialize(data);
     }
 }
 

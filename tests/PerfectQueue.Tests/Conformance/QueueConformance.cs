@@ -701,6 +701,7 @@ internal sealed class StoreHook(Queue queue)
         {
             Storage.Sqlite.SqliteQueueStore s => new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}"),
             Storage.Postgres.PostgresQueueStore => PostgresTarget.Connect(),
+            Storage.SqlServer.SqlServerQueueStore => SqlServerTarget.Connect(),
             _ => throw new NotSupportedException(queue.Store.GetType().Name),
         };
         if (c.State != System.Data.ConnectionState.Open) c.Open();
@@ -720,4 +721,10 @@ public sealed class SqliteConformance : QueueConformance, IClassFixture<SqliteTa
 public sealed class PostgresConformance : QueueConformance, IClassFixture<PostgresTarget>
 {
     public PostgresConformance(PostgresTarget target) : base(target) { }
+}
+
+[Backend("sqlserver")]
+public sealed class SqlServerConformance : QueueConformance, IClassFixture<SqlServerTarget>
+{
+    public SqlServerConformance(SqlServerTarget target) : base(target) { }
 }

@@ -1,0 +1,714 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Dapper;
+using Microsoft.Data.SqlClient;
+using PerfectQueue.Storage.Postgres;
+
+namespace PerfectQueue.Storage.SqlServer;
+
+/// <summary>
+/// The SQL Server backend (SQL Server 2016+ / Azure SQL, database compatibility level 130+ for OPENJSON).
+/// Acquire leases rows in one batch: per-user try-locks (sp_getapplock) for max_running, then a
+/// ROWLOCK/READPAST/UPDLOCK read of the candidates and UPDATE ... OUTPUT. Batches travel as JSON arrays
+/// read with OPENJSON. Times come from the server's clock. Transient errors are retried with bounded
+/// backoff where running the operation again is safe. Every statement text is fixed per store and is
+/// listed by <see cref="Statements"/>, so tests can parse all of it.
+/// </summary>
+public sealed class SqlServerQueueStore : IQueueStore
+{
+    public const int SchemaVersion = 1;
+
+    // The server clock in Unix milliseconds. DATEDIFF_BIG reads the string literal as datetime2, and the
+    // unseparated ISO form does not depend on the session's language or DATEFORMAT.
+    internal const string NowSql = "DATEDIFF_BIG(millisecond, '19700101', SYSUTCDATETIME())";
+
+    // Keys, types and users compare exactly (case and accents), as on the other backends. SQL Server still
+    // ignores trailing spaces in comparisons, so 'k' and 'k ' are one key here.
+    private const string Exact = "Latin1_General_100_BIN2";
+
+    private const string NotExpired = "(purge_at IS NULL OR purge_at > @now)";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        // Numbers travel as JSON strings, so OPENJSON converts their text and 64-bit tokens stay exact.
+        NumberHandling = JsonNumberHandling.WriteAsString,
+    };
+
+    private readonly string _connectionString;
+    private readonly string _table;
+    private readonly string _t;
+    private readonly string _columns;
+    private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
+        _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql;
+    private readonly (string Name, string Sql)[] _initializeSql;
+
+    public SqlServerQueueStore(string connectionString, string table, string description)
+    {
+        _table = SqlIdentifiers.Require(table);
+        _t = Quote(_table);
+        _connectionString = connectionString;
+        Description = description;
+
+        _columns = """
+            id AS [Id], task_key AS [Key], task_type AS [Type], user_name AS [User], data AS [Data],
+            max_running AS [MaxRunning], created_at AS [CreatedAt], due_at AS [DueAt], lease_token AS [LeaseToken],
+            attempts AS [Attempts], cancel_requested AS [CancelRequested], finished_at AS [FinishedAt],
+            outcome AS [Outcome], message AS [Message], purge_at AS [PurgeAt], @now AS [Now]
+            """;
+
+        const string rowColumns = "id, task_key, task_type, user_name, data, max_running, created_at, due_at, lease_token, attempts, cancel_requested, finished_at, outcome, message, purge_at";
+        var insertedColumns = string.Join(", ", rowColumns.Split(", ").Select(c => "inserted." + c));
+        var userLock = $"N'perfectqueue:{_table}:user:'";
+
+        // Acquire, in one batch and one transaction:
+        // 1. Users with due tasks who look below their max_running (a plain read: only a hint of whom to lock).
+        // 2. max_running without a global lock: a transaction-owned try-lock per such user (@LockTimeout = 0).
+        //    Users locked by another acquirer are skipped, as READPAST skips rows. Only an acquirer holding a
+        //    user's lock leases that user's tasks, and it commits before the lock is released.
+        // 3. The running count per locked user, in a statement that starts after the locks are held. Under
+        //    locking READ COMMITTED it reads committed rows and waits for any writer in flight; under
+        //    READ_COMMITTED_SNAPSHOT its snapshot is taken at statement start, after the locks. Either way it
+        //    sees every lease of these users that another acquirer committed, and no new one can appear
+        //    until we commit, so max_running cannot be exceeded.
+        // 4. The candidates, read without keeping locks, so rows of users locked elsewhere are never held.
+        // 5. The candidates are locked by id (a seek of the clustered key: no scan can lock other rows),
+        //    skipping rows another transaction holds, and re-checked under the lock; then ranked exactly as
+        //    on every backend (due order, a user's batch within its free slots, emptier users first by
+        //    max_running / (running + k)) and leased with UPDATE ... OUTPUT. Each row's token is
+        //    @token + its rank. READCOMMITTEDLOCK makes READPAST legal, and reads current rows rather than
+        //    versions, when the database has READ_COMMITTED_SNAPSHOT on. The target re-checks due_at, so a
+        //    row changed since it was ranked is left alone.
+        // The leased rows are returned only after COMMIT, so an error can never follow rows already read.
+        _acquireSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @users TABLE (
+                n int IDENTITY(1,1) NOT NULL PRIMARY KEY,
+                u nvarchar(256) COLLATE {Exact} NOT NULL,
+                held bit NOT NULL DEFAULT 0,
+                rc int NOT NULL DEFAULT 0);
+            DECLARE @candidates TABLE (id bigint NOT NULL PRIMARY KEY);
+            DECLARE @leased TABLE (
+                id bigint NOT NULL, task_key nvarchar(256) NOT NULL, task_type nvarchar(256) NOT NULL,
+                user_name nvarchar(256) NULL, data varbinary(max) NULL, max_running int NULL, created_at bigint NOT NULL,
+                due_at bigint NULL, lease_token bigint NULL, attempts int NOT NULL, cancel_requested smallint NOT NULL,
+                finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL);
+            DECLARE @i int = 1, @user_count int, @u nvarchar(256), @lock_resource nvarchar(255), @granted int;
+
+            INSERT INTO @users (u)
+            SELECT DISTINCT d.cu FROM (
+                SELECT TOP (@scan) c.user_name AS cu
+                FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
+                LEFT JOIN (
+                    SELECT user_name AS ru, COUNT(*) AS rc FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
+                    WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
+                    GROUP BY user_name) AS r ON r.ru = c.user_name
+                WHERE c.finished_at IS NULL AND c.due_at <= @now AND c.user_name IS NOT NULL
+                  AND (c.max_running IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                ORDER BY c.due_at, c.id) AS d;
+            SET @user_count = @@ROWCOUNT;
+
+            BEGIN TRANSACTION;
+            WHILE @i <= @user_count
+            BEGIN
+                SELECT @u = u FROM @users WHERE n = @i;
+                SET @lock_resource = {userLock} + CONVERT(nvarchar(64), HASHBYTES('SHA2_256', RTRIM(@u)), 2);
+                EXEC @granted = sp_getapplock @Resource = @lock_resource, @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = 0;
+                IF @granted >= 0 UPDATE @users SET held = 1 WHERE n = @i;
+                SET @i += 1;
+            END;
+
+            SET @now = {NowSql};
+            UPDATE x SET rc = (
+                SELECT COUNT(*) FROM {_t} AS r
+                WHERE r.user_name = x.u AND r.finished_at IS NULL AND r.lease_token IS NOT NULL AND r.due_at > @now)
+            FROM @users AS x
+            WHERE x.held = 1;
+
+            INSERT INTO @candidates (id)
+            SELECT TOP (@scan) c.id
+            FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
+            LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1
+            WHERE c.finished_at IS NULL AND c.due_at <= @now
+              AND (c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))
+            ORDER BY c.due_at, c.id;
+
+            WITH candidates AS (
+                SELECT TOP (@scan) c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(x.rc, 0) AS crun
+                FROM @candidates AS p
+                INNER JOIN {_t} AS c WITH (ROWLOCK, READPAST, UPDLOCK, READCOMMITTEDLOCK, INDEX ({Quote(_table + "_pk")}), FORCESEEK) ON c.id = p.id
+                LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1
+                WHERE c.finished_at IS NULL AND c.due_at <= @now
+                  AND (c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))
+                ORDER BY c.due_at, c.id),
+            ranked AS (
+                SELECT cid, cu, cmax, cdue, crun, ROW_NUMBER() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
+                FROM candidates),
+            chosen AS (
+                SELECT cid, cdue, ROW_NUMBER() OVER (ORDER BY
+                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE CAST(cmax AS float) / (crun + k) END DESC,
+                    cdue, cid) AS ord
+                FROM ranked
+                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
+            UPDATE t SET lease_token = @token + ch.ord, due_at = @now + @alive, attempts = t.attempts + 1
+            OUTPUT {insertedColumns}
+            INTO @leased ({rowColumns})
+            FROM chosen AS ch
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = ch.cid AND t.due_at = ch.cdue AND t.finished_at IS NULL
+            WHERE ch.ord <= @max;
+            COMMIT TRANSACTION;
+
+            SELECT {_columns} FROM @leased ORDER BY lease_token;
+            """;
+
+        // Fenced writes join the batch on the clustered key (FORCESEEK: a plan that scanned the table would
+        // take update locks on rows of other holders).
+        const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
+        _heartbeatSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            UPDATE t SET due_at = @now + @alive
+            OUTPUT inserted.id AS [Id], inserted.cancel_requested AS [CancelRequested]
+            FROM OPENJSON(@batch) WITH (wid bigint '$.id', wtok bigint '$.token') AS w
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
+            {fence};
+            """;
+        // One transaction. A released attempt does not count: release is for shutdown, not failure.
+        _applySql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @done TABLE (id bigint NOT NULL);
+            BEGIN TRANSACTION;
+            UPDATE t SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL
+            OUTPUT inserted.id INTO @done (id)
+            FROM OPENJSON(@finishes) WITH (wid bigint '$.id', wtok bigint '$.token', o nvarchar(max) '$.outcome', m nvarchar(max) '$.message', r bigint '$.retention') AS w
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
+            {fence};
+            UPDATE t SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, t.message)
+            OUTPUT inserted.id INTO @done (id)
+            FROM OPENJSON(@retries) WITH (wid bigint '$.id', wtok bigint '$.token', d bigint '$.delay', m nvarchar(max) '$.message') AS w
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
+            {fence};
+            UPDATE t SET due_at = @now, lease_token = NULL, attempts = CASE WHEN t.attempts > 0 THEN t.attempts - 1 ELSE 0 END
+            OUTPUT inserted.id INTO @done (id)
+            FROM OPENJSON(@releases) WITH (wid bigint '$.id', wtok bigint '$.token') AS w
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
+            {fence};
+            COMMIT TRANSACTION;
+            SELECT id FROM @done;
+            """;
+        // Submit, in one transaction: a finished row past its retention no longer holds its key, so it is
+        // deleted first (the new row takes the key, and a new id at the end of the clustered index). Keys
+        // already taken are skipped; a key taken by a concurrent submit still fails the unique index, and
+        // SubmitAsync then goes row by row. Ids follow the batch order (INSERT ... SELECT ... ORDER BY).
+        // Strings arrive as nvarchar(max), so a too-long type or user fails loudly instead of being cut.
+        _submitSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @stored TABLE (task_key nvarchar(256) NOT NULL);
+            BEGIN TRANSACTION;
+            DELETE FROM {_t}
+            WHERE finished_at IS NOT NULL AND purge_at <= @now
+              AND task_key IN (SELECT s.k COLLATE {Exact} FROM OPENJSON(@batch) WITH (k nvarchar(max) '$.key') AS s);
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
+            OUTPUT inserted.task_key INTO @stored (task_key)
+            SELECT s.k, s.ty, s.u, CONVERT(varbinary(max), s.d, 1), s.mr, @now, COALESCE(s.ra, @now + COALESCE(s.dl, 0)), 0, 0
+            FROM OPENJSON(@batch) AS j
+            CROSS APPLY OPENJSON(j.[value]) WITH (
+                k nvarchar(max) '$.key', ty nvarchar(max) '$.type', u nvarchar(max) '$.user', d varchar(max) '$.data',
+                mr int '$.maxRunning', ra bigint '$.runAt', dl bigint '$.delay') AS s
+            WHERE NOT EXISTS (SELECT 1 FROM {_t} AS e WHERE e.task_key = s.k COLLATE {Exact})
+            ORDER BY CAST(j.[key] AS int);
+            COMMIT TRANSACTION;
+            SELECT task_key FROM @stored;
+            """;
+        const string idle = "(lease_token IS NULL OR due_at <= @now)";
+        _requestCancelSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @hit TABLE (finished_at bigint NULL);
+            UPDATE {_t} SET cancel_requested = 1,
+                finished_at = CASE WHEN {idle} THEN @now ELSE NULL END,
+                outcome = CASE WHEN {idle} THEN N'Cancelled' ELSE NULL END,
+                message = CASE WHEN {idle} THEN @message ELSE message END,
+                purge_at = CASE WHEN {idle} THEN @now + @retention ELSE NULL END,
+                lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
+                due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
+            OUTPUT inserted.finished_at INTO @hit (finished_at)
+            WHERE task_key = @key AND finished_at IS NULL;
+            SELECT CASE
+                WHEN EXISTS (SELECT 1 FROM @hit WHERE finished_at IS NOT NULL) THEN N'{nameof(CancelRequestResult.CancelledBeforeStart)}'
+                WHEN EXISTS (SELECT 1 FROM @hit) THEN N'{nameof(CancelRequestResult.Flagged)}'
+                WHEN EXISTS (SELECT 1 FROM {_t} WHERE task_key = @key AND {NotExpired}) THEN N'{nameof(CancelRequestResult.AlreadyFinished)}'
+                ELSE N'{nameof(CancelRequestResult.NotFound)}' END;
+            """;
+        // Row counts are selected, not taken from the DONE token, which SET NOCOUNT ON (in the batch or in
+        // the server's user options) would hide.
+        _forceFinishSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            UPDATE {_t} SET finished_at = @now, outcome = @outcome, message = @message, purge_at = @now + @retention,
+                lease_token = NULL, due_at = NULL
+            WHERE task_key = @key AND finished_at IS NULL;
+            SELECT @@ROWCOUNT;
+            """;
+        _updateDataSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL;
+            SELECT @@ROWCOUNT;
+            """;
+        _getSql = $"""
+            DECLARE @now bigint = {NowSql};
+            SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired};
+            """;
+        _getByIdsSql = $"""
+            DECLARE @now bigint = {NowSql};
+            SELECT {_columns} FROM {_t} WHERE id IN (SELECT v FROM OPENJSON(@ids) WITH (v bigint '$'));
+            """;
+        // Cleanup deletes at most 1000 rows a statement (the engine's batch), about 3 locks a row (clustered
+        // key, key index, purge index): far below the 5000 locks at which SQL Server escalates to a table lock.
+        _cleanupSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DELETE TOP (@limit) FROM {_t} WITH (ROWLOCK, READPAST, READCOMMITTEDLOCK)
+            WHERE finished_at IS NOT NULL AND purge_at <= @now;
+            SELECT @@ROWCOUNT;
+            """;
+        _isInitializedSql = "SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit);";
+        _probeSql = """
+            SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS TableExists,
+                CAST((SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) AS int) AS CompatibilityLevel;
+            """;
+
+        // Why the indexes: see docs/schema.md and docs/backends-sqlserver.md. The filtered indexes mirror
+        // the partial ones of the other backends; the clustered key is the monotonic id.
+        string Index(string suffix, string definition) =>
+            $"IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'{_t}', N'U') AND name = N'{_table}_{suffix}') {definition};";
+        _initializeSql =
+        [
+            // Concurrent initializers would race in IF ... CREATE: serialize them. One lock for the whole
+            // database, because perfectqueue_schema is shared by every queue table.
+            ("initialize.lock", """
+                DECLARE @granted int;
+                EXEC @granted = sp_getapplock @Resource = N'perfectqueue:schema', @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = 20000;
+                IF @granted < 0 THROW 51000, N'PerfectQueue: another session is creating queue tables and did not finish within 20 seconds; try again.', 1;
+                """),
+            ("initialize.drop_table", $"IF OBJECT_ID(N'{_t}', N'U') IS NOT NULL DROP TABLE {_t};"),
+            ("initialize.forget_version", "IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = @table;"),
+            ("initialize.create_table", $"""
+                IF OBJECT_ID(N'{_t}', N'U') IS NULL
+                CREATE TABLE {_t} (
+                    id bigint IDENTITY(1,1) NOT NULL,
+                    task_key nvarchar(256) COLLATE {Exact} NOT NULL,
+                    task_type nvarchar(256) COLLATE {Exact} NOT NULL,
+                    user_name nvarchar(256) COLLATE {Exact} NULL,
+                    data varbinary(max) NULL,
+                    max_running int NULL,
+                    created_at bigint NOT NULL,
+                    due_at bigint NULL,
+                    lease_token bigint NULL,
+                    attempts int NOT NULL DEFAULT 0,
+                    cancel_requested smallint NOT NULL DEFAULT 0,
+                    finished_at bigint NULL,
+                    outcome nvarchar(32) NULL,
+                    message nvarchar(max) NULL,
+                    purge_at bigint NULL,
+                    CONSTRAINT {Quote(_table + "_pk")} PRIMARY KEY CLUSTERED (id));
+                """),
+            ("initialize.index_key", Index("key", $"CREATE UNIQUE NONCLUSTERED INDEX {Quote(_table + "_key")} ON {_t} (task_key)")),
+            ("initialize.index_due", Index("due", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL")),
+            ("initialize.index_leased", Index("leased", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL")),
+            ("initialize.index_purge", Index("purge", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL")),
+            ("initialize.create_schema_table", """
+                IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NULL
+                CREATE TABLE perfectqueue_schema (table_name nvarchar(128) NOT NULL PRIMARY KEY, version int NOT NULL, created_at bigint NOT NULL);
+                """),
+            ("initialize.record_version", $"""
+                IF NOT EXISTS (SELECT 1 FROM perfectqueue_schema WHERE table_name = @table)
+                INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {NowSql});
+                """),
+        ];
+    }
+
+    public string Description { get; }
+
+    private static string Quote(string identifier) => "[" + identifier + "]";
+
+    // ---- statements and their parameters (call sites and tests use the same ones) ----
+
+    private const string NowQuery = "SELECT " + NowSql + ";";
+    private const string CompatibilityLevelSql = "SELECT CAST(compatibility_level AS int) FROM sys.databases WHERE database_id = DB_ID();";
+    private const string RollbackSql = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;";
+    private const int MinCompatibilityLevel = 130;
+
+    private object TableArgs() => new { table = _table, version = SchemaVersion };
+    private object NameArgs() => new { name = _t };
+    private static object AcquireArgs(int max, long aliveMs, long token) => new { scan = (max * 4) + 100, max, alive = aliveMs, token };
+    private static object HeartbeatArgs(IEnumerable<Lease> leases, long aliveMs) =>
+        new { batch = JsonSerializer.Serialize(leases.Select(l => new { id = l.Id, token = l.Token }), Json), alive = aliveMs };
+    private static object ApplyArgs(IReadOnlyList<LeaseWrite> writes) => new
+    {
+        finishes = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Finish)
+            .Select(w => new { id = w.Lease.Id, token = w.Lease.Token, outcome = w.Outcome, message = w.Message, retention = w.RetentionMs }), Json),
+        retries = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Retry)
+            .Select(w => new { id = w.Lease.Id, token = w.Lease.Token, delay = w.DelayMs, message = w.Message }), Json),
+        releases = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Release)
+            .Select(w => new { id = w.Lease.Id, token = w.Lease.Token }), Json),
+    };
+    private static object SubmitArgs(IEnumerable<NewTaskRow> rows) => new
+    {
+        batch = JsonSerializer.Serialize(rows.Select(t => new
+        {
+            key = t.Key, type = t.Type, user = t.User,
+            data = t.Data is null ? null : "0x" + Convert.ToHexString(t.Data),
+            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs,
+        }), Json),
+    };
+    private static object UpdateDataArgs(Lease lease, byte[] data) => new { data, id = lease.Id, token = lease.Token };
+    private static object KeyArgs(string key) => new { key };
+    private static object IdsArgs(IEnumerable<long> ids) => new { ids = JsonSerializer.Serialize(ids, Json) };
+    private static object ListArgs(TaskQuery q) => new
+    {
+        keys = q.Keys is { Count: > 0 } ? JsonSerializer.Serialize(q.Keys) : null,
+        types = q.Types is { Count: > 0 } ? JsonSerializer.Serialize(q.Types) : null,
+        users = q.Users is { Count: > 0 } ? JsonSerializer.Serialize(q.Users) : null,
+        first = q.First,
+    };
+    private static object RequestCancelArgs(string key, string message, long retentionMs) => new { key, message, retention = retentionMs };
+    private static object ForceFinishArgs(string key, string outcome, string? message, long retentionMs) => new { key, outcome, message, retention = retentionMs };
+    private static object CleanupArgs(int limit) => new { limit };
+
+    private string ListSql(TaskQuery q)
+    {
+        const string values = "(SELECT v COLLATE " + Exact + " FROM OPENJSON({0}) WITH (v nvarchar(max) '$'))";
+        var sql = new StringBuilder($"DECLARE @now bigint = {NowSql};\nSELECT ");
+        if (q.First is not null) sql.Append("TOP (@first) ");
+        sql.Append(_columns).Append($" FROM {_t} WHERE {NotExpired}");
+        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN ").AppendFormat(values, "@keys");
+        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN ").AppendFormat(values, "@types");
+        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN ").AppendFormat(values, "@users");
+        if (q.Statuses is { Count: > 0 })
+            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, "@now")))).Append(')');
+        sql.Append(" ORDER BY id;");
+        return sql.ToString();
+    }
+
+    /// <summary>
+    /// Every statement text this store can send, with sample parameters built by the same code the
+    /// operations use (the List query once per filter combination). For tests: no server is needed.
+    /// </summary>
+    internal IEnumerable<(string Name, string Sql, object? Parameters)> Statements()
+    {
+        yield return ("now", NowQuery, null);
+        yield return ("is_initialized", _isInitializedSql, NameArgs());
+        yield return ("probe_missing_table", _probeSql, NameArgs());
+        yield return ("rollback_open_transaction", RollbackSql, null);
+        yield return ("initialize.compatibility_level", CompatibilityLevelSql, null);
+        foreach (var (name, sql) in _initializeSql) yield return (name, sql, TableArgs());
+
+        var lease = new Lease(42, 0x3FFF_FFFF_FFFF_0001);
+        yield return ("submit", _submitSql, SubmitArgs(
+        [
+            new NewTaskRow("k1", "backup", "team-a", [0x7B, 0x7D], 2, null, 1500),
+            new NewTaskRow("k2", "backup", null, [0x1F, 0x8B, 0x00], null, 1_767_225_600_000, null),
+        ]));
+        yield return ("acquire", _acquireSql, AcquireArgs(10, 30_000, lease.Token));
+        yield return ("heartbeat", _heartbeatSql, HeartbeatArgs([lease, new Lease(43, 7)], 30_000));
+        yield return ("apply", _applySql, ApplyArgs(
+        [
+            new LeaseWrite(lease, LeaseWriteKind.Finish, "Succeeded", "done", RetentionMs: 600_000),
+            new LeaseWrite(new Lease(43, 7), LeaseWriteKind.Retry, Message: "boom", DelayMs: 300_000),
+            new LeaseWrite(new Lease(44, 8), LeaseWriteKind.Release),
+        ]));
+        yield return ("update_data", _updateDataSql, UpdateDataArgs(lease, [0x7B, 0x7D]));
+        yield return ("get", _getSql, KeyArgs("k1"));
+        yield return ("get_by_ids", _getByIdsSql, IdsArgs([42, 43]));
+        for (var mask = 0; mask < 32; mask++)
+        {
+            var q = new TaskQuery(
+                (mask & 1) != 0 ? ["k1", "k2"] : null,
+                (mask & 8) != 0 ? Enum.GetValues<TaskState>() : null,
+                (mask & 2) != 0 ? ["backup"] : null,
+                (mask & 4) != 0 ? ["team-a"] : null,
+                (mask & 16) != 0 ? 10 : null);
+            var filters = new[] { "keys", "types", "users", "statuses", "first" }.Where((_, bit) => (mask & (1 << bit)) != 0);
+            yield return ($"list({string.Join(",", filters)})", ListSql(q), ListArgs(q));
+        }
+        foreach (var status in Enum.GetValues<TaskState>())
+        {
+            var q = new TaskQuery(null, [status], null, null, null);
+            yield return ($"list(status={status})", ListSql(q), ListArgs(q));
+        }
+        yield return ("request_cancel", _requestCancelSql, RequestCancelArgs("k1", "cancel requested", 600_000));
+        yield return ("force_finish", _forceFinishSql, ForceFinishArgs("k1", "ForceFinished", null, 600_000));
+        yield return ("cleanup", _cleanupSql, CleanupArgs(1000));
+    }
+
+    // ---- operations ----
+
+    public Task InitializeAsync(bool force, CancellationToken ct) => Run(async c =>
+    {
+        // OPENJSON exists only at compatibility level 130 (SQL Server 2016) and later: refuse early and clearly.
+        var level = await c.ExecuteScalarAsync<int?>(Command(CompatibilityLevelSql, null, null, ct)).ConfigureAwait(false);
+        if (level is < MinCompatibilityLevel) throw IncompatibleDatabase(level.Value, null);
+        await using var tx = (SqlTransaction)await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        foreach (var (name, sql) in _initializeSql)
+        {
+            if (!force && name is "initialize.drop_table" or "initialize.forget_version") continue;
+            await c.ExecuteAsync(Command(sql, TableArgs(), tx, ct)).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return true;
+    }, RetrySafety.Always, ct, checkTable: false);
+
+    public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<bool>(Command(_isInitializedSql, NameArgs(), null, ct)), RetrySafety.Always, ct, checkTable: false);
+
+    public Task<long> NowAsync(CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<long>(Command(NowQuery, null, null, ct)), RetrySafety.Always, ct, checkTable: false);
+
+    public async Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return [];
+        // A repeated key in the batch is a duplicate of its first occurrence.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var unique = new List<(int Index, NewTaskRow Row)>(tasks.Count);
+        for (var i = 0; i < tasks.Count; i++)
+            if (seen.Add(tasks[i].Key)) unique.Add((i, tasks[i]));
+        var result = new bool[tasks.Count];
+        try
+        {
+            var stored = await InsertAsync(unique.Select(u => u.Row), ct).ConfigureAwait(false);
+            foreach (var (index, row) in unique) result[index] = stored.Contains(row.Key);
+        }
+        catch (SqlException e) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(e)))
+        {
+            // The batch met a key taken after its NOT EXISTS check (a concurrent submit, or two keys SQL
+            // Server compares as equal), so the whole insert rolled back. Row by row, each duplicate is
+            // told by its error number and the others are stored.
+            foreach (var (index, row) in unique)
+            {
+                try { result[index] = (await InsertAsync([row], ct).ConfigureAwait(false)).Contains(row.Key); }
+                catch (SqlException one) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(one))) { result[index] = false; }
+            }
+        }
+        return result;
+    }
+
+    // Not retried on an ambiguous connection loss: the insert may have committed, and a second try would
+    // report the caller's own task as a duplicate.
+    private Task<HashSet<string>> InsertAsync(IEnumerable<NewTaskRow> rows, CancellationToken ct) => Run(async c =>
+        (await c.QueryAsync<string>(Command(_submitSql, SubmitArgs(rows), null, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal),
+        RetrySafety.BeforeSent, ct);
+
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    {
+        if (max <= 0) return Task.FromResult<IReadOnlyList<TaskRow>>([]);
+        // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
+        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        // Safe to run again after any failure: the batch is one transaction, and leases of a lost attempt expire.
+        return Run(async c =>
+        {
+            var rows = (await c.QueryAsync<TaskRow>(Command(_acquireSql, AcquireArgs(max, aliveMs, token), null, ct)).ConfigureAwait(false)).AsList();
+            rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
+            return (IReadOnlyList<TaskRow>)rows;
+        }, RetrySafety.Always, ct);
+    }
+
+    public Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct)
+    {
+        if (leases.Count == 0) return Task.FromResult<IReadOnlyList<ExtendedLease>>([]);
+        return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>(
+                Command(_heartbeatSql, HeartbeatArgs(leases, aliveMs), null, ct)).ConfigureAwait(false))
+            .Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(), RetrySafety.Always, ct);
+    }
+
+    // Not retried on an ambiguous connection loss: a second try of a committed write would look like a lost lease.
+    public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct)
+    {
+        if (writes.Count == 0) return Task.FromResult<IReadOnlySet<long>>(new HashSet<long>());
+        return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(_applySql, ApplyArgs(writes), null, ct)).ConfigureAwait(false)).ToHashSet(),
+            RetrySafety.BeforeSent, ct);
+    }
+
+    public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<int>(Command(_updateDataSql, UpdateDataArgs(lease, data), null, ct)).ConfigureAwait(false) == 1,
+        RetrySafety.Always, ct);
+
+    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(c =>
+        c.QuerySingleOrDefaultAsync<TaskRow?>(Command(_getSql, KeyArgs(key), null, ct)), RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => ids.Count == 0
+        ? Task.FromResult<IReadOnlyList<TaskRow>>([])
+        : Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(_getByIdsSql, IdsArgs(ids), null, ct)).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(async c =>
+        (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(ListSql(q), ListArgs(q), null, ct)).ConfigureAwait(false)).AsList(),
+        RetrySafety.Always, ct);
+
+    public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
+        Enum.Parse<CancelRequestResult>(await c.ExecuteScalarAsync<string>(Command(_requestCancelSql, RequestCancelArgs(key, message, retentionMs), null, ct)).ConfigureAwait(false)
+            ?? nameof(CancelRequestResult.NotFound)),
+        RetrySafety.Always, ct); // running it again lands on the same state
+
+    public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<int>(Command(_forceFinishSql, ForceFinishArgs(key, outcome, message, retentionMs), null, ct)).ConfigureAwait(false) == 1,
+        RetrySafety.BeforeSent, ct);
+
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<int>(Command(_cleanupSql, CleanupArgs(limit), null, ct)), RetrySafety.Always, ct);
+
+    public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        await Task.Delay(timeout, ct).ConfigureAwait(false); // SQL Server has no cheap notification: poll
+        return false;
+    }
+
+    // ---- connections, errors and retries ----
+
+    private static CommandDefinition Command(string sql, object? parameters, SqlTransaction? tx, CancellationToken ct) =>
+        new(sql, parameters, tx, cancellationToken: ct);
+
+    private const int MaxTries = 5;
+
+    private async Task<T> Run<T>(Func<SqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var opened = false;
+            try
+            {
+                await using var c = new SqlConnection(_connectionString);
+                await c.OpenAsync(ct).ConfigureAwait(false);
+                opened = true;
+                try
+                {
+                    return await work(c).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await RollbackLeftOverTransactionAsync(c).ConfigureAwait(false);
+                    throw;
+                }
+            }
+            catch (SqlException e) when (checkTable && SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(e)))
+            {
+                if (await MissingObjectErrorAsync(e).ConfigureAwait(false) is { } explained) throw explained;
+                throw;
+            }
+            catch (Exception e) when (attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety))
+            {
+                await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    // XACT_ABORT ON rolls a batch's transaction back on run-time errors and cancellation, but not on
+    // compile-time errors such as a missing table (error 208), which only end the batch. Roll back here so a
+    // pooled connection never keeps a transaction (and its locks) open.
+    private static async Task RollbackLeftOverTransactionAsync(SqlConnection c)
+    {
+        if (c.State != System.Data.ConnectionState.Open) return;
+        try { await c.ExecuteAsync(RollbackSql).ConfigureAwait(false); }
+        catch (Exception e) when (e is SqlException or InvalidOperationException) { /* the connection is broken; the pool discards it */ }
+    }
+
+    // Error 208 names no object by number. If the queue table exists, the missing object is OPENJSON,
+    // which a database below compatibility level 130 does not have, or something else (null: rethrow as is).
+    private async Task<Exception?> MissingObjectErrorAsync(SqlException e)
+    {
+        try
+        {
+            await using var c = new SqlConnection(_connectionString);
+            await c.OpenAsync().ConfigureAwait(false);
+            var probe = await c.QuerySingleAsync<(bool TableExists, int? CompatibilityLevel)>(_probeSql, NameArgs()).ConfigureAwait(false);
+            if (probe.TableExists && probe.CompatibilityLevel is < MinCompatibilityLevel)
+                return IncompatibleDatabase(probe.CompatibilityLevel.Value, e);
+            if (probe.TableExists) return null;
+        }
+        catch (Exception probe) when (probe is SqlException or InvalidOperationException or TimeoutException) { /* report what we know */ }
+        return new QueueNotInitializedException(
+            $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+    }
+
+    private PerfectQueueException IncompatibleDatabase(int level, Exception? inner) => new(
+        $"The database of {Description} has compatibility level {level}; PerfectQueue needs {MinCompatibilityLevel} or later (SQL Server 2016+) for OPENJSON. " +
+        $"Raise it with ALTER DATABASE ... SET COMPATIBILITY_LEVEL = {MinCompatibilityLevel} (or higher).", inner);
+
+    public void Dispose()
+    {
+        // Connections are pooled by SqlClient per connection string and shared with other stores: nothing to release.
+    }
+}
+
+/// <summary>
+/// How SQL Server errors are classified, by error number only (never message text); unit-tested without a
+/// server. <see cref="ShouldRetry(Exception, bool, RetrySafety)"/> is the thin adapter for SqlException.
+/// </summary>
+public static class SqlServerErrors
+{
+    /// <summary>Violation of a PRIMARY KEY or UNIQUE constraint.</summary>
+    public const int UniqueConstraintViolation = 2627;
+    /// <summary>Duplicate key row in a unique index.</summary>
+    public const int UniqueIndexViolation = 2601;
+    /// <summary>Invalid object name (for us: the queue table is missing).</summary>
+    public const int InvalidObjectName = 208;
+    /// <summary>Chosen as deadlock victim: the server rolled the transaction back.</summary>
+    public const int DeadlockVictim = 1205;
+    /// <summary>SqlClient's number for a command timeout.</summary>
+    public const int CommandTimeout = -2;
+
+    // Failures of the connection or of the service, after which the work may or may not have been done:
+    // timeouts, broken transports, Azure SQL failover, throttling and database-unavailable errors.
+    private static readonly HashSet<int> TransientNumbers =
+    [
+        CommandTimeout, 20, 64, 233, 997, 1204, 4060, 4221, 10053, 10054, 10060, 10928, 10929,
+        40143, 40197, 40501, 40540, 40613, 49918, 49919, 49920,
+    ];
+
+    public static bool IsDuplicateKey(IEnumerable<int> numbers) => numbers.Any(n => n is UniqueConstraintViolation or UniqueIndexViolation);
+
+    public static bool IsMissingTable(IEnumerable<int> numbers) => numbers.Contains(InvalidObjectName);
+
+    /// <summary>The server rolled the whole transaction back: nothing happened, any operation may run again.</summary>
+    public static bool IsRolledBackByServer(IEnumerable<int> numbers) => numbers.Contains(DeadlockVictim);
+
+    /// <summary>A connection or service failure. Number 0 counts only when the connection broke with it.</summary>
+    public static bool IsTransient(int number, bool connectionBroken) => TransientNumbers.Contains(number) || (number == 0 && connectionBroken);
+
+    /// <param name="numbers">The error numbers of one failure (a SqlException carries one per server message).</param>
+    /// <param name="connectionOpened">False when the failure came while opening the connection: nothing was sent.</param>
+    /// <param name="connectionBroken">True when the failure also broke the connection.</param>
+    /// <param name="safety">Whether the operation may run twice.</param>
+    public static bool ShouldRetry(IReadOnlyCollection<int> numbers, bool connectionOpened, bool connectionBroken, RetrySafety safety)
+    {
+        if (IsRolledBackByServer(numbers)) return true;
+        if (!numbers.Any(n => IsTransient(n, connectionBroken))) return false;
+        return !connectionOpened || safety == RetrySafety.Always;
+    }
+
+    /// <summary>Every error number a SqlException carries.</summary>
+    public static IReadOnlyList<int> Numbers(SqlException e) =>
+        e.Errors.Count == 0 ? [e.Number] : e.Errors.Cast<SqlError>().Select(x => x.Number).ToList();
+
+    /// <summary>The adapter: classifies an exception thrown while running an operation.</summary>
+    public static bool ShouldRetry(Exception e, bool connectionOpened, RetrySafety safety) => e switch
+    {
+        // Severity 20 and above ends the connection.
+        SqlException se => ShouldRetry(Numbers(se), connectionOpened, se.Errors.Cast<SqlError>().Any(x => x.Class >= 20), safety),
+        TimeoutException when !connectionOpened => true,
+        _ => false,
+    };
+}

@@ -1,0 +1,145 @@
+using System.Data;
+using Dapper;
+using Microsoft.SqlServer.TransactSql.ScriptDom;
+using PerfectQueue.Storage;
+using PerfectQueue.Storage.SqlServer;
+using Xunit;
+
+namespace PerfectQueue.Tests.SqlServer;
+
+/// <summary>
+/// The rows SQL Server returns carry SqlClient's CLR types (bigint: Int64, smallint: Int16, ...). Without a
+/// server, this feeds a reader with exactly the columns a statement selects (names from its aliases, types
+/// from the table definition) to the same Dapper mapping the store uses.
+/// </summary>
+public sealed class SqlServerMappingTests
+{
+    private static readonly SqlServerQueueStore Store = new("Server=localhost;Database=pq;Integrated Security=true", "tasks_test", "d");
+    private static readonly Dictionary<string, (string Name, string Sql, object? Parameters)> Statements = Store.Statements().ToDictionary(s => s.Name);
+
+    private static TSqlFragment Parse(string sql)
+    {
+        var fragment = new TSql160Parser(true).Parse(new StringReader(sql), out var errors);
+        Assert.Empty(errors);
+        return fragment;
+    }
+
+    private static List<T> Find<T>(TSqlFragment fragment) where T : TSqlFragment
+    {
+        var collector = new Collector<T>();
+        fragment.Accept(collector);
+        return collector.Found;
+    }
+
+    private sealed class Collector<T> : TSqlFragmentVisitor where T : TSqlFragment
+    {
+        public List<T> Found { get; } = [];
+        public override void Visit(TSqlFragment node)
+        {
+            if (node is T t) Found.Add(t);
+        }
+    }
+
+    private static Type ClrType(SqlDataTypeOption type) => type switch
+    {
+        SqlDataTypeOption.BigInt => typeof(long),
+        SqlDataTypeOption.Int => typeof(int),
+        SqlDataTypeOption.SmallInt => typeof(short),
+        SqlDataTypeOption.NVarChar => typeof(string),
+        SqlDataTypeOption.VarBinary => typeof(byte[]),
+        SqlDataTypeOption.Bit => typeof(bool),
+        _ => throw new InvalidOperationException(type.ToString()),
+    };
+
+    private static readonly Dictionary<string, Type> ColumnTypes =
+        Find<ColumnDefinition>(Parse(Statements["initialize.create_table"].Sql))
+            .ToDictionary(c => c.ColumnIdentifier.Value, c => ClrType(((SqlDataTypeReference)c.DataType).SqlDataTypeOption));
+
+    // The result columns of the statement's last SELECT, typed as SqlClient would return them.
+    private static DataTable ResultOf(string statement)
+    {
+        var select = (QuerySpecification)Find<SelectStatement>(Parse(Statements[statement].Sql)).Last().QueryExpression;
+        var table = new DataTable();
+        foreach (var element in select.SelectElements.Cast<SelectScalarExpression>())
+        {
+            var type = element.Expression switch
+            {
+                ColumnReferenceExpression c => ColumnTypes[c.MultiPartIdentifier.Identifiers[^1].Value],
+                VariableReference { Name: "@now" } => typeof(long),
+                _ => throw new InvalidOperationException(element.Expression.GetType().Name),
+            };
+            table.Columns.Add(element.ColumnName.Value, type);
+        }
+        return table;
+    }
+
+    [Theory]
+    [InlineData("get")]
+    [InlineData("get_by_ids")]
+    [InlineData("acquire")]
+    [InlineData("list(keys,types,users,statuses,first)")]
+    public void Task_rows_map_every_column(string statement)
+    {
+        var table = ResultOf(statement);
+        Assert.Equal(16, table.Columns.Count);
+        var values = new Dictionary<string, object>
+        {
+            ["Id"] = 42L, ["Key"] = "k1", ["Type"] = "backup", ["User"] = "team-a", ["Data"] = new byte[] { 0x7B, 0x7D, 0x00 },
+            ["MaxRunning"] = 2, ["CreatedAt"] = 1_700_000_000_000L, ["DueAt"] = 1_700_000_030_000L, ["LeaseToken"] = 0x3FFF_FFFF_FFFF_0001L,
+            ["Attempts"] = 3, ["CancelRequested"] = (short)1, ["FinishedAt"] = 1_700_000_040_000L, ["Outcome"] = "Succeeded",
+            ["Message"] = "done", ["PurgeAt"] = 1_700_000_340_000L, ["Now"] = 1_700_000_000_500L,
+        };
+        table.Rows.Add(table.Columns.Cast<DataColumn>().Select(c => values[c.ColumnName]).ToArray());
+        var row = Assert.Single(table.CreateDataReader().Parse<TaskRow>());
+        Assert.Equal(42, row.Id);
+        Assert.Equal("k1", row.Key);
+        Assert.Equal("backup", row.Type);
+        Assert.Equal("team-a", row.User);
+        Assert.Equal([0x7B, 0x7D, 0x00], row.Data);
+        Assert.Equal(2, row.MaxRunning);
+        Assert.Equal(1_700_000_000_000L, row.CreatedAt);
+        Assert.Equal(1_700_000_030_000L, row.DueAt);
+        Assert.Equal(0x3FFF_FFFF_FFFF_0001L, row.LeaseToken);
+        Assert.Equal(3, row.Attempts);
+        Assert.True(row.CancelRequested);
+        Assert.Equal(1_700_000_040_000L, row.FinishedAt);
+        Assert.Equal("Succeeded", row.Outcome);
+        Assert.Equal("done", row.Message);
+        Assert.Equal(1_700_000_340_000L, row.PurgeAt);
+        Assert.Equal(1_700_000_000_500L, row.Now);
+    }
+
+    [Fact]
+    public void Nulls_map_to_nullable_members()
+    {
+        var table = ResultOf("get");
+        var row = table.NewRow();
+        foreach (DataColumn c in table.Columns) row[c] = DBNull.Value;
+        row["Id"] = 1L; row["Key"] = "k"; row["Type"] = "t"; row["CreatedAt"] = 5L; row["Attempts"] = 0; row["CancelRequested"] = (short)0; row["Now"] = 6L;
+        table.Rows.Add(row);
+        var mapped = Assert.Single(table.CreateDataReader().Parse<TaskRow>());
+        Assert.Null(mapped.User);
+        Assert.Null(mapped.Data);
+        Assert.Null(mapped.MaxRunning);
+        Assert.Null(mapped.DueAt);
+        Assert.Null(mapped.LeaseToken);
+        Assert.Null(mapped.FinishedAt);
+        Assert.Null(mapped.PurgeAt);
+        Assert.False(mapped.CancelRequested);
+    }
+
+    [Fact]
+    public void Heartbeat_rows_map_to_id_and_cancel_flag()
+    {
+        var sql = Statements["heartbeat"].Sql;
+        var output = Assert.Single(Find<OutputClause>(Parse(sql)));
+        var table = new DataTable();
+        foreach (var element in output.SelectColumns.Cast<SelectScalarExpression>())
+            table.Columns.Add(element.ColumnName.Value, ColumnTypes[((ColumnReferenceExpression)element.Expression).MultiPartIdentifier.Identifiers[^1].Value]);
+        Assert.Equal([typeof(long), typeof(short)], table.Columns.Cast<DataColumn>().Select(c => c.DataType));
+        table.Rows.Add(42L, (short)1);
+        var (id, cancel) = Assert.Single(table.CreateDataReader().Parse<(long Id, short CancelRequested)>());
+        Assert.Equal(42, id);
+        Assert.Equal(1, cancel);
+    }
+}
