@@ -137,6 +137,23 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         return rows.Select(TaskStates.ToInfo).ToList();
     }
 
+    /// <summary>Counts tasks per status, type and user, with the age of the oldest waiting one (one round trip).</summary>
+    public QueueSummary Summarize() => SummarizeAsync().GetAwaiter().GetResult();
+
+    public async Task<QueueSummary> SummarizeAsync(CancellationToken ct = default)
+    {
+        var (rows, now) = await _store.SummarizeAsync(ct).ConfigureAwait(false);
+        var oldest = rows.Where(r => r.OldestDueAt is not null).Select(r => r.OldestDueAt!.Value).DefaultIfEmpty(long.MaxValue).Min();
+        return new QueueSummary
+        {
+            Queue = Description,
+            At = TaskStates.Time(now),
+            Counts = rows.Select(r => new QueueCount(Enum.Parse<TaskState>(r.State), r.Type, r.User, r.Count))
+                .OrderBy(c => c.State).ThenBy(c => c.Type, StringComparer.Ordinal).ThenBy(c => c.User, StringComparer.Ordinal).ToList(),
+            OldestWaitingSince = oldest == long.MaxValue ? null : TaskStates.Time(oldest),
+        };
+    }
+
     // ---- worker operations ----
 
     /// <summary>Leases the next due task, or returns null (the original's poll).</summary>

@@ -47,6 +47,16 @@ public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcom
 /// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>
 public readonly record struct ExtendedLease(long Id, bool CancelRequested);
 
+/// <summary>How many visible tasks have one status, type and user; OldestDueAt is set for waiting tasks.</summary>
+public sealed class SummaryRow
+{
+    public string State { get; set; } = "";
+    public string Type { get; set; } = "";
+    public string? User { get; set; }
+    public long Count { get; set; }
+    public long? OldestDueAt { get; set; }
+}
+
 /// <summary>What a cancel request by key found and did.</summary>
 public enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStart, Flagged }
 
@@ -106,6 +116,9 @@ public interface IQueueStore : IDisposable
 
     /// <summary>Finishes a live task whatever its state; false if no live task has this key.</summary>
     Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct);
+
+    /// <summary>Counts of visible tasks per status, type and user, and the database clock they were read at.</summary>
+    Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct);
 
     /// <summary>
     /// Waits until a submit may have made work available, or the timeout passes (false). Backends without

@@ -6,6 +6,26 @@ namespace PerfectQueue.Storage;
 /// </summary>
 public static class TaskStateSql
 {
+    /// <summary>The status of each row as text (the <see cref="TaskState"/> names), for grouping.</summary>
+    public static string CaseExpression(string nowParameter) => $"""
+        CASE WHEN finished_at IS NOT NULL THEN 'Finished'
+             WHEN cancel_requested = 1 THEN 'CancelRequested'
+             WHEN due_at > {nowParameter} AND lease_token IS NULL THEN 'Scheduled'
+             WHEN due_at > {nowParameter} THEN 'Running'
+             ELSE 'Waiting' END
+        """;
+
+    /// <summary>
+    /// Counts per status, type and user, and the oldest due time of waiting tasks, over the rows a reader sees
+    /// (<paramref name="visible"/>). Portable SQL: the grouping runs over a derived table, as SQL Server needs.
+    /// </summary>
+    public static string SummarySql(string quotedTable, string nowParameter, string visible) => $"""
+        SELECT s AS "State", task_type AS "Type", user_name AS "User", COUNT(*) AS "Count",
+               MIN(CASE WHEN s = 'Waiting' THEN due_at END) AS "OldestDueAt"
+        FROM (SELECT {CaseExpression(nowParameter)} AS s, task_type, user_name, due_at FROM {quotedTable} WHERE {visible}) AS x
+        GROUP BY s, task_type, user_name
+        """;
+
     /// <param name="status">The status to match.</param>
     /// <param name="nowParameter">The parameter holding the database's now, e.g. "@now".</param>
     public static string Predicate(TaskState status, string nowParameter) => status switch

@@ -12,7 +12,9 @@ namespace PerfectQueue.Tests.Conformance;
 /// </summary>
 public abstract class QueueConformance : IDisposable
 {
-    private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(400);
+    // Long enough not to run out between two steps of a test on a loaded 2-core machine, short enough to
+    // wait out (always by polling, with Eventually).
+    private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(1500);
     private readonly IBackendTarget _target;
     private readonly List<Queue> _opened = [];
 
@@ -51,7 +53,7 @@ public abstract class QueueConformance : IDisposable
     [BackendFact]
     public void Duplicate_key_is_refused_while_the_task_exists_and_for_retention_after_it_finished_then_accepted()
     {
-        var q = Open(c => c.RetentionTime = TimeSpan.FromMilliseconds(600));
+        var q = Open(c => c.RetentionTime = Short);
         q.Submit("k1", "t", new { n = 1 });
         Assert.Throws<IdempotentAlreadyExistsException>(() => q.Submit("k1", "t", new { n = 2 }));   // waiting
         var task = q.Poll()!;
@@ -194,12 +196,12 @@ public abstract class QueueConformance : IDisposable
         var q = Open();
         var other = OpenAnother(q);
         for (var i = 0; i < 5; i++) q.Submit($"k{i}", "t");
-        var held = q.PollMulti(5, TimeSpan.FromMilliseconds(500));
+        var held = q.PollMulti(5, Short);
         Assert.Equal(5, held.Count);
-        var deadline = q.Now().AddMilliseconds(1500);
+        var deadline = q.Now() + Short + Short; // outlive the first lease twice over
         while (q.Now() < deadline)
         {
-            var reports = q.Heartbeat(held, TimeSpan.FromMilliseconds(500));
+            var reports = q.Heartbeat(held, Short);
             Assert.All(reports, r => Assert.Equal(HeartbeatResult.Alive, r.Result));
             Assert.Empty(other.PollMulti(5));
             Thread.Sleep(100);
@@ -579,6 +581,33 @@ public abstract class QueueConformance : IDisposable
         Assert.Equal(3, q.List(new TaskFilter { Types = ["t1"] }).Count);
         Assert.Equal(["scheduled", "waiting"], q.List(new TaskFilter { First = 2 }).Select(t => t.Key).ToArray());
         Assert.Equal(["running"], q.List(new TaskFilter { Keys = ["running", "missing"] }).Select(t => t.Key).ToArray());
+    }
+
+    [BackendFact]
+    public void The_summary_counts_tasks_per_status_type_and_user_and_ages_the_oldest_waiting()
+    {
+        var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
+        Assert.Equal(0, q.Summarize().Total);
+        Assert.Null(q.Summarize().OldestWaitingAge);
+        var now = q.Now();
+        q.Submit("old", "backup", options: new SubmitOptions { User = "a", RunAt = now.AddMinutes(-10) });
+        q.Submit("w2", "backup", options: new SubmitOptions { User = "a" });
+        q.Submit("w3", "report");
+        q.Submit("later", "report", options: new SubmitOptions { Delay = TimeSpan.FromHours(1) });
+        q.Submit("run", "report", options: new SubmitOptions { RunAt = now.AddMinutes(-20) });
+        q.Submit("done", "backup", options: new SubmitOptions { RunAt = now.AddMinutes(-30) });
+        var held = q.PollMulti(2).ToDictionary(t => t.Key);   // "done" and "run": the two oldest
+        held["done"].Finish();
+
+        var summary = q.Summarize();
+        Assert.Equal(6, summary.Total);
+        Assert.Equal(3, summary.CountOf(TaskState.Waiting));
+        Assert.Equal(1, summary.CountOf(TaskState.Scheduled));
+        Assert.Equal(1, summary.CountOf(TaskState.Running));
+        Assert.Equal(1, summary.CountOf(TaskState.Finished));
+        Assert.Equal(2, summary.Counts.Single(c => c.State == TaskState.Waiting && c.Type == "backup" && c.User == "a").Count);
+        Assert.InRange(summary.OldestWaitingAge!.Value.TotalMinutes, 9.9, 11);
+        Assert.Contains(q.Config.Table, summary.Queue);
     }
 
     [BackendFact]

@@ -345,6 +345,15 @@ public sealed class PostgresQueueStore : IQueueStore
             RetrySafety.Always, ct);
     }
 
+    public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(async c =>
+    {
+        await using var tx = await c.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false); // one snapshot for both
+        var now = await c.ExecuteScalarAsync<long>($"SELECT {Now}", transaction: tx).ConfigureAwait(false);
+        var rows = (await c.QueryAsync<SummaryRow>(TaskStateSql.SummarySql(_t, "@now", "(purge_at IS NULL OR purge_at > @now)"), new { now }, tx).ConfigureAwait(false)).AsList();
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return ((IReadOnlyList<SummaryRow>)rows, now);
+    }, RetrySafety.Always, ct);
+
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
     {
         var idle = $"(lease_token IS NULL OR due_at <= {Now})";

@@ -407,8 +407,12 @@ public sealed class SqlServerQueueStore : IQueueStore
     /// Every statement text this store can send, with sample parameters built by the same code the
     /// operations use (the List query once per filter combination). For tests: no server is needed.
     /// </summary>
+    // The clock and the counts in one batch: the counts' Waiting/Running split uses the same @now.
+    private string SummaryBatch => $"DECLARE @now bigint = {NowSql};\nSELECT @now;\n{TaskStateSql.SummarySql(_t, "@now", NotExpired)};";
+
     internal IEnumerable<(string Name, string Sql, object? Parameters)> Statements()
     {
+        yield return ("summarize", SummaryBatch, null);
         yield return ("now", NowQuery, null);
         yield return ("is_initialized", _isInitializedSql, NameArgs());
         yield return ("probe_missing_table", _probeSql, NameArgs());
@@ -556,6 +560,14 @@ public sealed class SqlServerQueueStore : IQueueStore
     public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(async c =>
         (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(ListSql(q), ListArgs(q), null, ct)).ConfigureAwait(false)).AsList(),
         RetrySafety.Always, ct);
+
+    public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(async c =>
+    {
+        using var results = await c.QueryMultipleAsync(Command(SummaryBatch, null, null, ct)).ConfigureAwait(false);
+        var now = await results.ReadSingleAsync<long>().ConfigureAwait(false);
+        var rows = (await results.ReadAsync<SummaryRow>().ConfigureAwait(false)).AsList();
+        return ((IReadOnlyList<SummaryRow>)rows, now);
+    }, RetrySafety.Always, ct);
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
         Enum.Parse<CancelRequestResult>(await c.ExecuteScalarAsync<string>(Command(_requestCancelSql, RequestCancelArgs(key, message, retentionMs), null, ct)).ConfigureAwait(false)

@@ -264,6 +264,12 @@ public sealed class SqliteQueueStore : IQueueStore
             new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c) }).AsList());
     });
 
+    public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(ct, () => Read(c =>
+    {
+        var now = Now(c);
+        return ((IReadOnlyList<SummaryRow>)c.Query<SummaryRow>(TaskStateSql.SummarySql(_t, "@now", NotExpired), new { now }).AsList(), now);
+    }));
+
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) =>
         {
