@@ -41,7 +41,8 @@ function Invoke-Build {
     $null = New-Item -ItemType Directory $ModuleDir
 
     # Root: the cmdlet assembly and everything under module/ (manifest, format/type files, help).
-    Copy-Item $cmdletDll, ([IO.Path]::ChangeExtension($cmdletDll, '.pdb')) $ModuleDir
+    # ...and the loader (a nested module) built beside it.
+    Get-ChildItem (Split-Path $cmdletDll) -Filter 'PerfectQueue.PowerShell*' | Where-Object Extension -In '.dll', '.pdb' | Copy-Item -Destination $ModuleDir
     Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse
 
     # lib/: the engine as published without a runtime id (deps.json + runtimes/<rid>/), loaded in its own context.

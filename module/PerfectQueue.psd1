@@ -2,6 +2,10 @@
     # The cmdlet assembly. It loads the engine (lib/PerfectQueue.dll) into its own AssemblyLoadContext.
     RootModule           = 'PerfectQueue.PowerShell.dll'
 
+    # Imported before the root module: installs the resolver that loads the engine into its own
+    # AssemblyLoadContext, which must be in place before PowerShell reflects over the cmdlets.
+    NestedModules        = @('PerfectQueue.PowerShell.Loader.dll')
+
     # build.ps1 replaces this with <Version> from Directory.Build.props (the one version source).
     ModuleVersion        = '0.0.0'
 
@@ -12,10 +16,14 @@
     Description          = 'A highly available, durable task queue on a relational database (SQL Server, PostgreSQL, SQLite), driven from PowerShell: submit, list, cancel and process tasks with at-least-once delivery.'
 
     PowerShellVersion    = '7.6'
+    FormatsToProcess     = @('PerfectQueue.Format.ps1xml')
     CompatiblePSEditions = @('Core')
 
     # Explicit lists: PowerShell does not have to scan the module to know what it exports.
-    CmdletsToExport      = @()
+    CmdletsToExport      = @(
+        'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
+        'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue'
+    )
     FunctionsToExport    = @()
     AliasesToExport      = @()
     VariablesToExport    = @()

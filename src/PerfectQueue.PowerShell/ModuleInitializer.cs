@@ -1,80 +1,34 @@
 using System.Management.Automation;
 using System.Reflection;
-using System.Runtime.Loader;
+using PerfectQueue.PowerShell.Loader;
 
 namespace PerfectQueue.PowerShell;
 
 /// <summary>
-/// Runs on Import-Module / Remove-Module: routes the engine assembly into <see cref="EngineLoadContext"/>
-/// and makes the engine's public types nameable from PowerShell.
+/// Runs on Import-Module: loads the engine into <see cref="EngineLoadContext"/>, makes its public types
+/// nameable from PowerShell, and lets the engine understand PowerShell's values.
 /// </summary>
-/// <remarks>
-/// The hook is process-wide while OnImport/OnRemove run once per runspace that imports the module
-/// (a worker's runspaces may import it too), so a count decides when to hook and when to unhook.
-/// </remarks>
-public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssemblyCleanup
+public sealed class ModuleInitializer : IModuleAssemblyInitializer
 {
-    private static readonly object s_gate = new();
-    private static int s_imports;
-    private static bool s_acceleratorsAdded;
+    private static readonly Lock s_gate = new();
+    private static bool s_initialized;
 
     /// <inheritdoc />
     public void OnImport()
     {
         lock (s_gate)
         {
-            if (s_imports == 0)
-            {
-                // This assembly lives in the default context and references PerfectQueue.dll, which is not
-                // beside it (it is in lib/): the default context fails to find it and asks us.
-                AssemblyLoadContext.Default.Resolving += ResolveEngine;
-                try
-                {
-                    // Load the engine now, not on first cmdlet use, so scripts can use its types right after Import-Module.
-                    Assembly engine = EngineLoadContext.Instance.LoadEngine();
-                    RegisterDataAdapter();
-                    if (!s_acceleratorsAdded)
-                    {
-                        AddTypeAccelerators(engine);
-                        s_acceleratorsAdded = true;
-                    }
-                }
-                catch
-                {
-                    AssemblyLoadContext.Default.Resolving -= ResolveEngine; // the import fails; leave nothing behind
-                    throw;
-                }
-            }
-
-            s_imports++;
+            if (s_initialized) return; // a second runspace's import finds everything in place
+            // Load the engine now, not on first cmdlet use, so scripts can use its types right after Import-Module.
+            Assembly engine = EngineLoadContext.Instance.LoadEngine();
+            RegisterDataAdapter();
+            AddTypeAccelerators(engine);
+            s_initialized = true;
         }
     }
 
-    /// <inheritdoc />
-    public void OnRemove(PSModuleInfo psModuleInfo)
-    {
-        lock (s_gate)
-        {
-            if (s_imports == 0 || --s_imports > 0)
-            {
-                return;
-            }
-
-            // The engine stays loaded (its context is not collectible and its objects may live on in
-            // variables), and so do the type names: PowerShell caches resolved type names, so removing
-            // them would leave some names working and others not. A later Import-Module hooks again
-            // and gets the same engine.
-            AssemblyLoadContext.Default.Resolving -= ResolveEngine;
-        }
-    }
-
-    // A separate method, so the engine type it names is resolved only once the hook is in place.
+    // A separate method, so the engine type it names is resolved only once the engine is loaded.
     private static void RegisterDataAdapter() => TaskData.ValueAdapter = PowerShellData.Adapt;
-
-    private static Assembly? ResolveEngine(AssemblyLoadContext context, AssemblyName name) =>
-        string.Equals(name.Name, EngineLoadContext.EngineAssemblyName, StringComparison.OrdinalIgnoreCase)
-            ? EngineLoadContext.Instance.LoadEngine()
-            : null;
 
     // PowerShell's type resolution ([PerfectQueue.Queue], -as [type], New-Object) deliberately looks
     // only at assemblies of the default context and of Assembly.LoadFile contexts, never at custom

@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Runtime.Loader;
 
-namespace PerfectQueue.PowerShell;
+namespace PerfectQueue.PowerShell.Loader;
 
 /// <summary>
 /// The AssemblyLoadContext that holds the engine (PerfectQueue.dll) and its dependencies from the
@@ -14,9 +14,9 @@ namespace PerfectQueue.PowerShell;
 /// right runtimes/&lt;rid&gt;/ assets. A context of our own also keeps our Dapper/SqlClient/Sqlite
 /// from colliding with other copies in the session (e.g. loaded by the SqlServer or dbatools modules).
 /// </remarks>
-internal sealed class EngineLoadContext : AssemblyLoadContext
+public sealed class EngineLoadContext : AssemblyLoadContext
 {
-    internal const string EngineAssemblyName = "PerfectQueue";
+    public const string EngineAssemblyName = "PerfectQueue";
 
     // Types that cross the boundary between pwsh and the engine must have one identity, so these
     // always come from the default context (pwsh's own copies).
@@ -24,6 +24,7 @@ internal sealed class EngineLoadContext : AssemblyLoadContext
     {
         "System.Management.Automation",
         "PerfectQueue.PowerShell",
+        "PerfectQueue.PowerShell.Loader",
     };
 
     private static readonly Lazy<EngineLoadContext> s_instance = new(() => new EngineLoadContext(
@@ -47,10 +48,10 @@ internal sealed class EngineLoadContext : AssemblyLoadContext
     }
 
     /// <summary>The one instance per process: the default context caches what it resolved, so a second one would only load duplicates.</summary>
-    internal static EngineLoadContext Instance => s_instance.Value;
+    public static EngineLoadContext Instance => s_instance.Value;
 
     /// <summary>Loads (once) and returns the engine assembly.</summary>
-    internal Assembly LoadEngine() => LoadFromAssemblyName(new AssemblyName(EngineAssemblyName));
+    public Assembly LoadEngine() => LoadFromAssemblyName(new AssemblyName(EngineAssemblyName));
 
     protected override Assembly? Load(AssemblyName assemblyName)
     {

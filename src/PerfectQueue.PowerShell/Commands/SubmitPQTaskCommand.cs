@@ -1,0 +1,118 @@
+using System.Management.Automation;
+
+namespace PerfectQueue.PowerShell.Commands;
+
+/// <summary>
+/// Submits tasks (the original's submit). Piped tasks go to the database in batches, one round trip
+/// each, while every duplicate key is still reported as its own TaskAlreadyExists error.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Submit, "PQTask", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = DelaySet)]
+[OutputType(typeof(PQTask))]
+public sealed class SubmitPQTaskCommand : PQCmdlet
+{
+    private const string DelaySet = "Delay";
+    private const string RunAtSet = "RunAt";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ValidateLength(1, 256)]
+    public string Key { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(TaskTypeCompleter))]
+    public string Type { get; set; } = "";
+
+    /// <summary>A hashtable, an object with properties, or JSON text of an object.</summary>
+    [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
+    public object? Data { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? User { get; set; }
+
+    [Parameter(ParameterSetName = RunAtSet, ValueFromPipelineByPropertyName = true)]
+    public DateTime? RunAt { get; set; }
+
+    /// <summary>Run no earlier than this long from now (a TimeSpan, or seconds).</summary>
+    [Parameter(ParameterSetName = DelaySet, ValueFromPipelineByPropertyName = true)]
+    [DurationTransformation]
+    public TimeSpan? Delay { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, int.MaxValue)]
+    public int? MaxRunning { get; set; }
+
+    /// <summary>Store the data gzip-compressed.</summary>
+    [Parameter]
+    public SwitchParameter Compress { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>How many piped tasks go to the database in one round trip.</summary>
+    [Parameter]
+    [ValidateRange(1, 1000)]
+    public int BatchSize { get; set; } = 500;
+
+    private readonly List<TaskSubmission> _batch = [];
+    private Queue? _batchQueue;
+    private int _submitted;
+    private int _flushes;
+
+    protected override void ProcessRecord()
+    {
+        var queue = CurrentQueue();
+        if (!ShouldProcess($"task '{Key}' of type '{Type}' on {queue.Description}", "Submit")) return;
+        var options = new SubmitOptions
+        {
+            User = string.IsNullOrEmpty(User) ? null : User,
+            RunAt = RunAt is { } at ? new DateTimeOffset(at.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(at, DateTimeKind.Local) : at) : null,
+            Delay = Delay,
+            MaxRunning = MaxRunning,
+            Compression = Compress ? DataCompression.Gzip : null,
+        };
+        var item = new TaskSubmission(Key, Type, Data, options);
+        // Bad data is this item's error: the rest of the batch must not fail with it.
+        try { TaskData.ToJsonObject(Data); }
+        catch (ArgumentException e) { WriteError(PQErrors.For(e, Key)); return; }
+
+        if (_batchQueue is not null && !ReferenceEquals(_batchQueue, queue)) Flush();
+        _batchQueue = queue;
+        _batch.Add(item);
+        if (_batch.Count >= BatchSize) Flush();
+    }
+
+    protected override void EndProcessing()
+    {
+        Flush();
+        if (_flushes > 1) WriteProgress(new ProgressRecord(1, "Submitting tasks", "Done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    private void Flush()
+    {
+        if (_batch.Count == 0 || _batchQueue is null) return;
+        var queue = _batchQueue;
+        var items = _batch.ToArray();
+        _batch.Clear();
+        RunItem(queue.Description, () =>
+        {
+            var stored = queue.SubmitManyAsync(items, StopToken).GetAwaiter().GetResult();
+            var storedKeys = new List<string>();
+            for (var i = 0; i < items.Length; i++)
+            {
+                if (stored[i]) storedKeys.Add(items[i].Key);
+                else WriteError(PQErrors.For(PerfectQueue.Queue.Duplicate(items[i].Key), items[i].Key));
+            }
+            _submitted += storedKeys.Count;
+            _flushes++;
+            if (_flushes > 1 || items.Length >= BatchSize)
+                WriteProgress(new ProgressRecord(1, "Submitting tasks", $"{_submitted} submitted") { PercentComplete = -1 });
+            if (PassThru && storedKeys.Count > 0)
+            {
+                var byKey = queue.ListAsync(new TaskFilter { Keys = storedKeys }, StopToken).GetAwaiter().GetResult().ToDictionary(t => t.Key);
+                foreach (var key in storedKeys)
+                    if (byKey.TryGetValue(key, out var info)) WriteObject(new PQTask(info, queue));
+            }
+        });
+    }
+}

@@ -1,0 +1,49 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+
+namespace PerfectQueue.PowerShell;
+
+/// <summary>
+/// Tab completion from the queue the command would use. Bounded (at most 100 names), quick, and it never
+/// throws: with no reachable queue it simply offers nothing.
+/// </summary>
+public abstract class QueueValueCompleter : IArgumentCompleter
+{
+    private const int Limit = 100;
+
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        try
+        {
+            var queue = PQSession.Resolve(fakeBoundParameters["Queue"] as Queue ?? (fakeBoundParameters["Queue"] as PSObject)?.BaseObject as Queue);
+            var prefix = wordToComplete.Trim('\'', '"');
+            return Values(queue, prefix)
+                .Where(v => v.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+                .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Take(Limit)
+                .Select(v => new CompletionResult(v.Contains(' ') || v.Contains('\'') ? "'" + v.Replace("'", "''") + "'" : v, v, CompletionResultType.ParameterValue, v))
+                .ToList();
+        }
+        catch (Exception)
+        {
+            return []; // completion must never break the prompt
+        }
+    }
+
+    protected abstract IEnumerable<string> Values(Queue queue, string prefix);
+}
+
+/// <summary>Completes -Key with keys of live (unfinished) tasks first, at most 100.</summary>
+public sealed class TaskKeyCompleter : QueueValueCompleter
+{
+    protected override IEnumerable<string> Values(Queue queue, string prefix) =>
+        queue.List(new TaskFilter { First = 1000 }).Select(t => t.Key);
+}
+
+/// <summary>Completes -Type with the task types the queue holds.</summary>
+public sealed class TaskTypeCompleter : QueueValueCompleter
+{
+    protected override IEnumerable<string> Values(Queue queue, string prefix) =>
+        queue.Summarize().Counts.Select(c => c.Type);
+}

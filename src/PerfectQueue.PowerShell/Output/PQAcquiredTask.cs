@@ -1,0 +1,44 @@
+using System.Management.Automation;
+
+namespace PerfectQueue.PowerShell;
+
+/// <summary>
+/// A task this session holds (Receive-PQTask). Finish, retry or release it before its lease ends
+/// (LeaseExpiresAt), or heartbeat to keep it; Complete-PQTask finishes it from the pipeline.
+/// </summary>
+public sealed class PQAcquiredTask
+{
+    internal PQAcquiredTask(AcquiredTask task, Queue queue)
+    {
+        Task = task;
+        Queue = queue;
+        Data = PowerShellData.ToHashtable(task.Data);
+    }
+
+    /// <summary>The engine's task, for .NET callers.</summary>
+    [Hidden] public AcquiredTask Task { get; }
+    public Queue Queue { get; }
+    public string Key => Task.Key;
+    public string Type => Task.Type;
+    public string? User => Task.User;
+    /// <summary>The data when acquired (UpdateData changes what the next attempt sees).</summary>
+    public System.Collections.Specialized.OrderedDictionary Data { get; }
+    public int Attempt => Task.Attempt;
+    public string? LastMessage => Task.LastMessage;
+    public DateTime LeaseExpiresAt => Task.LeaseExpiresAt.LocalDateTime;
+    public bool IsCancellationRequested => Task.IsCancellationRequested;
+    public bool IsCompleted => Task.IsCompleted;
+
+    public void Finish() => Task.Finish();
+    public void Finish(string message) => Task.Finish(message);
+    public void Finish(TaskOutcome outcome, string? message) => Task.Finish(outcome, message);
+    /// <summary>True if another attempt will come, false if max_attempts ended the task as Failed.</summary>
+    public bool Retry() => Task.Retry();
+    public bool Retry(string message) => Task.Retry(message);
+    public bool Retry(string message, TimeSpan delay) => Task.Retry(message, delay);
+    public void Release() => Task.Release();
+    public HeartbeatResult Heartbeat() => Task.Heartbeat();
+    public void UpdateData(object data) => Task.UpdateData(data);
+
+    public override string ToString() => Key;
+}
