@@ -1,11 +1,12 @@
 <#
 .SYNOPSIS
-    The PerfectQueue demo: submits tasks to the embedded default queue, processes them as a worker
-    would, and shows what happened. Run it as `dotnet tool restore && dotnet pwsh ./build.ps1 demo`.
+    The PerfectQueue demo: submits a batch of tasks to the embedded default queue, shows the table,
+    cancels one, processes the rest as a worker would, and shows the counts.
+    Run it as `dotnet tool restore && dotnet pwsh ./build.ps1 demo`.
 .DESCRIPTION
     Uses the embedded SQLite database in the user's local data folder (created on first use), in a
-    table of its own ('perfectqueue_demo') so it never touches tasks of the default table.
-    Until the cmdlets and the worker exist, it drives the .NET API from PowerShell.
+    table of its own ('perfectqueue_demo') so it never touches tasks of the default table. Until
+    Start-PQWorker exists, the processing loop uses Receive-PQTask and Complete-PQTask.
 #>
 param(
     [string] $ModulePath = $env:PQ_MODULE_PATH
@@ -18,81 +19,65 @@ if ($env:CI -or [Console]::IsOutputRedirected) { $PSStyle.OutputRendering = 'Pla
 $module = Import-Module $ModulePath -PassThru
 Write-Host "PerfectQueue $($module.Version) from $($module.ModuleBase)"
 
-$config = [PerfectQueue.QueueConfig]::new()          # no url: the embedded default
-$config.Table = 'perfectqueue_demo'
-$config.RetryWait = [TimeSpan]::FromMilliseconds(300) # short, so the demo shows a retry without waiting long
-$queue = [PerfectQueue.Queue]::Open($config)
+# The embedded default database, in a demo table of its own.
+$embedded = [PerfectQueue.QueueConfig]::EmbeddedDefaultPath
+$queue = Connect-PQQueue "sqlite:///$embedded" -Table perfectqueue_demo -PassThru
 Write-Host "Queue: $($queue.Description)`n"
 
-function Show-Tasks([string] $title, [string[]] $keys) {
-    Write-Host "== $title"
-    $filter = [PerfectQueue.TaskFilter]@{ Keys = $keys }
-    $queue.List($filter) | Format-Table -AutoSize Key, Type, User, Status, Outcome, Attempts,
-        @{ n = 'CreatedAt'; e = { $_.CreatedAt.LocalDateTime.ToString('HH:mm:ss.fff') } },
-        @{ n = 'Timeout'; e = { if ($_.Timeout) { $_.Timeout.LocalDateTime.ToString('HH:mm:ss.fff') } } },
-        @{ n = 'Data'; e = { $_.Data.ToJsonString() } }, Message | Out-String -Width 250 | Write-Host
-}
-
-# 1. Submit a batch. Keys are unique per run: a key is refused while its task exists.
+# 1. Submit a batch from objects, as from Import-Csv; keys are unique per run.
 $run = Get-Date -Format 'yyyyMMdd-HHmmss-fff'
 $jobs = @(
-    @{ Key = "backup-sales-$run";   Type = 'backup';  Data = @{ db = 'sales' };   User = 'team-a'; MaxRunning = 1 }
-    @{ Key = "backup-hr-$run";      Type = 'backup';  Data = @{ db = 'hr' };      User = 'team-a'; MaxRunning = 1 }
-    @{ Key = "report-daily-$run";   Type = 'report';  Data = @{ day = (Get-Date -Format 'yyyy-MM-dd') }; User = 'team-b' }
-    @{ Key = "report-weekly-$run";  Type = 'report';  Data = @{ week = 48; fail_once = $true }; User = 'team-b' }
-    @{ Key = "cleanup-tmp-$run";    Type = 'cleanup'; Data = @{ path = '/tmp/app'; older_than_days = 7 } }
-    @{ Key = "cleanup-logs-$run";   Type = 'cleanup'; Data = @{ path = '/var/log/app' } }
-    @{ Key = "rotate-keys-$run";    Type = 'rotate';  Data = @{ vault = 'prod' }; Delay = [TimeSpan]::FromMilliseconds(800) }
+    [pscustomobject]@{ Key = "backup-sales-$run";  Type = 'backup';  User = 'team-a'; MaxRunning = 1; Data = @{ db = 'sales' } }
+    [pscustomobject]@{ Key = "backup-hr-$run";     Type = 'backup';  User = 'team-a'; MaxRunning = 1; Data = @{ db = 'hr' } }
+    [pscustomobject]@{ Key = "report-daily-$run";  Type = 'report';  User = 'team-b'; Data = @{ day = (Get-Date -Format 'yyyy-MM-dd') } }
+    [pscustomobject]@{ Key = "report-weekly-$run"; Type = 'report';  User = 'team-b'; Data = @{ week = 48; fail_once = $true } }
+    [pscustomobject]@{ Key = "cleanup-tmp-$run";   Type = 'cleanup'; Data = @{ path = '/tmp/app'; older_than_days = 7 } }
+    [pscustomobject]@{ Key = "cleanup-logs-$run";  Type = 'cleanup'; Data = @{ path = '/var/log/app' } }
+    [pscustomobject]@{ Key = "rotate-keys-$run";   Type = 'rotate';  Delay = 1; Data = @{ vault = 'prod' } }
 )
-foreach ($job in $jobs) {
-    $options = [PerfectQueue.SubmitOptions]@{
-        User = $job['User']; MaxRunning = $job['MaxRunning']; Delay = $job['Delay']
-        Compression = if ($job.Type -eq 'report') { [PerfectQueue.DataCompression]::Gzip } else { $null }
-    }
-    $null = $queue.Submit($job.Key, $job.Type, $job.Data, $options)
-}
+$jobs | Submit-PQTask
 [string[]] $keys = $jobs.Key
-try { $null = $queue.Submit($keys[0], 'backup', @{ db = 'sales' }) }
-catch [PerfectQueue.AlreadyExistsException] { Write-Host "Submitting $($keys[0]) again is refused: $($_.Exception.Message)`n" }
-Show-Tasks 'Submitted (rotate-keys is scheduled 0.8 s ahead; team-a may run 1 task at a time)' $keys
+Submit-PQTask -Key $keys[0] -Type backup -ErrorAction SilentlyContinue -ErrorVariable duplicate
+Write-Host "Submitting $($keys[0]) again is refused: $($duplicate[0].FullyQualifiedErrorId.Split(',')[0]): $($duplicate[0].Exception.Message)`n"
+Write-Host '== Submitted (rotate-keys runs 1 s from now; team-a may run 1 task at a time)'
+Get-PQTask -Key $keys | Format-Table | Out-String -Width 200 | Write-Host
 
 # 2. Cancel one before any worker takes it: it is finished as Cancelled and never handed out.
-$null = $queue["cleanup-logs-$run"].CancelRequest()
-Write-Host "Cancelled cleanup-logs-$run before it started.`n"
+Request-PQCancel -Key "cleanup-logs-$run" -Verbose 4>&1 | Write-Host
 
-# 3. Process everything as a worker would: acquire a batch, run each, finish (or retry on error).
+# 3. Process everything as a worker would: receive a batch, run each, complete it (or retry on error).
 $handlers = @{
-    backup  = { param($task) "dumped $($task.Data['db'])" }
-    report  = { param($task) if ($task.Data['fail_once'] -and $task.Attempt -eq 1) { throw 'report server busy' }; "rendered" }
-    cleanup = { param($task) "removed old files under $($task.Data['path'])" }
-    rotate  = { param($task) "rotated keys in $($task.Data['vault'])" }
+    backup  = { param($task) "dumped $($task.Data.db)" }
+    report  = { param($task) if ($task.Data['fail_once'] -and $task.Attempt -eq 1) { throw 'report server busy' }; 'rendered' }
+    cleanup = { param($task) "removed old files under $($task.Data.path)" }
+    rotate  = { param($task) "rotated keys in $($task.Data.vault)" }
 }
-$live = [PerfectQueue.TaskFilter]@{ Keys = $keys; Statuses = [PerfectQueue.TaskState[]]('Scheduled', 'Waiting', 'Running', 'CancelRequested') }
 $deadline = [DateTime]::UtcNow.AddSeconds(60)
-while ($queue.List($live).Count -gt 0) {
+while (Get-PQTask -Key $keys -Status Scheduled, Waiting, Running, CancelRequested) {
     if ([DateTime]::UtcNow -gt $deadline) { throw 'The demo did not finish its tasks within 60 s.' }
-    $batch = $queue.PollMulti(4)
-    if ($batch.Count -eq 0) { Start-Sleep -Milliseconds 100; continue }   # the poll interval of this little worker
+    $batch = @(Receive-PQTask -Count 4 -AliveTime 60)
+    if ($batch.Count -eq 0) { Start-Sleep -Milliseconds 200; continue }   # this little worker's poll interval
     foreach ($task in $batch) {
         try {
             $result = & $handlers[$task.Type] $task
-            $task.Finish("$result")
+            $task | Complete-PQTask -Message "$result"
             Write-Host ("  {0,-34} attempt {1}  ok     {2}" -f $task.Key, $task.Attempt, $result)
         }
         catch {
-            $null = $task.Retry($_.Exception.Message)
+            $null = $task.Retry($_.Exception.Message, [TimeSpan]::FromMilliseconds(300))
             Write-Host ("  {0,-34} attempt {1}  retry  {2}" -f $task.Key, $task.Attempt, $_.Exception.Message)
         }
     }
 }
-Write-Host ''
-Show-Tasks 'Finished' $keys
+Write-Host "`n== Finished"
+Get-PQTask -Key $keys | Format-Table Key, Type, User, Status, Outcome, Attempts, Message | Out-String -Width 200 | Write-Host
 
-# 4. Sum up.
-$finished = $queue.List([PerfectQueue.TaskFilter]@{ Keys = $keys })
-$finished | Group-Object Outcome | Sort-Object Name | ForEach-Object { Write-Host ("{0,-10} {1}" -f $_.Name, $_.Count) }
+# 4. The counts.
+Write-Host '== Measure-PQQueue'
+Measure-PQQueue | Out-String | Write-Host
+$finished = Get-PQTask -Key $keys
 $succeeded = @($finished | Where-Object Outcome -EQ 'Succeeded').Count
 $cancelled = @($finished | Where-Object Outcome -EQ 'Cancelled').Count
-$queue.Dispose()
+Disconnect-PQQueue
 if ($succeeded -ne $jobs.Count - 1 -or $cancelled -ne 1) { throw "Expected $($jobs.Count - 1) succeeded and 1 cancelled task." }
-Write-Host "`nDemo done: $succeeded tasks succeeded, $cancelled cancelled. Finished tasks stay listed for retention_time (300 s), then are cleaned up."
+Write-Host "Demo done: $succeeded tasks succeeded, 1 cancelled. Finished tasks stay listed for retention_time (300 s), then are cleaned up."
