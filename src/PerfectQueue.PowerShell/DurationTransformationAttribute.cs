@@ -5,7 +5,8 @@ namespace PerfectQueue.PowerShell;
 
 /// <summary>
 /// Durations are TimeSpans that also take a plain number of seconds, as the original's config does:
-/// -AliveTime 30 is thirty seconds, not thirty ticks. Text like '00:05:00' parses as a TimeSpan.
+/// -AliveTime 30 is thirty seconds, not thirty ticks. Text like '00:05:00' parses as a TimeSpan; blank
+/// text (an empty CSV cell) is "not given".
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class DurationTransformationAttribute : ArgumentTransformationAttribute
@@ -16,6 +17,7 @@ public sealed class DurationTransformationAttribute : ArgumentTransformationAttr
         return value switch
         {
             null => null,
+            string s when string.IsNullOrWhiteSpace(s) => null, // an empty CSV cell: not given
             TimeSpan t => t,
             int or long or short or byte or uint or ulong or ushort or sbyte => TimeSpan.FromSeconds(Convert.ToDouble(value, CultureInfo.InvariantCulture)),
             double or float or decimal => TimeSpan.FromSeconds(Convert.ToDouble(value, CultureInfo.InvariantCulture)),

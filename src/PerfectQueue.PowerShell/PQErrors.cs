@@ -17,6 +17,7 @@ public static class PQErrors
     public const string QueueNotInitialized = nameof(QueueNotInitialized);
     public const string InvalidConfiguration = nameof(InvalidConfiguration);
     public const string InvalidTaskData = nameof(InvalidTaskData);
+    public const string InvalidArgument = nameof(InvalidArgument);
     public const string WaitTimeout = nameof(WaitTimeout);
     public const string DatabaseError = nameof(DatabaseError);
     public const string QueueError = nameof(QueueError);
@@ -32,7 +33,8 @@ public static class PQErrors
             CancelRequestedException => (TaskCancelRequested, ErrorCategory.OperationStopped),
             QueueNotInitializedException => (QueueNotInitialized, ErrorCategory.ResourceUnavailable),
             ConfigException => (InvalidConfiguration, ErrorCategory.InvalidArgument),
-            ArgumentException => (InvalidTaskData, ErrorCategory.InvalidArgument),
+            ArgumentException { ParamName: "data" } => (InvalidTaskData, ErrorCategory.InvalidArgument),
+            ArgumentException => (InvalidArgument, ErrorCategory.InvalidArgument),
             TimeoutException => (WaitTimeout, ErrorCategory.OperationTimeout),
             DbException => (DatabaseError, ErrorCategory.ConnectionError),
             _ => (QueueError, ErrorCategory.NotSpecified),

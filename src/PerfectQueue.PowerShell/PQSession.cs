@@ -15,7 +15,6 @@ internal static class PQSession
     private sealed class Slot
     {
         public Queue? Queue;
-        public bool Owned;
     }
 
     private static readonly ConditionalWeakTable<Runspace, Slot> Defaults = new();
@@ -24,21 +23,15 @@ internal static class PQSession
 
     public static Queue? Default => Runspace.DefaultRunspace is { } r && Defaults.TryGetValue(r, out var slot) ? slot.Queue : null;
 
-    /// <summary>Makes <paramref name="queue"/> this runspace's default; disposes a default Connect-PQQueue opened before.</summary>
-    public static void SetDefault(Queue? queue, bool owned)
-    {
-        var slot = Defaults.GetValue(Runspace.DefaultRunspace, _ => new Slot());
-        if (slot.Owned && slot.Queue is { } old && !ReferenceEquals(old, queue)) old.Dispose();
-        slot.Queue = queue;
-        slot.Owned = owned && queue is not null;
-    }
+    /// <summary>Makes <paramref name="queue"/> this runspace's default (null: none).</summary>
+    public static void SetDefault(Queue? queue) => Defaults.GetValue(Runspace.DefaultRunspace, _ => new Slot()).Queue = queue;
 
     public static Queue Resolve(Queue? explicitQueue)
     {
         if (explicitQueue is not null) return explicitQueue;
         if (Default is { } fallback) return fallback;
         var url = Environment.GetEnvironmentVariable(UrlVariable);
-        return SharedQueue(string.IsNullOrWhiteSpace(url) ? null : url.Trim());
+        return Open(new QueueConfig { Url = string.IsNullOrWhiteSpace(url) ? null : url.Trim() });
     }
 
     /// <summary>Where a cmdlet's queue would come from now, for messages.</summary>
@@ -48,16 +41,20 @@ internal static class PQSession
         : !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(UrlVariable)) ? "$env:" + UrlVariable
         : "the embedded default";
 
-    // Queues opened from the environment or the embedded default are shared by every runspace: a Queue is
-    // thread-safe, and opening one per command would redo the schema check each time.
-    private static Queue SharedQueue(string? url)
+    /// <summary>
+    /// The one queue of the process for this configuration. A Queue is thread-safe and holds a connection
+    /// pool, so every runspace shares it, reconnecting reuses it (a script that calls Connect-PQQueue in a
+    /// loop opens nothing new), and none is ever disposed while a user, a task object or another runspace
+    /// may still hold it: they live as long as the process, like connection pools do.
+    /// </summary>
+    public static Queue Open(QueueConfig config)
     {
+        var key = System.Text.Json.JsonSerializer.Serialize(config); // every setting, so different settings get different queues
         lock (SharedGate)
         {
-            var key = url ?? "";
             if (!Shared.TryGetValue(key, out var queue))
             {
-                queue = Queue.Open(new QueueConfig { Url = url });
+                queue = Queue.Open(config);
                 Shared[key] = queue;
             }
             return queue;

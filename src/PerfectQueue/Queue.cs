@@ -101,6 +101,13 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         return _store.SubmitAsync(rows, ct);
     }
 
+    /// <summary>
+    /// Checks one submission as <see cref="SubmitMany"/> would (key, type, options, data), without storing it:
+    /// callers that batch can report a bad item as its own error and still submit the rest.
+    /// </summary>
+    /// <exception cref="ArgumentException">what is wrong with it.</exception>
+    public void Validate(TaskSubmission submission) => Encode(submission);
+
     /// <summary>The error a duplicate submit raises.</summary>
     public static IdempotentAlreadyExistsException Duplicate(string key) =>
         new($"A task with key '{key}' already exists (or finished less than retention_time ago). Use another key, or wait until the finished task's retention ends.", key);

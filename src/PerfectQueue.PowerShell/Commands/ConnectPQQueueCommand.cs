@@ -55,14 +55,14 @@ public sealed class ConnectPQQueueCommand : PSCmdlet
             };
             if (Table is not null) config.Table = Table;
             if (config.Url is { } url) config.Url = ResolveSqlitePath(url);
-            queue = Queue.Open(config);
+            queue = PQSession.Open(config);
         }
         catch (Exception e) when (e is PerfectQueueException or ArgumentException or System.Data.Common.DbException)
         {
             ThrowTerminatingError(PQErrors.For(e, ParameterSetName));
             return;
         }
-        PQSession.SetDefault(queue, owned: true);
+        PQSession.SetDefault(queue);
         WriteVerbose($"This session's PerfectQueue commands now use {queue.Description}.");
         if (PassThru) WriteObject(queue);
     }

@@ -2,7 +2,10 @@ using System.Management.Automation;
 
 namespace PerfectQueue.PowerShell.Commands;
 
-/// <summary>Forgets this session's default queue (and closes it, if Connect-PQQueue opened it).</summary>
+/// <summary>
+/// Forgets this session's default queue; commands fall back to $env:PERFECTQUEUE_URL, then the embedded
+/// default. The queue itself stays usable by anyone who holds it (with -Queue, or through task objects).
+/// </summary>
 [Cmdlet(VerbsCommunications.Disconnect, "PQQueue")]
 [OutputType(typeof(void))]
 public sealed class DisconnectPQQueueCommand : PSCmdlet
@@ -10,7 +13,7 @@ public sealed class DisconnectPQQueueCommand : PSCmdlet
     protected override void EndProcessing()
     {
         var current = PQSession.Default;
-        PQSession.SetDefault(null, owned: false);
+        PQSession.SetDefault(null);
         WriteVerbose(current is null
             ? "This session had no default queue."
             : $"This session no longer uses {current.Description}; commands fall back to $env:{PQSession.UrlVariable}, then the embedded default.");

@@ -8,7 +8,7 @@ namespace PerfectQueue.PowerShell.Commands;
 public sealed class GetPQTaskCommand : PQCmdlet
 {
     /// <summary>Only these keys; a key that does not exist is a TaskNotFound error.</summary>
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(TaskKeyCompleter))]
     public string[]? Key { get; set; }

@@ -24,7 +24,7 @@ public sealed class ReceivePQTaskCommand : PQCmdlet
     protected override void ProcessRecord()
     {
         if (AliveTime is { } alive && alive <= TimeSpan.Zero)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-AliveTime must be more than zero."), PQErrors.InvalidConfiguration, ErrorCategory.InvalidArgument, AliveTime));
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-AliveTime must be more than zero."), PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, AliveTime));
         var queue = CurrentQueue();
         if (!ShouldProcess(queue.Description, $"Acquire up to {Count} task{(Count == 1 ? "" : "s")}")) return;
         RunItem(queue.Description, () =>

@@ -10,7 +10,7 @@ namespace PerfectQueue.PowerShell.Commands;
 [OutputType(typeof(PQTask))]
 public sealed class RequestPQCancelCommand : PQCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(TaskKeyCompleter))]
     public string[] Key { get; set; } = [];

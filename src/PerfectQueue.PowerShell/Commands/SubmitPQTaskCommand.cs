@@ -25,12 +25,14 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
 
     /// <summary>A hashtable, an object with properties, or JSON text of an object.</summary>
     [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
+    [NullIfBlank]
     public object? Data { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? User { get; set; }
 
     [Parameter(ParameterSetName = RunAtSet, ValueFromPipelineByPropertyName = true)]
+    [NullIfBlank]
     public DateTime? RunAt { get; set; }
 
     /// <summary>Run no earlier than this long from now (a TimeSpan, or seconds).</summary>
@@ -38,8 +40,9 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     [DurationTransformation]
     public TimeSpan? Delay { get; set; }
 
+    /// <summary>At most this many tasks of -User run at once (at least 1; checked per item with the rest of the task).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateRange(1, int.MaxValue)]
+    [NullIfBlank]
     public int? MaxRunning { get; set; }
 
     /// <summary>Store the data gzip-compressed.</summary>
@@ -72,8 +75,8 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
             Compression = Compress ? DataCompression.Gzip : null,
         };
         var item = new TaskSubmission(Key, Type, Data, options);
-        // Bad data is this item's error: the rest of the batch must not fail with it.
-        try { TaskData.ToJsonObject(Data); }
+        // A bad item is its own error: the rest of the batch must not fail with it.
+        try { queue.Validate(item); }
         catch (ArgumentException e) { WriteError(PQErrors.For(e, Key)); return; }
 
         if (_batchQueue is not null && !ReferenceEquals(_batchQueue, queue)) Flush();

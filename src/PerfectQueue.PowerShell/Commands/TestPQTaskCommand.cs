@@ -7,7 +7,7 @@ namespace PerfectQueue.PowerShell.Commands;
 [OutputType(typeof(bool))]
 public sealed class TestPQTaskCommand : PQCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(TaskKeyCompleter))]
     public string[] Key { get; set; } = [];

@@ -11,7 +11,7 @@ namespace PerfectQueue.PowerShell.Commands;
 [OutputType(typeof(PQTask))]
 public sealed class WaitPQTaskCommand : PQCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(TaskKeyCompleter))]
     public string[] Key { get; set; } = [];
@@ -31,7 +31,8 @@ public sealed class WaitPQTaskCommand : PQCmdlet
     protected override void ProcessRecord()
     {
         var queue = CurrentQueue();
-        foreach (var key in Key) _keys.Add((key, queue));
+        foreach (var key in Key)
+            if (!_keys.Contains((key, queue))) _keys.Add((key, queue)); // each task is written once
     }
 
     protected override void EndProcessing()
