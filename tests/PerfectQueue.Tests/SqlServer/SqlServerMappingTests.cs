@@ -17,28 +17,9 @@ public sealed class SqlServerMappingTests
     private static readonly SqlServerQueueStore Store = new("Server=localhost;Database=pq;Integrated Security=true", "tasks_test", "d");
     private static readonly Dictionary<string, (string Name, string Sql, object? Parameters)> Statements = Store.Statements().ToDictionary(s => s.Name);
 
-    private static TSqlFragment Parse(string sql)
-    {
-        var fragment = new TSql160Parser(true).Parse(new StringReader(sql), out var errors);
-        Assert.Empty(errors);
-        return fragment;
-    }
+    private static TSqlFragment Parse(string sql) => TSqlTree.Parse(sql, new TSql160Parser(true));
 
-    private static List<T> Find<T>(TSqlFragment fragment) where T : TSqlFragment
-    {
-        var collector = new Collector<T>();
-        fragment.Accept(collector);
-        return collector.Found;
-    }
-
-    private sealed class Collector<T> : TSqlFragmentVisitor where T : TSqlFragment
-    {
-        public List<T> Found { get; } = [];
-        public override void Visit(TSqlFragment node)
-        {
-            if (node is T t) Found.Add(t);
-        }
-    }
+    private static List<T> Find<T>(TSqlFragment fragment) where T : TSqlFragment => TSqlTree.Find<T>(fragment);
 
     private static Type ClrType(SqlDataTypeOption type) => type switch
     {

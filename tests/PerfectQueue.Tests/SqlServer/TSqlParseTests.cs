@@ -23,28 +23,9 @@ public sealed class TSqlParseTests
 
     private static readonly TSqlParser[] Parsers = [new TSql130Parser(true), new TSql160Parser(true), new TSql180Parser(true)];
 
-    private static TSqlFragment Parse(string sql, TSqlParser? parser = null)
-    {
-        var fragment = (parser ?? Parsers[^1]).Parse(new StringReader(sql), out var errors);
-        Assert.True(errors.Count == 0, string.Join("\n", errors.Select(e => $"{e.Number} at {e.Line}:{e.Column}: {e.Message}")) + "\n" + sql);
-        return fragment;
-    }
+    private static TSqlFragment Parse(string sql, TSqlParser? parser = null) => TSqlTree.Parse(sql, parser ?? Parsers[^1]);
 
-    private static List<T> Find<T>(TSqlFragment fragment) where T : TSqlFragment
-    {
-        var collector = new Collector<T>();
-        fragment.Accept(collector);
-        return collector.Found;
-    }
-
-    private sealed class Collector<T> : TSqlFragmentVisitor where T : TSqlFragment
-    {
-        public List<T> Found { get; } = [];
-        public override void Visit(TSqlFragment node)
-        {
-            if (node is T t) Found.Add(t);
-        }
-    }
+    private static List<T> Find<T>(TSqlFragment fragment) where T : TSqlFragment => TSqlTree.Find<T>(fragment);
 
     [Fact]
     public void Every_kind_of_statement_is_listed()
