@@ -61,6 +61,10 @@ function Invoke-Build {
     $sma = Get-ChildItem $ModuleDir -Recurse -Filter 'System.Management.Automation.dll'
     if ($sma) { throw "The module folder must not contain System.Management.Automation.dll: $($sma.FullName -join ', ')" }
     $null = Test-ModuleManifest $manifest
+
+    # Help (en-US/*.dll-Help.xml, about_*.help.txt) from docs/ and the cmdlets' metadata; fails when they disagree.
+    # A child pwsh: it imports the module, and an imported binary module locks its dll.
+    dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'build/New-PQHelp.ps1') -ModulePath $ModuleDir
     $env:PQ_MODULE_PATH = $ModuleDir
     Write-Host "Module $version assembled at $ModuleDir"
 }
