@@ -53,6 +53,12 @@ public static class QueueConfigFile
         {
             throw new ConfigException($"{source}: there is no environment '{env}'. The file has: {string.Join(", ", keys)}. Choose one with -Environment.");
         }
-        return QueueConfig.FromDictionary(section, ReferenceEquals(section, top) ? source : $"{source} [{env}]");
+        var config = QueueConfig.FromDictionary(section, ReferenceEquals(section, top) ? source : $"{source} [{env}]");
+        // A relative SQLite path in a file is relative to the file, so the file works from any directory.
+        const string sqlite = "sqlite:///";
+        if (config.Url is { } url && url.StartsWith(sqlite, StringComparison.OrdinalIgnoreCase) && File.Exists(source)
+            && url.Length > sqlite.Length && !Path.IsPathRooted(url[sqlite.Length..]))
+            config.Url = QueueConfig.SqliteUrl(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, url[sqlite.Length..]));
+        return config;
     }
 }

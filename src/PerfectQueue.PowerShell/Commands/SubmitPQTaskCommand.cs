@@ -45,8 +45,9 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     [NullIfBlank]
     public int? MaxRunning { get; set; }
 
-    /// <summary>Store the data gzip-compressed.</summary>
+    /// <summary>Store the data gzip-compressed (reads detect it by themselves).</summary>
     [Parameter]
+    [Alias("Compression")]
     public SwitchParameter Compress { get; set; }
 
     [Parameter]
