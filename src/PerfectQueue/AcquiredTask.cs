@@ -47,6 +47,10 @@ public sealed class AcquiredTask
     public PreemptedException? LostBecause { get; private set; }
     /// <summary>True once this holder finished, retried or released the task.</summary>
     public bool IsCompleted => _gaveBack is not null;
+    /// <summary>What this holder did with the task: "finished", "retried", "released", or null while it holds it.</summary>
+    public string? Completion => _gaveBack;
+    /// <summary>The outcome this holder finished the task with (null until it finishes it).</summary>
+    public TaskOutcome? FinishedAs { get; private set; }
 
     public override string ToString() => $"{Key} ({Type}) attempt {Attempt}";
 
@@ -70,7 +74,13 @@ public sealed class AcquiredTask
     public Task FinishAsync(TaskOutcome outcome, string? message, CancellationToken ct = default)
     {
         if (outcome == TaskOutcome.ForceFinished) throw new ArgumentException("ForceFinished is for TaskReference.ForceFinish, not for a holder.", nameof(outcome));
-        return WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs), "finish", ct);
+        return FinishCoreAsync(outcome, message, ct);
+    }
+
+    private async Task FinishCoreAsync(TaskOutcome outcome, string? message, CancellationToken ct)
+    {
+        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs), "finish", ct).ConfigureAwait(false);
+        FinishedAs = outcome;
     }
 
     /// <summary>
@@ -88,6 +98,7 @@ public sealed class AcquiredTask
         {
             var text = $"gave up after {Attempt} attempt{(Attempt == 1 ? "" : "s")}" + (message is null ? "" : $": {message}");
             await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: Queue.RetentionMs), "retry", ct).ConfigureAwait(false);
+            FinishedAs = TaskOutcome.Failed;
             return false;
         }
         var wait = delay ?? policy.DelayAfter(Attempt);

@@ -60,6 +60,9 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>For tests: a queue over a store the caller built (for example one that counts round trips).</summary>
+    internal static Queue OpenWith(QueueConfig config, IQueueStore store) => new(config.Clone(), store);
+
     /// <summary>Creates the schema (idempotent); <paramref name="force"/> drops the table and every task in it first.</summary>
     public void Initialize(bool force = false) => InitializeAsync(force).GetAwaiter().GetResult();
     public Task InitializeAsync(bool force = false, CancellationToken ct = default) => _store.InitializeAsync(force, ct);
