@@ -22,7 +22,7 @@
     # Explicit lists: PowerShell does not have to scan the module to know what it exports.
     CmdletsToExport      = @(
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
-        'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue'
+        'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

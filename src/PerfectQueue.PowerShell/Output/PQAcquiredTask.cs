@@ -26,7 +26,10 @@ public sealed class PQAcquiredTask
     public int Attempt => Task.Attempt;
     public string? LastMessage => Task.LastMessage;
     public DateTime LeaseExpiresAt => Task.LeaseExpiresAt.LocalDateTime;
+    /// <summary>True once cancel was asked for this task (or it was lost): stop at a safe point.</summary>
     public bool IsCancellationRequested => Task.IsCancellationRequested;
+    /// <summary>Cancelled when cancel is asked for this task, or it is lost; pass it to long operations.</summary>
+    public CancellationToken CancellationToken => Task.CancellationToken;
     public bool IsCompleted => Task.IsCompleted;
 
     public void Finish() => Task.Finish();
@@ -39,6 +42,8 @@ public sealed class PQAcquiredTask
     public void Release() => Task.Release();
     public HeartbeatResult Heartbeat() => Task.Heartbeat();
     public void UpdateData(object data) => Task.UpdateData(data);
+    /// <summary>Throws when cancel was asked (the task then ends Cancelled), or when the task was lost.</summary>
+    public void ThrowIfCancellationRequested() => Task.ThrowIfCancellationRequested();
 
     public override string ToString() => Key;
 }

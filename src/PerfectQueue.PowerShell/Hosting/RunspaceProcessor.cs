@@ -1,0 +1,78 @@
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using PerfectQueue.Workers;
+
+namespace PerfectQueue.PowerShell.Hosting;
+
+/// <summary>
+/// A processor that runs scriptblock handlers in its own runspace, reused from task to task. The handlers
+/// are rebuilt from their text inside this runspace: a ScriptBlock belongs to the runspace that created it
+/// and must never run in several at once. $ErrorActionPreference is Stop there, so a failing command fails
+/// the task (which is then retried) instead of being ignored.
+/// </summary>
+internal sealed class RunspaceProcessor : ITaskProcessor
+{
+    private readonly Runspace _runspace;
+    private readonly HandlerRoutes _routes;
+    private readonly Queue _queue;
+    private readonly Action<string> _log;
+
+    public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<string> log)
+    {
+        _routes = routes;
+        _queue = queue;
+        _log = log;
+        _runspace = RunspaceFactory.CreateRunspace(state);
+        _runspace.Name = $"PerfectQueue processor {number}";
+        _runspace.Open();
+        Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
+            [routes.Texts.ToArray()], "loading the handlers");
+        if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
+    }
+
+    private void Invoke(string script, object[] arguments, string what)
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = _runspace;
+        ps.AddScript(script);
+        foreach (var a in arguments) ps.AddArgument(a);
+        try { ps.Invoke(); }
+        catch (RuntimeException e) { throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {e.Message}", e); }
+        if (ps.HadErrors && ps.Streams.Error.Count > 0)
+            throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {ps.Streams.Error[0]}");
+    }
+
+    public async Task RunAsync(AcquiredTask task, CancellationToken stop)
+    {
+        var index = _routes.Find(task.Type) ?? throw new NoHandlerException(task.Type);
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = _runspace;
+        // $Task is the handler's first argument, and also visible by name to handlers without a param block.
+        ps.AddScript("param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task")
+            .AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue));
+        var output = new PSDataCollection<PSObject>();
+        output.DataAdded += (_, e) => _log($"{task.Key}: {output[e.Index]}");
+        ps.Streams.Warning.DataAdded += (_, e) => _log($"{task.Key}: WARNING: {ps.Streams.Warning[e.Index]}");
+        ps.Streams.Information.DataAdded += (_, e) => _log($"{task.Key}: {ps.Streams.Information[e.Index]}");
+        using var stopping = stop.Register(() => ps.BeginStop(null, null));
+        try
+        {
+            await Task.Factory.FromAsync(ps.BeginInvoke<PSObject, PSObject>(null, output), ps.EndInvoke).ConfigureAwait(false);
+        }
+        catch (PipelineStoppedException) when (stop.IsCancellationRequested)
+        {
+            throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", stop);
+        }
+        catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(e.Message, e, task.CancellationToken);
+        }
+        stop.ThrowIfCancellationRequested();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _runspace.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
