@@ -46,6 +46,7 @@ Describe 'Start-PQWorker' {
         $text | Should -Match 'start logged \(work\) attempt 1'
         $text | Should -Match 'logged: handler output'
         $text | Should -Match 'end logged \(work\) after [0-9.]+s: succeeded'
+        (Get-PQTask logged).Message | Should -Be 'handler output'   # the last output line is the finish message
     }
 
     It 'retries a throwing handler with its error, and ends it Failed after -MaxAttempts' {

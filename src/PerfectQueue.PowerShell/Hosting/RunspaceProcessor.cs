@@ -42,7 +42,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {ps.Streams.Error[0]}");
     }
 
-    public async Task RunAsync(AcquiredTask task, CancellationToken stop)
+    public async Task<string?> RunAsync(AcquiredTask task, CancellationToken stop)
     {
         var index = _routes.Find(task.Type) ?? throw new NoHandlerException(task.Type);
         using var ps = System.Management.Automation.PowerShell.Create();
@@ -68,6 +68,9 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             throw new OperationCanceledException(e.Message, e, task.CancellationToken);
         }
         stop.ThrowIfCancellationRequested();
+        // The last thing the handler wrote is kept as the finish message (shortened), so Get-PQTask shows what it did.
+        var last = output.LastOrDefault(o => o is not null)?.ToString();
+        return last is { Length: > 500 } ? last[..500] + "…" : last;
     }
 
     public ValueTask DisposeAsync()

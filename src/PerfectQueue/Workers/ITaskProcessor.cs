@@ -11,8 +11,9 @@ public interface ITaskProcessor : IAsyncDisposable
     /// it failed. <paramref name="stop"/> fires when the handler must stop now (a cancel's grace period ran
     /// out, or an immediate shutdown): stop it and throw <see cref="OperationCanceledException"/>. The task's
     /// own <see cref="AcquiredTask.CancellationToken"/> is the cooperative signal that comes first.
+    /// Returns a short result (for example the handler's last output line), kept as the finish message.
     /// </summary>
-    Task RunAsync(AcquiredTask task, CancellationToken stop);
+    Task<string?> RunAsync(AcquiredTask task, CancellationToken stop);
 }
 
 /// <summary>No handler is routed for a task's type: the task is retried after retry_wait, never lost.</summary>

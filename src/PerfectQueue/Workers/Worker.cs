@@ -158,15 +158,16 @@ public sealed class Worker
         try
         {
             Exception? failure = null;
+            string? result = null;
             try
             {
-                await Task.Run(() => processor.RunAsync(task, stop.Token)).ConfigureAwait(false);
+                result = await Task.Run(() => processor.RunAsync(task, stop.Token)).ConfigureAwait(false);
             }
             catch (Exception e)
             {
                 failure = e;
             }
-            outcome = await ConcludeAsync(task, failure).ConfigureAwait(false);
+            outcome = await ConcludeAsync(task, failure, result).ConfigureAwait(false);
         }
         catch (PreemptedException)
         {
@@ -186,7 +187,7 @@ public sealed class Worker
         Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
     }
 
-    private async Task<string> ConcludeAsync(AcquiredTask task, Exception? failure)
+    private async Task<string> ConcludeAsync(AcquiredTask task, Exception? failure, string? result)
     {
         if (task.LostBecause is { } lost) return Count(ref _lost, $"lost ({lost.Reason}); nothing written");
         if (task.IsCompleted) return task.FinishedAs switch
@@ -203,7 +204,7 @@ public sealed class Worker
         }
         if (failure is null)
         {
-            await task.FinishAsync().ConfigureAwait(false);
+            await task.FinishAsync(result).ConfigureAwait(false);
             return Count(ref _succeeded, "succeeded");
         }
         if (_hardStopping && failure is OperationCanceledException)

@@ -9,7 +9,11 @@ namespace PerfectQueue.Tests.Workers;
 /// <summary>A processor that runs a delegate: the worker's rules are tested without PowerShell.</summary>
 internal sealed class DelegateProcessor(Func<AcquiredTask, CancellationToken, Task> run) : ITaskProcessor
 {
-    public Task RunAsync(AcquiredTask task, CancellationToken stop) => run(task, stop);
+    public async Task<string?> RunAsync(AcquiredTask task, CancellationToken stop)
+    {
+        await run(task, stop);
+        return $"ran {task.Key}";
+    }
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
@@ -85,6 +89,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.All(seen.Values, n => Assert.Equal(1, n));
         Assert.InRange(peak, 2, 4);
         Assert.All(q.List(), t => Assert.Equal(TaskOutcome.Succeeded, t.Outcome));
+        Assert.All(q.List(), t => Assert.Equal($"ran {t.Key}", t.Message)); // the processor's result is the finish message
     }
 
     private static void InterlockedMax(ref int target, int value)
