@@ -136,3 +136,69 @@ Describe 'Start-PQWorker' {
         { Start-PQWorker -Handler @{ work = 42 } -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidArgument,*'
     }
 }
+
+Describe 'Start-PQWorker in a process of its own: SIGKILL and SIGTERM (Linux and macOS)' -Skip:$IsWindows {
+    BeforeAll {
+        # Starts a worker in a child pwsh; its handler appends "<key> <attempt> <pid>" to $Marker when it starts.
+        function Start-WorkerProcess([string] $Url, [string] $Marker, [string] $Body, [string] $Extra = '') {
+            $script = Join-Path $TestDrive "worker-$([guid]::NewGuid().ToString('N')).ps1"
+            Set-Content $script @"
+Import-Module '$env:PQ_MODULE_PATH'
+`$q = [PerfectQueue.Queue]::Open('$Url')
+Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 $Extra -Handler @{ work = { param(`$Task) Add-Content '$Marker' "`$(`$Task.Key) `$(`$Task.Attempt) `$PID"; $Body } } 6>&1 | Out-String -Width 200
+"@
+            $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
+            foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
+            $info.RedirectStandardOutput = $true
+            $info.RedirectStandardError = $true
+            $process = [Diagnostics.Process]::Start($info)
+            [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync() }
+        }
+        function Get-Runs([string] $Marker) { if (Test-Path $Marker) { @(Get-Content $Marker) } else { @() } }
+    }
+    BeforeEach {
+        $script:Url = "sqlite:///$(Join-Path $TestDrive "p-$([guid]::NewGuid().ToString('N')).db")"
+        $script:Queue = Connect-PQQueue $Url -PassThru
+        $script:Marker = Join-Path $TestDrive "runs-$([guid]::NewGuid().ToString('N')).txt"
+    }
+    AfterAll { Disconnect-PQQueue }
+
+    It 'loses nothing when a worker is killed with SIGKILL mid-task, and the task finishes exactly once' {
+        Submit-PQTask victim work
+        $dead = Start-WorkerProcess $Url $Marker 'Start-Sleep -Seconds 600' '-AliveTime 2'
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the first worker to start the task'
+        $dead.Process.Kill()                      # SIGKILL: no chance to release or finish anything
+        $dead.Process.WaitForExit()
+        (Get-PQTask victim).Status | Should -Be 'Running'   # its lease has not run out yet
+
+        # Another worker runs it once the dead worker's lease (2 s) has expired.
+        # The handler is rebuilt from its text in the worker's runspace: the marker path goes in as text.
+        $handler = [scriptblock]::Create("param(`$Task) Add-Content '$Marker' ""`$(`$Task.Key) `$(`$Task.Attempt) `$PID""; 'done'")
+        $summary = Start-PQWorker -PollInterval 0.1 -MaxTasks 1 -Handler @{ work = $handler } 6>$null
+        $summary.Succeeded | Should -Be 1
+        $task = Get-PQTask victim
+        $task.Outcome | Should -Be 'Succeeded'
+        $task.Attempts | Should -Be 2
+        $runs = Get-Runs $Marker
+        $runs.Count | Should -Be 2
+        $runs[0] | Should -BeLike "victim 1 $($dead.Process.Id)"
+        $runs[1] | Should -BeLike "victim 2 $PID"
+        @(Get-PQTask -Status Finished).Count | Should -Be 1
+    }
+
+    It 'stops gracefully on SIGTERM: the running task ends, nothing new is acquired, exit code 0' {
+        Submit-PQTask first work
+        Submit-PQTask second work
+        $worker = Start-WorkerProcess $Url $Marker 'Start-Sleep -Milliseconds 1500; "finished $($Task.Key)"'
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
+        kill -TERM $worker.Process.Id
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $worker.Process.ExitCode | Should -Be 0
+        $output = $worker.Output.Result
+        $output | Should -Match 'SIGTERM: graceful stop'
+        $output | Should -Match 'StoppedBecause\s*:\s*graceful stop'
+        $started = (@(Get-Runs $Marker)[0] -split ' ')[0]
+        (Get-PQTask $started).Outcome | Should -Be 'Succeeded'
+        (Get-PQTask -Status Waiting).Count | Should -Be 1
+    }
+}

@@ -2,6 +2,7 @@ using System.Collections;
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
+using System.Runtime.InteropServices;
 using PerfectQueue.PowerShell.Hosting;
 using PerfectQueue.Workers;
 
@@ -10,8 +11,8 @@ namespace PerfectQueue.PowerShell.Commands;
 /// <summary>
 /// Runs a worker (the original's run): handlers for the queue's tasks, in runspaces, one per processor,
 /// reused from task to task. Log lines go to the host (capturable as information records); when the worker
-/// stops it writes a summary. Ctrl+C stops it gracefully (running tasks end, nothing new is acquired); a
-/// second Ctrl+C stops the handlers now and releases their tasks.
+/// stops it writes a summary. Ctrl+C and SIGTERM stop it gracefully (running tasks end, nothing new is
+/// acquired); a second Ctrl+C stops the handlers now and releases their tasks.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "PQWorker", DefaultParameterSetName = HandlerSet)]
 [OutputType(typeof(WorkerSummary))]
@@ -138,6 +139,10 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         }
         WriteVerbose($"Routes: {string.Join(", ", routes.Names)}");
 
+        // SIGTERM stops gracefully, as in the original (SIGINT is Ctrl+C: StopProcessing). Handled only while
+        // the worker runs; the process's default handling comes back afterwards. SIGQUIT is not handled yet:
+        // pwsh ended the process right after a handled SIGQUIT (docs/worker.md).
+        using var onTerm = Signal(PosixSignal.SIGTERM, "SIGTERM: graceful stop", _graceful, Log);
         var run = Task.Run(() => worker.RunAsync(_graceful.Token, _immediate.Token));
         _ = run.ContinueWith(_ => events.CompleteAdding(), TaskScheduler.Default);
         // Only this thread may write to the pipeline: the worker's threads hand their lines over.
@@ -161,6 +166,20 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         }
         if (stopped) throw new PipelineStoppedException();
         WriteObject(summary);
+    }
+
+    private static PosixSignalRegistration? Signal(PosixSignal signal, string message, CancellationTokenSource stop, Action<string> log)
+    {
+        try
+        {
+            return PosixSignalRegistration.Create(signal, context =>
+            {
+                context.Cancel = true; // the worker stops itself, releasing what it must
+                log(message);
+                stop.Cancel();
+            });
+        }
+        catch (PlatformNotSupportedException) { return null; }
     }
 
     private IDictionary LoadHandlerPath()

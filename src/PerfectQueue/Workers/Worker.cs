@@ -23,7 +23,9 @@ public sealed class Worker
     private readonly Func<int, ITaskProcessor> _createProcessor;
     private readonly Action<WorkerEvent>? _log;
     private readonly ConcurrentDictionary<long, Running> _running = new();
-    private readonly SemaphoreSlim _freed = new(0, 1);
+    // Completed (and replaced) each time a processor frees up. A round takes the current one before it polls,
+    // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
+    private TaskCompletionSource _freed = NewSignal();
     private volatile bool _hardStopping;
     private int _processed, _succeeded, _retried, _failed, _cancelled, _released, _lost;
 
@@ -75,6 +77,7 @@ public sealed class Worker
                 if (graceful.IsCancellationRequested) { stoppedBecause = "graceful stop"; break; }
                 if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = "max tasks"; break; }
 
+                var freed = Volatile.Read(ref _freed).Task;
                 var free = Math.Min(idle.Count, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
                 IReadOnlyList<AcquiredTask> got = [];
                 var polled = false;
@@ -101,11 +104,11 @@ public sealed class Worker
 
                 if (polled && got.Count == 0 && _options.UntilEmpty && _running.IsEmpty) { stoppedBecause = "empty"; break; }
                 if (got.Count > 0 && got.Count == free && idle.IsEmpty)
-                    await WaitAsync(_freed.WaitAsync(stopWaiting.Token)).ConfigureAwait(false);          // full: until a processor frees up
+                    await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
                 else if (got.Count == 0 || got.Count < free)
-                    await WaitAsync(Task.WhenAny(                                                        // idle or drained: poll interval, a submit, or a freed processor
-                        _queue.WaitForTasksAsync(_options.PollInterval, stopWaiting.Token),
-                        _freed.WaitAsync(stopWaiting.Token))).ConfigureAwait(false);
+                    await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
+                        _queue.WaitForTasksAsync(_options.PollInterval, ct),
+                        freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
 
             if (stoppedBecause == "immediate stop") StopAll();
@@ -132,10 +135,15 @@ public sealed class Worker
         return summary;
     }
 
-    private static async Task WaitAsync(Task wait)
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // A round's waits end with the round (the poll interval's wait, a PostgreSQL listen).
+    private static async Task WaitAsync(Func<CancellationToken, Task> wait, CancellationToken stop)
     {
-        try { await wait.ConfigureAwait(false); }
+        using var round = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        try { await wait(round.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { /* a stop: the loop looks at why */ }
+        finally { round.Cancel(); }
     }
 
     private void StopAll()
@@ -182,7 +190,7 @@ public sealed class Worker
         {
             _running.TryRemove(task.Lease.Id, out _);
             idle.Push(processor);
-            if (_freed.CurrentCount == 0) { try { _freed.Release(); } catch (SemaphoreFullException) { } }
+            Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult();
         }
         Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
     }

@@ -138,7 +138,9 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         options.PollInterval = TimeSpan.FromMilliseconds(200);
         var summary = await Run(q, options, (_, _) => Task.CompletedTask, graceful: stop.Token);
         Assert.Equal("graceful stop", summary.StoppedBecause);
-        Assert.InRange(counting.Acquires, 3, 7); // about 1 s / 0.2 s; with 8 processors polling on their own it would be ~40
+        // At most about 1 s / 0.2 s (+2 for the first poll and timing); 8 processors polling on their own would
+        // make ~40. Fewer is fine: on a loaded machine the worker may start late.
+        Assert.InRange(counting.Acquires, 1, 7);
     }
 
     [Fact]
@@ -291,5 +293,31 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(1, summary.Retried);
         Assert.Equal("done my way", q["fin"].GetInfo().Message);
         Assert.Equal(TaskState.Scheduled, q["ret"].GetInfo().Status);
+    }
+}
+
+public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture<SqliteTarget>
+{
+    [Fact]
+    public async Task A_worker_that_polled_idle_for_a_while_still_stops_at_max_tasks()
+    {
+        // Regression: every idle round left a wait for a free processor behind; the first release then woke
+        // a stale one, and the worker waited for ever once it was busy.
+        using var q = Queue.Open(target.NewConfig());
+        var options = new WorkerOptions
+        {
+            Processors = 1, PollInterval = TimeSpan.FromMilliseconds(20), AliveTime = TimeSpan.FromSeconds(30),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(100), MaxTasks = 1,
+        };
+        var log = new ConcurrentQueue<string>();
+        var worker = new Worker(q, options, _ => new DelegateProcessor((_, _) => Task.CompletedTask), e => log.Enqueue(e.Message));
+        var running = worker.RunAsync(default, default);
+        await Task.Delay(300);          // ~15 idle rounds
+        q.Submit("late", "t");
+        await Task.WhenAny(running, Task.Delay(TimeSpan.FromSeconds(10)));
+        Assert.True(running.IsCompleted, "the worker did not stop: " + string.Join(" | ", log));
+        var summary = await running;
+        Assert.Equal("max tasks", summary.StoppedBecause);
+        Assert.Equal(1, summary.Succeeded);
     }
 }
