@@ -41,7 +41,8 @@ internal sealed class CountingStore(IQueueStore inner) : IQueueStore
     public void Dispose() => inner.Dispose();
 }
 
-public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarget>, IDisposable
+/// <summary>The worker's rules, written once and run per backend (like the conformance suite).</summary>
+public abstract class WorkerSuite(IBackendTarget target) : IDisposable
 {
     private readonly List<Queue> _queues = [];
 
@@ -50,11 +51,16 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         var config = target.NewConfig();
         configure?.Invoke(config);
         var q = Queue.Open(config);
+        q.Initialize();
         _queues.Add(q);
         return q;
     }
 
-    public void Dispose() { foreach (var q in _queues) q.Dispose(); }
+    public void Dispose()
+    {
+        foreach (var q in _queues) q.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     private static WorkerOptions Fast(int processors = 1) => new()
     {
@@ -67,7 +73,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         new Worker(q, options, _ => new DelegateProcessor(handler), e => log?.Enqueue(e.Message)) { CancelGracePeriod = TimeSpan.FromMilliseconds(300) }
             .RunAsync(graceful, immediate);
 
-    [Fact]
+    [BackendFact]
     public async Task Several_processors_drain_the_queue_each_task_finished_once_and_run_side_by_side()
     {
         var q = Open();
@@ -98,7 +104,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen) { }
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_throwing_handler_retries_with_its_error_until_max_attempts_then_fails()
     {
         var q = Open(c => { c.MaxAttempts = 3; c.RetryWait = TimeSpan.Zero; });
@@ -112,7 +118,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Contains("disk full on attempt 3", info.Message);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task An_unrouted_type_is_retried_after_retry_wait_never_lost_never_busy()
     {
         var q = Open(c => c.RetryWait = TimeSpan.FromMinutes(5));
@@ -125,25 +131,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.InRange((info.Timeout!.Value - q.Now()).TotalMinutes, 4.5, 5.1);
     }
 
-    [Fact]
-    public async Task An_idle_worker_makes_one_acquire_per_poll_interval_whatever_its_processors()
-    {
-        var config = target.NewConfig();
-        using var real = Queue.Open(config);
-        var counting = new CountingStore(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
-        using var q = Queue.OpenWith(config, counting);
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-        var options = Fast(processors: 8);
-        options.UntilEmpty = false;
-        options.PollInterval = TimeSpan.FromMilliseconds(200);
-        var summary = await Run(q, options, (_, _) => Task.CompletedTask, graceful: stop.Token);
-        Assert.Equal("graceful stop", summary.StoppedBecause);
-        // At most about 1 s / 0.2 s (+2 for the first poll and timing); 8 processors polling on their own would
-        // make ~40. Fewer is fine: on a loaded machine the worker may start late.
-        Assert.InRange(counting.Acquires, 1, 7);
-    }
-
-    [Fact]
+    [BackendFact]
     public async Task A_cancel_request_reaches_a_running_handler_within_a_heartbeat_and_it_ends_cancelled()
     {
         var q = Open();
@@ -167,7 +155,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(TaskOutcome.Cancelled, q["cooperative"].GetInfo().Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_handler_that_ignores_the_cancel_is_stopped_after_the_grace_period()
     {
         var q = Open();
@@ -185,7 +173,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(TaskOutcome.Cancelled, q["stubborn"].GetInfo().Outcome);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_force_finished_task_is_stopped_and_never_written_again()
     {
         var q = Open();
@@ -205,7 +193,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal("operator", info.Message);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_graceful_stop_lets_running_tasks_end_and_acquires_no_more()
     {
         var q = Open();
@@ -227,7 +215,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(4, q.List(new TaskFilter { Statuses = [TaskState.Waiting] }).Count);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_graceful_stop_stops_a_handler_after_the_kill_limit_and_releases_its_task()
     {
         var q = Open();
@@ -247,7 +235,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(0, info.Attempts); // a released attempt does not count
     }
 
-    [Fact]
+    [BackendFact]
     public async Task An_immediate_stop_stops_handlers_now_and_releases_their_tasks()
     {
         var q = Open();
@@ -265,7 +253,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(2, q.List(new TaskFilter { Statuses = [TaskState.Waiting] }).Count);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task Max_tasks_stops_after_that_many()
     {
         var q = Open();
@@ -279,7 +267,7 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
         Assert.Equal(6, q.List(new TaskFilter { Statuses = [TaskState.Waiting] }).Count);
     }
 
-    [Fact]
+    [BackendFact]
     public async Task A_handler_may_finish_retry_or_release_the_task_itself()
     {
         var q = Open(c => c.RetryWait = TimeSpan.FromHours(1));
@@ -296,9 +284,47 @@ public sealed class WorkerTests(SqliteTarget target) : IClassFixture<SqliteTarge
     }
 }
 
+[Backend("sqlite")]
+public sealed class SqliteWorkerTests(SqliteTarget target) : WorkerSuite(target), IClassFixture<SqliteTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresWorkerTests(PostgresTarget target) : WorkerSuite(target), IClassFixture<PostgresTarget>;
+
+/// <summary>Counts acquire statements through a wrapped SQLite store: the idle cost of a worker.</summary>
+public sealed class WorkerIdleCostTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
+{
+    private static Task<WorkerSummary> WorkerSuiteRun(Queue q, WorkerOptions options, Func<AcquiredTask, CancellationToken, Task> handler, CancellationToken graceful) =>
+        new Worker(q, options, _ => new DelegateProcessor(handler)).RunAsync(graceful, default);
+
+    private static WorkerOptions Fast(int processors) => new()
+    {
+        Processors = processors, PollInterval = TimeSpan.FromMilliseconds(50), AliveTime = TimeSpan.FromSeconds(30),
+        HeartbeatInterval = TimeSpan.FromMilliseconds(100), UntilEmpty = true,
+    };
+
+    [Fact]
+    public async Task An_idle_worker_makes_one_acquire_per_poll_interval_whatever_its_processors()
+    {
+        var config = sqlite.NewConfig();
+        using var real = Queue.Open(config);
+        var counting = new CountingStore(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
+        using var q = Queue.OpenWith(config, counting);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var options = Fast(processors: 8);
+        options.UntilEmpty = false;
+        options.PollInterval = TimeSpan.FromMilliseconds(200);
+        var summary = await WorkerSuiteRun(q, options, (_, _) => Task.CompletedTask, graceful: stop.Token);
+        Assert.Equal("graceful stop", summary.StoppedBecause);
+        // At most about 1 s / 0.2 s (+2 for the first poll and timing); 8 processors polling on their own would
+        // make ~40. Fewer is fine: on a loaded machine the worker may start late.
+        Assert.InRange(counting.Acquires, 1, 7);
+    }
+
+}
+
 public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture<SqliteTarget>
 {
-    [Fact]
+    [BackendFact]
     public async Task A_worker_that_polled_idle_for_a_while_still_stops_at_max_tasks()
     {
         // Regression: every idle round left a wait for a free processor behind; the first release then woke
