@@ -44,6 +44,29 @@ public sealed class PostgresWakeupTests(PostgresTarget target) : IClassFixture<P
     }
 }
 
+[Backend("postgresql")]
+public sealed class PostgresSchemaTests(PostgresTarget target) : IClassFixture<PostgresTarget>
+{
+    [BackendFact]
+    public async Task Initializing_many_queue_tables_at_once_never_races_on_the_shared_schema_table()
+    {
+        // Regression: the lock was per table, and perfectqueue_schema is shared, so two first-time
+        // initializers raced in CREATE TABLE IF NOT EXISTS (duplicate key in pg_type).
+        using (var c = PostgresTarget.Connect())
+        using (var drop = new NpgsqlCommand("DROP TABLE IF EXISTS perfectqueue_schema", c)) drop.ExecuteNonQuery();
+        var queues = Enumerable.Range(0, 8).Select(_ => Queue.Open(target.NewConfig())).ToList();
+        try
+        {
+            await Task.WhenAll(queues.Select(q => Task.Run(() => q.InitializeAsync())));
+            Assert.All(queues, q => Assert.True(q.IsInitialized()));
+        }
+        finally
+        {
+            foreach (var q in queues) q.Dispose();
+        }
+    }
+}
+
 public sealed class PostgresConfigurationTests
 {
     [Fact]

@@ -123,6 +123,8 @@ public sealed class PostgresQueueStore : IQueueStore
 
     private static string Quote(string identifier) => "\"" + identifier + "\"";
 
+    private static readonly int SchemaLockNamespace = StableHash("perfectqueue:schema");
+
     // FNV-1a: stable across processes and versions (string.GetHashCode is randomized per process).
     private static int StableHash(string text)
     {
@@ -159,8 +161,9 @@ public sealed class PostgresQueueStore : IQueueStore
     public Task InitializeAsync(bool force, CancellationToken ct) => Run(async c =>
     {
         await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
-        // Concurrent initializers of one table would race in CREATE ... IF NOT EXISTS: serialize them.
-        await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = _lockNamespace }, tx).ConfigureAwait(false);
+        // Concurrent initializers race in CREATE ... IF NOT EXISTS, also of different queue tables (they share
+        // perfectqueue_schema): one lock for the whole database serializes every schema change.
+        await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = SchemaLockNamespace }, tx).ConfigureAwait(false);
         if (force)
         {
             await c.ExecuteAsync($"DROP TABLE IF EXISTS {_t}", transaction: tx).ConfigureAwait(false);
