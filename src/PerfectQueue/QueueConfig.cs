@@ -80,6 +80,18 @@ public sealed class QueueConfig
     /// <summary>A sqlite URL for a file path (absolute paths get the four-slash form).</summary>
     public static string SqliteUrl(string path) => "sqlite:///" + path.Replace('\\', '/');
 
+    /// <summary>
+    /// A sqlite URL whose path is relative, made absolute with <paramref name="resolve"/> (for example against a
+    /// config file's folder, or PowerShell's current location). Any other URL is returned unchanged.
+    /// </summary>
+    public static string ResolveSqliteUrl(string url, Func<string, string> resolve)
+    {
+        const string prefix = "sqlite:///";
+        if (!url.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return url;
+        var path = url[prefix.Length..];
+        return path.Length == 0 || Path.IsPathRooted(path) ? url : SqliteUrl(resolve(path));
+    }
+
     public QueueConfig Clone() => (QueueConfig)MemberwiseClone();
 
     /// <summary>Checks every value; throws <see cref="ConfigException"/> naming the first bad key.</summary>

@@ -55,10 +55,8 @@ public static class QueueConfigFile
         }
         var config = QueueConfig.FromDictionary(section, ReferenceEquals(section, top) ? source : $"{source} [{env}]");
         // A relative SQLite path in a file is relative to the file, so the file works from any directory.
-        const string sqlite = "sqlite:///";
-        if (config.Url is { } url && url.StartsWith(sqlite, StringComparison.OrdinalIgnoreCase) && File.Exists(source)
-            && url.Length > sqlite.Length && !Path.IsPathRooted(url[sqlite.Length..]))
-            config.Url = QueueConfig.SqliteUrl(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, url[sqlite.Length..]));
+        if (config.Url is { } url && File.Exists(source))
+            config.Url = QueueConfig.ResolveSqliteUrl(url, path => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, path));
         return config;
     }
 }

@@ -68,12 +68,6 @@ public sealed class ConnectPQQueueCommand : PSCmdlet
     }
 
     // A relative SQLite path is relative to PowerShell's current location, not the process's directory.
-    private string ResolveSqlitePath(string url)
-    {
-        const string prefix = "sqlite:///";
-        if (!url.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return url;
-        var path = url[prefix.Length..];
-        if (path.Length == 0 || Path.IsPathRooted(path)) return url;
-        return QueueConfig.SqliteUrl(SessionState.Path.GetUnresolvedProviderPathFromPSPath(path));
-    }
+    private string ResolveSqlitePath(string url) =>
+        QueueConfig.ResolveSqliteUrl(url, SessionState.Path.GetUnresolvedProviderPathFromPSPath);
 }

@@ -186,10 +186,11 @@ public sealed class PostgresQueueStore : IQueueStore
     {
         if (tasks.Count == 0) return Task.FromResult(Array.Empty<bool>());
         // One INSERT may not touch a key twice: a repeated key in the batch is a duplicate of its first.
-        var first = new Dictionary<string, int>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var isFirst = new bool[tasks.Count];
         var unique = new List<NewTaskRow>(tasks.Count);
-        foreach (var t in tasks)
-            if (first.TryAdd(t.Key, unique.Count)) unique.Add(t);
+        for (var i = 0; i < tasks.Count; i++)
+            if (isFirst[i] = seen.Add(tasks[i].Key)) unique.Add(tasks[i]);
         // Not retried on an ambiguous connection loss: the insert may have committed, and a second try
         // would report the caller's own task as a duplicate.
         return Run(async c =>
@@ -207,15 +208,9 @@ public sealed class PostgresQueueStore : IQueueStore
             }).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
             var result = new bool[tasks.Count];
             for (var i = 0; i < tasks.Count; i++)
-                result[i] = first[tasks[i].Key] == IndexOf(unique, tasks[i]) && stored.Contains(tasks[i].Key);
+                result[i] = isFirst[i] && stored.Contains(tasks[i].Key);
             return result;
         }, RetrySafety.BeforeSent, ct);
-    }
-
-    private static int IndexOf(List<NewTaskRow> list, NewTaskRow row)
-    {
-        for (var i = 0; i < list.Count; i++) if (ReferenceEquals(list[i], row)) return i;
-        return -1;
     }
 
     public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
