@@ -137,7 +137,168 @@ Describe 'Start-PQWorker' {
     }
 }
 
-Describe 'Start-PQWorker in a process of its own: SIGKILL and SIGTERM (Linux and macOS)' -Skip:$IsWindows {
+Describe 'Start-PQWorker: compiled handlers, config files, log files, jobs' {
+    BeforeAll {
+        # A compiled handler assembly, built once: a Dispatch with an exact and a regex route.
+        $script:Dll = Join-Path $TestDrive 'handlers.dll'
+        $references = ([PerfectQueue.Application.Base].Assembly.Location), 'System.Text.Json', 'System.Text.RegularExpressions', 'System.Runtime', 'System.Threading'
+        Add-Type -OutputAssembly $Dll -ReferencedAssemblies $references -TypeDefinition @'
+using System;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+using PerfectQueue.Application;
+namespace Compiled
+{
+    public sealed class Resize : Base
+    {
+        public override void Run() => Result = "resized " + (string)Data["image"] + " on attempt " + CurrentTask.Attempt;
+    }
+    public sealed class Broken : Base
+    {
+        public override Task RunAsync(CancellationToken cancellationToken) => throw new InvalidOperationException("disk full");
+    }
+    public sealed class WaitForCancel : Base
+    {
+        public override async Task RunAsync(CancellationToken cancellationToken)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+    }
+    public sealed class Routes : Dispatch
+    {
+        public Routes()
+        {
+            Route<Resize>("resize");
+            Route<Broken>(new Regex("^broken-"));
+            Route<WaitForCancel>("wait");
+        }
+    }
+    public sealed class Empty : Dispatch { }
+}
+'@
+    }
+    BeforeEach { $script:Queue = New-TestQueue }
+    AfterAll { Disconnect-PQQueue }
+
+    It 'runs compiled handlers routed by a Dispatch: success with its Result, a throw retried with its error, an unrouted type retried' {
+        Submit-PQTask c1 resize @{ image = 'cat.png' }
+        Submit-PQTask c2 broken-disk
+        Submit-PQTask c3 nobody-routes-this
+        $summary = Start-PQWorker @Fast -AssemblyPath $Dll -Dispatch Compiled.Routes -RetryWait 300 -Processors 2 6>$null
+        $summary.Succeeded | Should -Be 1
+        $summary.Retried | Should -Be 2
+        (Get-PQTask c1).Message | Should -Be 'resized cat.png on attempt 1'
+        (Get-PQTask c2).Message | Should -Match 'disk full'
+        (Get-PQTask c2).Status | Should -Be 'Scheduled'
+        (Get-PQTask c3).Message | Should -Match "No handler is routed for task type 'nobody-routes-this'"
+    }
+
+    It 'cancels a compiled handler through its token when cancel is requested' {
+        Submit-PQTask waiter wait
+        $worker = Start-BackgroundWorker $Queue (@{ AssemblyPath = $Dll; Dispatch = 'Routes' } + $Fast)
+        try {
+            Wait-Until { (Get-PQTask waiter).Status -eq 'Running' } 'the task to start'
+            Request-PQCancel waiter
+            Wait-Until { $worker.Handle.IsCompleted } 'the worker to finish'
+            $worker.PowerShell.EndInvoke($worker.Handle).Cancelled | Should -Be 1
+            (Get-PQTask waiter).Outcome | Should -Be 'Cancelled'
+        }
+        finally { $worker.PowerShell.Dispose() }
+    }
+
+    It 'refuses an assembly without the named Dispatch, a Dispatch without routes, and a missing file, naming the fix' {
+        { Start-PQWorker -AssemblyPath $Dll -Dispatch Nope -ErrorAction Stop } | Should -Throw "*has no Dispatch class named 'Nope'*Compiled.Routes*"
+        { Start-PQWorker -AssemblyPath $Dll -ErrorAction Stop } | Should -Throw '*several Dispatch classes*name one with -Dispatch*'
+        { Start-PQWorker -AssemblyPath $Dll -Dispatch Compiled.Empty -ErrorAction Stop } | Should -Throw '*routes no task types*'
+        { Start-PQWorker -AssemblyPath (Join-Path $TestDrive 'missing.dll') -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidConfiguration,*'
+    }
+
+    It 'takes the queue and settings from -ConfigPath/-Environment, with parameters overriding the file' {
+        $dir = Join-Path $TestDrive "cfg-$([guid]::NewGuid().ToString('N'))"
+        $null = New-Item -ItemType Directory $dir
+        Set-Content (Join-Path $dir 'pq.yml') @'
+development:
+  url: sqlite:///dev.db
+production:
+  url: sqlite:///prod.db
+  table: jobs
+  processors: 3
+  poll_interval: 0.1
+  task_heartbeat_interval: 0.2
+  retry_wait: 1
+  log: logs/worker.log
+'@
+        $prod = Connect-PQQueue -ConfigPath (Join-Path $dir 'pq.yml') -Environment production -PassThru
+        Initialize-PQQueue -Queue $prod
+        1..4 | ForEach-Object { Submit-PQTask "p$_" work -Queue $prod }
+        $summary = Start-PQWorker -ConfigPath (Join-Path $dir 'pq.yml') -Environment production -Processors 1 -UntilEmpty -Handler @{
+            work = { "runspace $([runspace]::DefaultRunspace.Name)" }
+        } 6>$null
+        $summary.Succeeded | Should -Be 4
+        # -Processors 1 beat the file's 3: one runspace ran everything.
+        @(Get-PQTask -Queue $prod | Select-Object -ExpandProperty Message -Unique).Count | Should -Be 1
+        # The file's log key, relative to the file: the lines went there, not to the host.
+        $log = Get-Content (Join-Path $dir 'logs/worker.log') -Raw
+        $log | Should -Match 'end p1 \(work\) after [0-9.]+s: succeeded'
+        $log | Should -Match 'worker stopped \(empty\)'
+    }
+
+    It 'names the key and the file for an unknown key or a bad value in -ConfigPath' {
+        $file = Join-Path $TestDrive 'bad.yml'
+        Set-Content $file "development:`n  url: sqlite:///x.db`n  procesors: 2"
+        { Start-PQWorker -ConfigPath $file -Handler @{ a = {} } -ErrorAction Stop } | Should -Throw "*$file*'procesors' is not a configuration key*"
+        Set-Content $file "development:`n  url: sqlite:///x.db`n  poll_interval: soon"
+        { Start-PQWorker -ConfigPath $file -Handler @{ a = {} } -ErrorAction Stop } | Should -Throw "*poll_interval*"
+        { Start-PQWorker -ConfigPath $file -Queue $Queue -Handler @{ a = {} } -ErrorAction Stop } | Should -Throw '*-ConfigPath or -Queue, not both*'
+    }
+
+    It 'writes its log to -LogPath: a line per task start and end with key, type, duration and outcome, and nothing on the host' {
+        Submit-PQTask logged work
+        $log = Join-Path $TestDrive "logs-$([guid]::NewGuid().ToString('N'))/w.log"
+        $null = Start-PQWorker @Fast -LogPath $log -Handler @{ work = { 'did it' } } -InformationVariable lines 6>$null
+        @($lines).Count | Should -Be 0
+        $text = Get-Content $log -Raw
+        $text | Should -Match '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} start logged \(work\) attempt 1'
+        $text | Should -Match 'logged: did it'
+        $text | Should -Match 'end logged \(work\) after [0-9.]+s: succeeded'
+    }
+
+    It 'runs as a job with -AsJob: Receive-Job shows its lines and summary, and Stop-Job stops it gracefully' {
+        Submit-PQTask slow work
+        Submit-PQTask next work
+        $marker = Join-Path $TestDrive "job-$([guid]::NewGuid().ToString('N')).txt"
+        $handler = [scriptblock]::Create("Add-Content '$marker' `$Task.Key; Start-Sleep -Milliseconds 800; 'finished'")
+        $job = Start-PQWorker -Queue $Queue -PollInterval 0.1 -HeartbeatInterval 0.2 -Handler @{ work = $handler } -AsJob -JobName pqtest
+        try {
+            $job | Should -BeOfType ([System.Management.Automation.Job])
+            $job.PSJobTypeName | Should -Be 'PerfectQueueWorker'
+            (Get-Job -Name pqtest).Id | Should -Be $job.Id
+            Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -ge 1 } 'the job to start a task'
+            Stop-Job $job
+            $job.State | Should -Be 'Stopped'
+            $summary = Receive-Job $job -InformationVariable lines 6>$null
+            $summary.StoppedBecause | Should -Be 'graceful stop'
+            $summary.Succeeded | Should -Be @(Get-Content $marker).Count   # what it started, it finished
+            $lines.MessageData.Message -join "`n" | Should -Match 'Stop-Job: graceful stop'
+            @(Get-PQTask -Status Running).Count | Should -Be 0
+        }
+        finally { Remove-Job $job -Force }
+    }
+
+    It 'completes a job that drains with -UntilEmpty' {
+        Submit-PQTask j1 work
+        $job = Start-PQWorker @Fast -Handler @{ work = { 'ok' } } -AsJob
+        try {
+            $null = Wait-Job $job -Timeout 60
+            $job.State | Should -Be 'Completed'
+            (Receive-Job $job 6>$null).Succeeded | Should -Be 1
+        }
+        finally { Remove-Job $job -Force }
+    }
+}
+
+Describe 'Start-PQWorker in a process of its own: signals (Linux and macOS)' -Skip:$IsWindows {
     BeforeAll {
         # Starts a worker in a child pwsh; its handler appends "<key> <attempt> <pid>" to $Marker when it starts.
         function Start-WorkerProcess([string] $Url, [string] $Marker, [string] $Body, [string] $Extra = '') {
@@ -155,11 +316,35 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 $Extra -Handl
             [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync() }
         }
         function Get-Runs([string] $Marker) { if (Test-Path $Marker) { @(Get-Content $Marker) } else { @() } }
+
+        # Runs Start-PQWorker in a child pwsh with -HandlerPath $Handlers (so a restart can load a changed file).
+        # Handlers append "<key> <version> <attempt>" to the marker and wait until the file $Go exists.
+        function Start-ScriptWorker([string] $Url, [string] $Handlers, [string] $Extra = '', [switch] $Log) {
+            $script = Join-Path $TestDrive "sw-$([guid]::NewGuid().ToString('N')).ps1"
+            $logPath = $null
+            if ($Log) { $logPath = Join-Path $TestDrive "sw-$([guid]::NewGuid().ToString('N')).log"; $Extra += " -LogPath '$logPath'" }
+            Set-Content $script @"
+Import-Module '$env:PQ_MODULE_PATH'
+`$q = [PerfectQueue.Queue]::Open('$Url')
+Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath '$Handlers' $Extra 6>&1 | Out-String -Width 300
+"@
+            $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
+            foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
+            $info.RedirectStandardOutput = $true
+            $info.RedirectStandardError = $true
+            $process = [Diagnostics.Process]::Start($info)
+            [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync(); LogPath = $logPath }
+        }
+        function Set-Handlers([string] $Path, [string] $Version, [string] $Marker, [string] $Go) {
+            Set-Content $Path "@{ work = { param(`$Task) Add-Content '$Marker' ""`$(`$Task.Key) $Version `$(`$Task.Attempt)""; while (-not (Test-Path '$Go')) { Start-Sleep -Milliseconds 50 }; 'done $Version' } }"
+        }
     }
     BeforeEach {
         $script:Url = "sqlite:///$(Join-Path $TestDrive "p-$([guid]::NewGuid().ToString('N')).db")"
         $script:Queue = Connect-PQQueue $Url -PassThru
         $script:Marker = Join-Path $TestDrive "runs-$([guid]::NewGuid().ToString('N')).txt"
+        $script:Go = Join-Path $TestDrive "go-$([guid]::NewGuid().ToString('N'))"
+        $script:Handlers = Join-Path $TestDrive "handlers-$([guid]::NewGuid().ToString('N')).ps1"
     }
     AfterAll { Disconnect-PQQueue }
 
@@ -200,5 +385,95 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 $Extra -Handl
         $started = (@(Get-Runs $Marker)[0] -split ' ')[0]
         (Get-PQTask $started).Outcome | Should -Be 'Succeeded'
         (Get-PQTask -Status Waiting).Count | Should -Be 1
+    }
+
+    It 'stops gracefully on SIGINT: the running task ends, nothing new is acquired' {
+        1..2 | ForEach-Object { Submit-PQTask "i$_" work }
+        Set-Handlers $Handlers 'v1' $Marker $Go
+        $worker = Start-ScriptWorker $Url $Handlers -Log
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
+        kill -INT $worker.Process.Id
+        Wait-Until { (Get-Content $worker.LogPath -Raw -ErrorAction Ignore) -match 'graceful stop' } 'the worker to see the signal'
+        New-Item -ItemType File $Go | Out-Null     # one processor: a worker still acquiring would now take and run the second task
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        @(Get-Runs $Marker).Count | Should -Be 1
+        @(Get-PQTask -Status Finished).Count | Should -Be 1
+        @(Get-PQTask -Status Waiting).Count | Should -Be 1
+        Get-Content $worker.LogPath -Raw | Should -Match 'worker stopped \(graceful stop\)'
+    }
+
+    It 'stops immediately on SIGQUIT: the running handler is stopped and its task released, not counted as an attempt' {
+        Submit-PQTask q1 work
+        Set-Handlers $Handlers 'v1' $Marker $Go       # the handler never sees $Go: only a stop ends it
+        $worker = Start-ScriptWorker $Url $Handlers
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start the task'
+        kill -QUIT $worker.Process.Id
+        # pwsh itself also ends a non-interactive session on SIGQUIT (its Ctrl+Break); the worker releases first.
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $task = Get-PQTask q1
+        $task.Status | Should -Be 'Waiting'
+        $task.Attempts | Should -Be 0
+    }
+
+    It 'restarts gracefully on SIGUSR1: the running task ends on the old handlers, the next runs on the reloaded ones' {
+        1..2 | ForEach-Object { Submit-PQTask "u$_" work }
+        Set-Handlers $Handlers 'v1' $Marker $Go
+        $worker = Start-ScriptWorker $Url $Handlers
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
+        Set-Handlers $Handlers 'v2' $Marker $Go
+        kill -USR1 $worker.Process.Id
+        New-Item -ItemType File $Go | Out-Null
+        Wait-Until { (Get-PQTask -Status Finished).Count -eq 2 } 'both tasks to finish'
+        kill -TERM $worker.Process.Id
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $worker.Process.ExitCode | Should -Be 0
+        $runs = Get-Runs $Marker
+        $runs[0] | Should -Match '^u\d v1 1$'
+        $runs[1] | Should -Match '^u\d v2 1$'
+        (Get-PQTask ($runs[0] -split ' ')[0]).Message | Should -Be 'done v1'
+        (Get-PQTask ($runs[1] -split ' ')[0]).Message | Should -Be 'done v2'
+        $worker.Output.Result | Should -Match 'SIGUSR1: graceful restart'
+        $worker.Output.Result | Should -Match 'Restarts\s*:\s*1'
+    }
+
+    It 'restarts immediately on SIGHUP, releasing the running task; a reload that fails keeps the previous handlers' {
+        Submit-PQTask h1 work
+        Set-Handlers $Handlers 'v1' $Marker $Go
+        $worker = Start-ScriptWorker $Url $Handlers
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start the task'
+        Set-Content $Handlers '@{ work = { '     # a broken edit
+        kill -HUP $worker.Process.Id
+        Wait-Until { (Get-Runs $Marker).Count -eq 2 } 'the released task to run again after the restart'
+        New-Item -ItemType File $Go | Out-Null
+        Wait-Until { (Get-PQTask h1).Status -eq 'Finished' } 'the task to finish'
+        kill -TERM $worker.Process.Id
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $runs = Get-Runs $Marker
+        $runs | Should -Be @('h1 v1 1', 'h1 v1 1')   # released: the rerun is attempt 1 again, on the previous handlers
+        (Get-PQTask h1).Outcome | Should -Be 'Succeeded'
+        $output = $worker.Output.Result
+        $output | Should -Match 'SIGHUP: immediate restart'
+        $output | Should -Match 'released \(worker stopping\)'
+        $output | Should -Match 'the previous ones are kept'
+    }
+
+    It 'reopens -LogPath on SIGUSR2, after log rotation moved the file away' {
+        1..2 | ForEach-Object { Submit-PQTask "l$_" work }
+        $log = Join-Path $TestDrive "rot-$([guid]::NewGuid().ToString('N')).log"
+        Set-Handlers $Handlers 'v1' $Marker $Go
+        $worker = Start-ScriptWorker $Url $Handlers "-LogPath '$log'"
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
+        Move-Item $log "$log.1"
+        kill -USR2 $worker.Process.Id
+        Wait-Until { Test-Path $log } 'a new log file'
+        New-Item -ItemType File $Go | Out-Null
+        Wait-Until { (Get-PQTask -Status Finished).Count -eq 2 } 'both tasks to finish'
+        kill -TERM $worker.Process.Id
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        Get-Content "$log.1" -Raw | Should -Match 'start l\d \(work\)'
+        $new = Get-Content $log -Raw
+        $new | Should -Match 'SIGUSR2: log reopened'
+        $new | Should -Match 'end l\d \(work\) after'
+        $new | Should -Match 'worker stopped \(graceful stop\)'
     }
 }

@@ -3,33 +3,72 @@ using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using System.Runtime.InteropServices;
+using PerfectQueue.Application;
 using PerfectQueue.PowerShell.Hosting;
 using PerfectQueue.Workers;
 
 namespace PerfectQueue.PowerShell.Commands;
 
 /// <summary>
-/// Runs a worker (the original's run): handlers for the queue's tasks, in runspaces, one per processor,
-/// reused from task to task. Log lines go to the host (capturable as information records); when the worker
-/// stops it writes a summary. Ctrl+C and SIGTERM stop it gracefully (running tasks end, nothing new is
-/// acquired); a second Ctrl+C stops the handlers now and releases their tasks.
+/// Runs a worker (the original's run): scriptblock handlers in runspaces, one per processor, reused from task
+/// to task, or compiled handlers routed by a Dispatch class. Log lines go to the host (capturable as
+/// information records) or to -LogPath; when the worker stops it writes a summary. Ctrl+C, SIGINT and SIGTERM
+/// stop it gracefully (running tasks end, nothing new is acquired); a second Ctrl+C or SIGQUIT stops the
+/// handlers now and releases their tasks; SIGUSR1 and SIGHUP restart it (graceful, immediate) with its
+/// configuration and handlers loaded again; SIGUSR2 reopens the log file. -AsJob runs it as a job instead.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "PQWorker", DefaultParameterSetName = HandlerSet)]
 [OutputType(typeof(WorkerSummary))]
+[OutputType(typeof(WorkerJob))]
 public sealed class StartPQWorkerCommand : PQCmdlet
 {
     private const string HandlerSet = "Handler";
     private const string HandlerPathSet = "HandlerPath";
+    private const string AssemblySet = "Assembly";
 
     /// <summary>Routes: task type (or a regular expression: a [regex] key, or a string starting with '^') → scriptblock.</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = HandlerSet)]
     [ValidateNotNull]
     public IDictionary Handler { get; set; } = new Hashtable();
 
-    /// <summary>A script that returns the route table.</summary>
+    /// <summary>A script that returns the route table (read again on restart).</summary>
     [Parameter(Mandatory = true, ParameterSetName = HandlerPathSet)]
     [ValidateNotNullOrEmpty]
     public string HandlerPath { get; set; } = "";
+
+    /// <summary>An assembly of compiled handlers: classes deriving from PerfectQueue.Application.Base, routed by a Dispatch class (loaded again on restart).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = AssemblySet)]
+    [ValidateNotNullOrEmpty]
+    public string AssemblyPath { get; set; } = "";
+
+    /// <summary>The Dispatch class in -AssemblyPath (full or simple name). Default: the assembly's only one.</summary>
+    [Parameter(ParameterSetName = AssemblySet)]
+    [ValidateNotNullOrEmpty]
+    public string? Dispatch { get; set; }
+
+    /// <summary>A config file (the original's YAML with environments, or JSON): the queue and the worker's settings. Parameters override it.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ConfigPath { get; set; }
+
+    /// <summary>The environment in -ConfigPath. Default: development.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Environment { get; set; }
+
+    /// <summary>Writes the log to this file (appending) instead of the host. Default: the config's log key, else the host.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? LogPath { get; set; }
+
+    /// <summary>Runs the worker as a job of this session; Stop-Job stops it gracefully.</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    /// <summary>The job's name (with -AsJob).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? JobName { get; set; }
 
     /// <summary>How many tasks run at once. Default: the queue's processors (1).</summary>
     [Parameter]
@@ -78,118 +117,191 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     public TimeSpan CancelGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs once in each processor's runspace before any task (functions, variables, connections).</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = HandlerSet)]
+    [Parameter(ParameterSetName = HandlerPathSet)]
     public ScriptBlock? InitializationScript { get; set; }
 
     /// <summary>Modules to import into each processor's runspace.</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = HandlerSet)]
+    [Parameter(ParameterSetName = HandlerPathSet)]
     [ValidateNotNullOrEmpty]
     public string[] ImportModule { get; set; } = [];
 
-    private readonly CancellationTokenSource _graceful = new();
-    private readonly CancellationTokenSource _immediate = new();
+    private WorkerHost? _host;
     private int _stops;
 
     protected override void StopProcessing()
     {
         base.StopProcessing();
-        if (Interlocked.Increment(ref _stops) == 1) _graceful.Cancel();
-        else _immediate.Cancel();
+        if (Interlocked.Increment(ref _stops) == 1) _host?.StopGracefully("Ctrl+C (or SIGINT)");
+        else _host?.StopNow("second Ctrl+C (or SIGINT)");
     }
 
     protected override void EndProcessing()
     {
-        var queue = CurrentQueue();
-        var table = ParameterSetName == HandlerPathSet ? LoadHandlerPath() : Handler;
-        HandlerRoutes routes;
-        try { routes = new HandlerRoutes(table); }
-        catch (ArgumentException e) { ThrowTerminatingError(new ErrorRecord(e, PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, table)); return; }
+        if (ConfigPath is not null && MyInvocation.BoundParameters.ContainsKey(nameof(Queue)))
+            Terminate(new ArgumentException("Give -ConfigPath or -Queue, not both: the config file names the queue."), ConfigPath);
+        if (Environment is not null && ConfigPath is null)
+            Terminate(new ArgumentException("-Environment chooses a section of -ConfigPath; give -ConfigPath too."), Environment);
 
-        if (RetryWait is not null || MaxAttempts is not null)
+        // Everything the cmdlet resolves against the caller's session, once: a restart reloads from these on a worker thread.
+        var configPath = ConfigPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
+        var handlerPath = ParameterSetName == HandlerPathSet ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(HandlerPath) : null;
+        var assemblyPath = ParameterSetName == AssemblySet ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(AssemblyPath) : null;
+        var logPath = LogPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
+        var sessionQueue = configPath is null ? CurrentQueue() : null;
+        var state = SessionStateFor();
+        var inline = ParameterSetName == HandlerSet ? NewRoutes(Handler) : null;
+        var initialization = InitializationScript?.ToString();
+
+        WorkerLog? log = null;
+        Action<string> toHost = _ => { };
+        WorkerPlan Load()
         {
-            var config = queue.Config.Clone();
+            var config = configPath is null ? sessionQueue!.Config.Clone() : QueueConfigFile.Load(configPath, Environment);
             if (RetryWait is { } wait) config.RetryWait = wait;
             if (MaxAttempts is { } attempts) config.MaxAttempts = attempts;
-            queue = PQSession.Open(config);
-        }
-        var options = WorkerOptions.From(queue.Config);
-        if (Processors is { } p) options.Processors = p;
-        if (PollInterval is { } pi) options.PollInterval = pi;
-        if (AliveTime is { } at) options.AliveTime = at;
-        if (HeartbeatInterval is { } hb) options.HeartbeatInterval = hb;
-        if (GracefulKillLimit is { } gk) options.GracefulKillLimit = gk;
-        options.MaxTasks = MaxTasks;
-        options.UntilEmpty = UntilEmpty;
+            if (config.ProcessorType != "thread")
+                throw new ConfigException($"processor_type: '{config.ProcessorType}' is not available yet; use thread (runspaces).", "processor_type");
+            var queue = sessionQueue is not null && SameSettings(config, sessionQueue.Config) ? sessionQueue : PQSession.Open(config);
 
-        var events = new BlockingCollection<string>();
-        void Log(string line) { try { events.Add($"{DateTime.Now:yyyy-MM-dd HH:mm:ss.fff} {line}"); } catch (InvalidOperationException) { } }
-        var state = SessionStateFor();
-        Worker worker;
+            var options = WorkerOptions.From(config);
+            if (Processors is { } p) options.Processors = p;
+            if (PollInterval is { } pi) options.PollInterval = pi;
+            if (AliveTime is { } at) options.AliveTime = at;
+            if (HeartbeatInterval is { } hb) options.HeartbeatInterval = hb;
+            if (GracefulKillLimit is { } gk) options.GracefulKillLimit = gk;
+            options.MaxTasks = MaxTasks;
+            options.UntilEmpty = UntilEmpty;
+            options.Validate();
+
+            Func<int, ITaskProcessor> create;
+            string routes;
+            if (assemblyPath is not null)
+            {
+                var dispatch = HandlerAssembly.LoadDispatch(assemblyPath, Dispatch);
+                create = _ => new CompiledProcessor(dispatch);
+                routes = $"{string.Join(", ", dispatch.RouteNames)} ({dispatch.GetType().FullName})";
+            }
+            else
+            {
+                var table = handlerPath is not null ? HandlerScript.Load(handlerPath, state) : inline!;
+                create = i => new RunspaceProcessor(i + 1, state, table, initialization, queue, line => log!.Write(line));
+                routes = string.Join(", ", table.Names);
+            }
+            // A relative log path in a config file is relative to the file, like a relative SQLite path.
+            var logFile = logPath ?? (config.Log is { } l && configPath is not null ? Path.Combine(Path.GetDirectoryName(configPath)!, l) : config.Log);
+            return new WorkerPlan(queue, options, CancelGracePeriod, create, routes, logFile is null ? null : Path.GetFullPath(logFile));
+        }
+
+        WorkerPlan first;
         try
         {
-            worker = new Worker(queue, options, i => new RunspaceProcessor(i + 1, state, routes, InitializationScript?.ToString(), queue, Log), e => Log(e.Message))
-            {
-                CancelGracePeriod = CancelGracePeriod,
-            };
+            first = Load();
+            log = new WorkerLog(first.LogPath, line => toHost(line));
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is PerfectQueueException or ArgumentException or System.Data.Common.DbException)
         {
-            ThrowTerminatingError(new ErrorRecord(e, PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, options));
+            Terminate(e, configPath ?? assemblyPath ?? handlerPath ?? sessionQueue?.Description);
             return;
         }
-        WriteVerbose($"Routes: {string.Join(", ", routes.Names)}");
+        WriteVerbose($"Routes: {first.Routes}");
+        _host = new WorkerHost(first, Load, log);
 
-        // SIGTERM stops gracefully, as in the original (SIGINT is Ctrl+C: StopProcessing). Handled only while
-        // the worker runs; the process's default handling comes back afterwards. SIGQUIT is not handled yet:
-        // pwsh ended the process right after a handled SIGQUIT (docs/worker.md).
-        using var onTerm = Signal(PosixSignal.SIGTERM, "SIGTERM: graceful stop", _graceful, Log);
-        var run = Task.Run(() => worker.RunAsync(_graceful.Token, _immediate.Token));
-        _ = run.ContinueWith(_ => events.CompleteAdding(), TaskScheduler.Default);
+        if (AsJob)
+        {
+            var job = new WorkerJob(MyInvocation.Line, JobName, _host);
+            toHost = job.WriteLine;
+            JobRepository.Add(job);
+            job.Start();
+            WriteObject(job);
+            return;
+        }
+        RunInForeground(_host, line => toHost = line);
+    }
+
+    private static bool SameSettings(QueueConfig a, QueueConfig b) =>
+        System.Text.Json.JsonSerializer.Serialize(a) == System.Text.Json.JsonSerializer.Serialize(b);
+
+    private void Terminate(Exception e, object? target)
+    {
+        var record = e is ArgumentException
+            ? new ErrorRecord(e, PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, target)
+            : PQErrors.For(e, target);
+        ThrowTerminatingError(record);
+    }
+
+    private HandlerRoutes NewRoutes(IDictionary table)
+    {
+        try { return new HandlerRoutes(table); }
+        catch (ArgumentException e) { Terminate(e, table); throw; }
+    }
+
+    private void RunInForeground(WorkerHost host, Action<Action<string>> setHostWriter)
+    {
         // Only this thread may write to the pipeline: the worker's threads hand their lines over.
+        var events = new BlockingCollection<string>();
+        setHostWriter(line => { try { events.Add(line); } catch (InvalidOperationException) { } });
+
+        // Handled only while the worker runs; the process's default handling comes back afterwards.
+        using var onTerm = Signal(PosixSignal.SIGTERM, () => host.StopGracefully("SIGTERM"));
+        using var onQuit = Signal(PosixSignal.SIGQUIT, () => host.StopNow("SIGQUIT"));
+        using var onHup = Signal(PosixSignal.SIGHUP, () => host.Restart(immediate: true, "SIGHUP"));
+        using var onUsr1 = Signal(UserSignal(1), () => host.Restart(immediate: false, "SIGUSR1"));
+        using var onUsr2 = Signal(UserSignal(2), () => host.ReopenLog("SIGUSR2"));
+
+        var run = Task.Run(host.RunAsync);
+        _ = run.ContinueWith(_ => events.CompleteAdding(), TaskScheduler.Default);
         var stopped = false;
         foreach (var line in events.GetConsumingEnumerable())
         {
-            if (stopped) continue; // after Ctrl+C nothing can be written; keep draining until the worker has released its tasks
-            try { WriteInformation(new HostInformationMessage { Message = line }, ["PSHOST", "PerfectQueue"]); }
-            catch (PipelineStoppedException) { stopped = true; }
+            // After Ctrl+C the pipeline takes nothing more, but the user should still see the worker finish
+            // and release its tasks: those lines go straight to the host.
+            if (!stopped)
+            {
+                try { WriteInformation(new HostInformationMessage { Message = line }, ["PSHOST", "PerfectQueue"]); continue; }
+                catch (PipelineStoppedException) { stopped = true; }
+            }
+            try { Host.UI.WriteLine(line); }
+            catch (Exception e) when (e is PipelineStoppedException or InvalidOperationException or NotImplementedException or IOException) { }
         }
         WorkerSummary summary;
         try
         {
             summary = run.GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is PerfectQueueException or System.Data.Common.DbException or InvalidOperationException)
+        catch (Exception e) when (e is PerfectQueueException or System.Data.Common.DbException or InvalidOperationException or ArgumentException)
         {
             if (stopped) throw new PipelineStoppedException();
-            ThrowTerminatingError(PQErrors.For(e, queue.Description));
+            Terminate(e, host.Log.Path);
             return;
+        }
+        finally
+        {
+            host.Dispose();
         }
         if (stopped) throw new PipelineStoppedException();
         WriteObject(summary);
     }
 
-    private static PosixSignalRegistration? Signal(PosixSignal signal, string message, CancellationTokenSource stop, Action<string> log)
+    // SIGUSR1/SIGUSR2 have no PosixSignal name; their raw numbers differ between Linux and the BSDs (macOS).
+    private static PosixSignal? UserSignal(int n) =>
+        OperatingSystem.IsLinux() ? (PosixSignal)(n == 1 ? 10 : 12)
+        : OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD() ? (PosixSignal)(n == 1 ? 30 : 31)
+        : null;
+
+    private static PosixSignalRegistration? Signal(PosixSignal? signal, Action handle)
     {
+        if (signal is null || OperatingSystem.IsWindows()) return null;
         try
         {
-            return PosixSignalRegistration.Create(signal, context =>
+            return PosixSignalRegistration.Create(signal.Value, context =>
             {
-                context.Cancel = true; // the worker stops itself, releasing what it must
-                log(message);
-                stop.Cancel();
+                context.Cancel = true; // the worker acts on it itself
+                handle();
             });
         }
         catch (PlatformNotSupportedException) { return null; }
-    }
-
-    private IDictionary LoadHandlerPath()
-    {
-        var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(HandlerPath);
-        if (!File.Exists(path))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"No handler script at '{path}'.", path), PQErrors.InvalidArgument, ErrorCategory.ObjectNotFound, path));
-        var result = InvokeCommand.InvokeScript($". '{path.Replace("'", "''")}'");
-        return result.Select(o => o.BaseObject).OfType<IDictionary>().LastOrDefault()
-            ?? throw new PSArgumentException($"The handler script '{path}' must return a table of routes: @{{ 'type' = {{ param($Task) ... }} }}.");
     }
 
     // Each processor's runspace: PowerShell's defaults, this module (for $Task's type and the cmdlets), and -ImportModule.

@@ -21,6 +21,8 @@ public sealed class WorkerOptions
     /// <summary>Stop when nothing is due and nothing runs.</summary>
     public bool UntilEmpty { get; set; }
 
+    public WorkerOptions Clone() => (WorkerOptions)MemberwiseClone();
+
     public static WorkerOptions From(QueueConfig config) => new()
     {
         Processors = config.Processors,
@@ -55,6 +57,8 @@ public sealed class WorkerSummary
     /// <summary>Lost to another worker or force-finished while running; nothing was written to them.</summary>
     public int Lost { get; init; }
     public TimeSpan Duration { get; init; }
+    /// <summary>How many times the worker restarted (SIGUSR1, SIGHUP) and loaded its configuration and handlers again.</summary>
+    public int Restarts { get; init; }
     /// <summary>Why the worker stopped: "empty", "max tasks", "graceful stop", "immediate stop".</summary>
     public string StoppedBecause { get; init; } = "";
 }

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using PerfectQueue.Workers;
+
+namespace PerfectQueue.PowerShell.Hosting;
+
+/// <summary>What one worker run uses; a restart loads a new one (config file, handler script or assembly read again).</summary>
+internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, TimeSpan CancelGracePeriod, Func<int, ITaskProcessor> CreateProcessor, string Routes, string? LogPath);
+
+/// <summary>
+/// Runs a worker for Start-PQWorker, in the foreground or as a job, and restarts it on request: a graceful
+/// restart (SIGUSR1) lets running tasks end, an immediate one (SIGHUP) stops them and releases their tasks;
+/// both then load the configuration and handlers again. A reload that fails is logged and the previous ones
+/// are kept, so a bad edit never stops a worker. The summary covers every run.
+/// </summary>
+internal sealed class WorkerHost : IDisposable
+{
+    private readonly Func<WorkerPlan> _load;
+    private readonly CancellationTokenSource _graceful = new();
+    private readonly CancellationTokenSource _immediate = new();
+    private readonly object _gate = new();
+    private CancellationTokenSource? _runGraceful, _runImmediate;
+    private string? _restart; // null, "graceful" or "immediate"
+    private WorkerPlan _plan;
+
+    public WorkerHost(WorkerPlan first, Func<WorkerPlan> load, WorkerLog log)
+    {
+        _plan = first;
+        _load = load;
+        Log = log;
+    }
+
+    public WorkerLog Log { get; }
+
+    public bool IsStopping => _graceful.IsCancellationRequested || _immediate.IsCancellationRequested;
+
+    /// <summary>Stop acquiring, let running tasks end (up to the graceful kill limit), then exit.</summary>
+    public void StopGracefully(string why)
+    {
+        if (_graceful.IsCancellationRequested) return;
+        Log.Write($"{why}: graceful stop");
+        _graceful.Cancel();
+    }
+
+    /// <summary>Stop the handlers now and release their tasks.</summary>
+    public void StopNow(string why)
+    {
+        if (_immediate.IsCancellationRequested) return;
+        Log.Write($"{why}: immediate stop");
+        _immediate.Cancel();
+    }
+
+    public void Restart(bool immediate, string why)
+    {
+        lock (_gate)
+        {
+            if (IsStopping) return;
+            Log.Write($"{why}: {(immediate ? "immediate" : "graceful")} restart");
+            if (immediate || _restart is null) _restart = immediate ? "immediate" : "graceful";
+            (immediate ? _runImmediate : _runGraceful)?.Cancel();
+        }
+    }
+
+    /// <summary>Reopens the log file at its path (after rotation moved it away).</summary>
+    public void ReopenLog(string why)
+    {
+        try
+        {
+            Log.Reopen();
+            Log.Write($"{why}: log reopened{(Log.Path is { } p ? $" at {p}" : "")}");
+        }
+        catch (ConfigException e)
+        {
+            Log.Write($"{why}: the log could not be reopened, still writing to the old file: {e.Message}");
+        }
+    }
+
+    public async Task<WorkerSummary> RunAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        var runs = new List<WorkerSummary>();
+        while (true)
+        {
+            var plan = _plan;
+            var options = plan.Options.Clone();
+            var processed = runs.Sum(r => r.Processed);
+            if (options.MaxTasks is { } max) options.MaxTasks = max - processed; // MaxTasks counts across restarts
+            if (options.MaxTasks is <= 0) break;
+
+            using var graceful = CancellationTokenSource.CreateLinkedTokenSource(_graceful.Token);
+            using var immediate = CancellationTokenSource.CreateLinkedTokenSource(_immediate.Token);
+            lock (_gate)
+            {
+                _runGraceful = graceful;
+                _runImmediate = immediate;
+                if (_restart is { } pending) (pending == "immediate" ? immediate : graceful).Cancel(); // asked for between runs
+            }
+            if (runs.Count == 0 || plan.Routes.Length > 0) Log.Write($"routes: {plan.Routes}");
+            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { CancelGracePeriod = plan.CancelGracePeriod };
+            WorkerSummary summary;
+            try { summary = await worker.RunAsync(graceful.Token, immediate.Token).ConfigureAwait(false); }
+            finally
+            {
+                lock (_gate) { _runGraceful = _runImmediate = null; }
+            }
+            runs.Add(summary);
+
+            string? restart;
+            lock (_gate) { restart = _restart; _restart = null; }
+            if (restart is null || IsStopping) break;
+            try
+            {
+                var next = _load();
+                if (next.LogPath != Log.Path) Log.Reopen(next.LogPath);
+                _plan = next;
+                Log.Write($"restarted ({restart}): configuration and handlers loaded again");
+            }
+            catch (Exception e) when (e is PerfectQueueException or ArgumentException or IOException or InvalidOperationException or System.Management.Automation.RuntimeException)
+            {
+                Log.Write($"restart ({restart}): loading the configuration or handlers failed, so the previous ones are kept: {e.Message}");
+            }
+        }
+        var last = runs.LastOrDefault();
+        return new WorkerSummary
+        {
+            Processed = runs.Sum(r => r.Processed),
+            Succeeded = runs.Sum(r => r.Succeeded),
+            Retried = runs.Sum(r => r.Retried),
+            Failed = runs.Sum(r => r.Failed),
+            Cancelled = runs.Sum(r => r.Cancelled),
+            Released = runs.Sum(r => r.Released),
+            Lost = runs.Sum(r => r.Lost),
+            Restarts = Math.Max(0, runs.Count - 1),
+            Duration = clock.Elapsed,
+            StoppedBecause = last?.StoppedBecause ?? "max tasks",
+        };
+    }
+
+    public void Dispose()
+    {
+        _graceful.Dispose();
+        _immediate.Dispose();
+        Log.Dispose();
+    }
+}
