@@ -477,3 +477,64 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
         $new | Should -Match 'worker stopped \(graceful stop\)'
     }
 }
+
+Describe 'Start-PQWorker on PostgreSQL' {
+    BeforeAll {
+        $script:HasServer = [bool]$env:PQ_TEST_POSTGRES
+        if (-not $HasServer -and $env:CI) { throw 'PQ_TEST_POSTGRES is not set under CI: build.ps1 test could not start PostgreSQL.' }
+    }
+    BeforeEach {
+        if (-not $HasServer) { Set-ItResult -Skipped -Because 'no PostgreSQL here: install postgresql (build.ps1 test starts a throwaway cluster) or set PQ_TEST_POSTGRES'; return }
+        $script:Table = 'pw_' + [guid]::NewGuid().ToString('N').Substring(0, 12)
+        $script:Queue = Connect-PQQueue $env:PQ_TEST_POSTGRES -Table $Table -PassThru
+        Initialize-PQQueue
+    }
+    AfterAll { Disconnect-PQQueue }
+
+    It 'drains the queue on several processors, with max_running held per user' {
+        1..12 | ForEach-Object { Submit-PQTask "pg$_" work @{ n = $_ } -User "u$($_ % 2)" -MaxRunning 1 }
+        # Each handler reports when it started and ended (ticks of this process's clock) as its message.
+        $summary = Start-PQWorker -Processors 4 -PollInterval 0.1 -HeartbeatInterval 0.2 -UntilEmpty -Handler @{
+            work = { param($Task) $start = [DateTime]::UtcNow.Ticks; Start-Sleep -Milliseconds 50; "$start $([DateTime]::UtcNow.Ticks)" }
+        } 6>$null
+        $summary.Succeeded | Should -Be 12
+        $tasks = Get-PQTask
+        $tasks.Outcome | Sort-Object -Unique | Should -Be 'Succeeded'
+        foreach ($user in 'u0', 'u1') {
+            $runs = @($tasks | Where-Object User -eq $user | ForEach-Object { $s, $e = $_.Message -split ' '; [pscustomobject]@{ Start = [long]$s; End = [long]$e } } | Sort-Object Start)
+            $runs.Count | Should -Be 6
+            for ($i = 1; $i -lt $runs.Count; $i++) {
+                $runs[$i].Start | Should -BeGreaterOrEqual $runs[$i - 1].End -Because "max_running 1 for ${user}: no two of its tasks run at once"
+            }
+        }
+    }
+
+    It 'loses nothing when a worker is killed with SIGKILL mid-task, and the task finishes exactly once' -Skip:$IsWindows {
+        Submit-PQTask victim work
+        $marker = Join-Path $TestDrive "pgruns-$([guid]::NewGuid().ToString('N')).txt"
+        $script = Join-Path $TestDrive "pgworker-$([guid]::NewGuid().ToString('N')).ps1"
+        Set-Content $script @"
+Import-Module '$env:PQ_MODULE_PATH'
+`$q = [PerfectQueue.Queue]::Open('$env:PQ_TEST_POSTGRES', '$Table')
+Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -AliveTime 2 -Handler @{ work = { param(`$Task) Add-Content '$marker' "`$(`$Task.Key) `$(`$Task.Attempt) `$PID"; Start-Sleep -Seconds 600 } }
+"@
+        $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
+        foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
+        $info.RedirectStandardOutput = $true
+        $dead = [Diagnostics.Process]::Start($info)
+        $null = $dead.StandardOutput.ReadToEndAsync()
+        Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -eq 1 } 'the first worker to start the task' 60
+        $dead.Kill()
+        $dead.WaitForExit()
+        (Get-PQTask victim).Status | Should -Be 'Running'
+
+        $handler = [scriptblock]::Create("param(`$Task) Add-Content '$marker' ""`$(`$Task.Key) `$(`$Task.Attempt) `$PID""; 'done'")
+        $summary = Start-PQWorker -PollInterval 0.1 -MaxTasks 1 -Handler @{ work = $handler } 6>$null
+        $summary.Succeeded | Should -Be 1
+        $task = Get-PQTask victim
+        $task.Outcome | Should -Be 'Succeeded'
+        $task.Attempts | Should -Be 2
+        $runs = @(Get-Content $marker)
+        $runs | Should -Be @("victim 1 $($dead.Id)", "victim 2 $PID")
+    }
+}
