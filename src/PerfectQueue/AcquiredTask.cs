@@ -142,8 +142,7 @@ public sealed class AcquiredTask
     private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
     {
         EnsureHeld(operation);
-        var done = await Queue.Store.ApplyAsync([write], ct).ConfigureAwait(false);
-        if (!done.Contains(Lease.Id)) throw await LostAsync(operation, ct).ConfigureAwait(false);
+        if (!await Queue.Writes.WriteAsync(write, ct).ConfigureAwait(false)) throw await LostAsync(operation, ct).ConfigureAwait(false);
         _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };
     }
 

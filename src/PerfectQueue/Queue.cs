@@ -15,12 +15,14 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     private const int MaxKeyLength = 256;
 
     private readonly IQueueStore _store;
+    private readonly LeaseWriteBatcher _writes;
     private long _nextCleanupTicks;
 
     private Queue(QueueConfig config, IQueueStore store)
     {
         Config = config;
         _store = store;
+        _writes = new LeaseWriteBatcher(store);
         RetryPolicy = new RetryPolicy(config);
         ScheduleCleanup();
     }
@@ -31,6 +33,8 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     /// <summary>Where the queue lives, without secrets.</summary>
     public string Description => _store.Description;
     internal IQueueStore Store => _store;
+    /// <summary>Holders' finish/retry/release writes, committed in groups when they arrive together.</summary>
+    internal LeaseWriteBatcher Writes => _writes;
 
     public override string ToString() => Description;
 

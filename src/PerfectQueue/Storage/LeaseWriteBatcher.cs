@@ -1,0 +1,64 @@
+namespace PerfectQueue.Storage;
+
+/// <summary>
+/// Group commit for holders' writes (finish, retry, release). A write that arrives while another batch is in
+/// flight waits for the next one, so concurrent finishes share one transaction and one commit instead of
+/// one each; a lone write goes at once, as before. Each write keeps its own fence: the store applies only
+/// those whose lease is current and says which, and each caller learns its own answer.
+/// </summary>
+internal sealed class LeaseWriteBatcher(IQueueStore store)
+{
+    private readonly object _gate = new();
+    private List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> _pending = [];
+    private bool _flushing;
+
+    /// <summary>True when the write was applied (its lease was current); false when the task was lost.</summary>
+    public Task<bool> WriteAsync(LeaseWrite write, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested(); // once queued, a write is not cancelled: it is short, and its outcome must be known
+        var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool start;
+        lock (_gate)
+        {
+            _pending.Add((write, done));
+            start = !_flushing;
+            _flushing = true;
+        }
+        if (start) _ = FlushAsync();
+        return done.Task;
+    }
+
+    private async Task FlushAsync()
+    {
+        while (true)
+        {
+            List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> batch;
+            lock (_gate)
+            {
+                if (_pending.Count == 0) { _flushing = false; return; }
+                // One write per lease in a batch: the store reports applied leases by id, so a second write of
+                // the same lease (a holder racing itself) waits for the next batch and is fenced there.
+                batch = [];
+                var ids = new HashSet<long>();
+                var rest = new List<(LeaseWrite Write, TaskCompletionSource<bool> Done)>();
+                foreach (var item in _pending)
+                {
+                    if (batch.Count < Queue.MaxBatch && ids.Add(item.Write.Lease.Id)) batch.Add(item);
+                    else rest.Add(item);
+                }
+                _pending = rest;
+            }
+            try
+            {
+                var applied = await store.ApplyAsync(batch.ConvertAll(b => b.Write), CancellationToken.None).ConfigureAwait(false);
+                foreach (var (write, done) in batch) done.TrySetResult(applied.Contains(write.Lease.Id));
+            }
+            catch (Exception e)
+            {
+                // Nothing of the batch was written (one transaction): each caller sees the error, and the leases
+                // expire as for any failed write.
+                foreach (var (_, done) in batch) done.TrySetException(e);
+            }
+        }
+    }
+}

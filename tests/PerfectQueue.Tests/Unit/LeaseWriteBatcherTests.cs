@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using PerfectQueue.Storage;
+using PerfectQueue.Storage.Sqlite;
+using PerfectQueue.Tests.Conformance;
+using Xunit;
+
+namespace PerfectQueue.Tests.Unit;
+
+/// <summary>Forwards every store call and counts them by method name (whatever methods the contract has).</summary>
+public class CallCountingStore : DispatchProxy
+{
+    public IQueueStore Inner { get; set; } = null!;
+    public ConcurrentDictionary<string, int> Calls { get; } = new();
+
+    public static (IQueueStore Store, CallCountingStore Counter) Wrap(IQueueStore inner)
+    {
+        var store = Create<IQueueStore, CallCountingStore>();
+        var counter = (CallCountingStore)(object)store;
+        counter.Inner = inner;
+        return (store, counter);
+    }
+
+    /// <summary>While set, ApplyAsync waits for this task before it reaches the database.</summary>
+    public Task? HoldApply { get; set; }
+
+    public int Count(string method) => Calls.TryGetValue(method, out var n) ? n : 0;
+
+    protected override object? Invoke(MethodInfo? method, object?[]? args)
+    {
+        Calls.AddOrUpdate(method!.Name, 1, (_, n) => n + 1);
+        if (method.Name == nameof(IQueueStore.ApplyAsync) && HoldApply is { } hold) return HeldApplyAsync(hold, method, args);
+        try { return method.Invoke(Inner, args); }
+        catch (TargetInvocationException e) when (e.InnerException is not null) { throw e.InnerException; }
+    }
+
+    private async Task<IReadOnlySet<long>> HeldApplyAsync(Task hold, MethodInfo method, object?[]? args)
+    {
+        await hold;
+        return await (Task<IReadOnlySet<long>>)method.Invoke(Inner, args)!;
+    }
+}
+
+public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
+{
+    private (Queue Queue, CallCountingStore Counter) Open()
+    {
+        var config = sqlite.NewConfig();
+        var (store, counter) = CallCountingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table));
+        var queue = Queue.OpenWith(config, store);
+        queue.Initialize();
+        return (queue, counter);
+    }
+
+    [Fact]
+    public async Task Concurrent_finishes_share_commits_and_each_task_is_finished()
+    {
+        var (q, counter) = Open();
+        using var _ = q;
+        q.SubmitMany(Enumerable.Range(0, 200).Select(i => new TaskSubmission($"k{i}", "t")));
+        var held = await q.PollMultiAsync(200);
+        Assert.Equal(200, held.Count);
+
+        using var go = new ManualResetEventSlim();
+        var finishes = held.Select(t => Task.Run(() => { go.Wait(); return t.FinishAsync($"done {t.Key}"); })).ToList();
+        go.Set();
+        await Task.WhenAll(finishes);
+
+        Assert.All(held, t => Assert.Equal(TaskOutcome.Succeeded, t.FinishedAs));
+        Assert.All(q.List(), t => Assert.Equal($"done {t.Key}", t.Message));
+        // 200 finishes racing each other: grouped into fewer transactions than one each.
+        Assert.InRange(counter.Count(nameof(IQueueStore.ApplyAsync)), 1, 199);
+    }
+
+    [Fact]
+    public async Task A_lost_lease_in_a_batch_fails_only_its_own_write()
+    {
+        var (q, _) = Open();
+        using var __ = q;
+        q.SubmitMany(Enumerable.Range(0, 20).Select(i => new TaskSubmission($"k{i}", "t")));
+        var held = await q.PollMultiAsync(20);
+        q["k7"].ForceFinish();   // k7's holder lost it
+        var results = await Task.WhenAll(held.Select(async t =>
+        {
+            try { await t.FinishAsync(); return (t.Key, Error: (Exception?)null); }
+            catch (Exception e) { return (t.Key, Error: e); }
+        }));
+        Assert.IsType<PreemptedException>(Assert.Single(results, r => r.Error is not null).Error);
+        Assert.Equal("k7", Assert.Single(results, r => r.Error is not null).Key);
+        Assert.Equal(19, q.List().Count(t => t.Outcome == TaskOutcome.Succeeded));
+    }
+
+    [Fact]
+    public async Task A_holder_racing_itself_in_one_batch_finishes_once_and_the_other_write_is_refused()
+    {
+        var (q, counter) = Open();
+        using var __ = q;
+        q.Submit("first", "t");
+        q.Submit("raced", "t");
+        var held = await q.PollMultiAsync(2);
+        var first = held.Single(t => t.Key == "first");
+        var raced = held.Single(t => t.Key == "raced");
+
+        // Hold the first batch in flight, so both writes of "raced" queue up together for the next one.
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        counter.HoldApply = gate.Task;
+        var inFlight = first.FinishAsync();
+        var writes = new[] { raced.FinishAsync("finish"), raced.ReleaseAsync() };
+        counter.HoldApply = null;
+        gate.SetResult();
+        await inFlight;
+
+        var outcomes = await Task.WhenAll(writes.Select(async w => { try { await w; return true; } catch (PerfectQueueException) { return false; } }));
+        Assert.Equal(1, outcomes.Count(ok => ok));
+        Assert.Equal(TaskOutcome.Succeeded, q["raced"].GetInfo().Outcome);
+    }
+}
