@@ -55,8 +55,10 @@ public sealed class WorkerSummary
     /// <summary>Lost to another worker or force-finished while running; nothing was written to them.</summary>
     public int Lost { get; init; }
     public TimeSpan Duration { get; init; }
-    /// <summary>Why the worker stopped: "empty", "max tasks", "graceful stop", "immediate stop".</summary>
+    /// <summary>Why the worker stopped: "empty", "max tasks", "graceful stop", "stop requested" (Stop-PQWorker), "immediate stop".</summary>
     public string StoppedBecause { get; init; } = "";
+    /// <summary>The worker's session id while it ran (Get-PQWorker's Id).</summary>
+    public string? SessionId { get; init; }
 }
 
 /// <summary>One line of what a worker does, for its log.</summary>
