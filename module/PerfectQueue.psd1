@@ -22,7 +22,8 @@
     # Explicit lists: PowerShell does not have to scan the module to know what it exports.
     CmdletsToExport      = @(
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
-        'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker'
+        'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
+        'Get-PQWorker', 'Stop-PQWorker'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -47,3 +47,10 @@ public sealed class TaskTypeCompleter : QueueValueCompleter
     protected override IEnumerable<string> Values(Queue queue, string prefix) =>
         queue.Summarize().Counts.Select(c => c.Type);
 }
+
+/// <summary>Completes -Id with the ids of worker sessions.</summary>
+public sealed class WorkerIdCompleter : QueueValueCompleter
+{
+    protected override IEnumerable<string> Values(Queue queue, string prefix) =>
+        queue.ListWorkers().Select(w => w.Id);
+}

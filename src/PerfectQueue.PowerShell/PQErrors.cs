@@ -21,6 +21,12 @@ public static class PQErrors
     public const string WaitTimeout = nameof(WaitTimeout);
     public const string DatabaseError = nameof(DatabaseError);
     public const string QueueError = nameof(QueueError);
+    public const string WorkerNotFound = nameof(WorkerNotFound);
+
+    /// <summary>No worker session has this id (Get-PQWorker -Id, Stop-PQWorker): non-terminating, per id.</summary>
+    public static ErrorRecord WorkerNotFoundError(string id, string queue) => new(
+        new ItemNotFoundException($"No worker session has the id '{id}' in {queue}. Get-PQWorker lists the sessions; a worker that stopped has removed its own."),
+        WorkerNotFound, ErrorCategory.ObjectNotFound, id);
 
     public static ErrorRecord For(Exception e, object? target)
     {

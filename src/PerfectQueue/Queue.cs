@@ -252,14 +252,49 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     public Task<bool> WaitForTasksAsync(TimeSpan timeout, CancellationToken ct = default) =>
         timeout <= TimeSpan.Zero ? Task.FromResult(false) : _store.WaitForSubmitAsync(timeout, ct);
 
+    // ---- worker sessions ----
+
+    /// <summary>Every worker session, live and dead (until cleanup deletes it), oldest first.</summary>
+    public IReadOnlyList<WorkerSessionInfo> ListWorkers() => ListWorkersAsync().GetAwaiter().GetResult();
+
+    public async Task<IReadOnlyList<WorkerSessionInfo>> ListWorkersAsync(CancellationToken ct = default) =>
+        (await _store.ListWorkersAsync(ct).ConfigureAwait(false)).Select(WorkerSessionInfo.From).ToList();
+
     /// <summary>
-    /// Deletes finished tasks past their retention, in bounded batches. Polling calls this by itself every
-    /// cleanup_interval (jittered, so many workers do not all clean at once); call it to clean now.
+    /// Asks the worker of session <paramref name="id"/>, on any host, to stop gracefully: it sees the request at
+    /// its next heartbeat, acquires nothing more, lets its running tasks end and exits. Returns the session after
+    /// the request, or null if no session has this id. A dead session is flagged too, but nothing will read it.
+    /// </summary>
+    public WorkerSessionInfo? RequestWorkerStop(string id) => RequestWorkerStopAsync(id).GetAwaiter().GetResult();
+
+    public async Task<WorkerSessionInfo?> RequestWorkerStopAsync(string id, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(id)) throw new ArgumentException("A worker session id must not be empty. Get-PQWorker (ListWorkers) shows them.", nameof(id));
+        var row = await _store.RequestWorkerStopAsync(id.Trim().ToLowerInvariant(), ct).ConfigureAwait(false);
+        return row is null ? null : WorkerSessionInfo.From(row);
+    }
+
+    /// <summary>A new session id: 12 lowercase hex digits (48 random bits), short enough to type.</summary>
+    internal static string NewWorkerId() => Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
+
+    /// <summary>Registers a worker session; returns its start (database clock, ms), or null if the id is taken.</summary>
+    internal Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct = default) => _store.RegisterWorkerAsync(session, ct);
+
+    /// <summary>Records a worker's beat; true when a stop was requested.</summary>
+    internal Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct = default) => _store.BeatWorkerAsync(beat, ct);
+
+    internal Task RemoveWorkerAsync(string id, CancellationToken ct = default) => _store.RemoveWorkerAsync(id, ct);
+
+    /// <summary>
+    /// Deletes finished tasks past their retention, in bounded batches, and worker sessions dead for longer than
+    /// retention_time. Polling calls this by itself every cleanup_interval (jittered, so many workers do not all
+    /// clean at once); call it to clean now. Returns how many tasks were deleted.
     /// </summary>
     public int Cleanup(int maxRows = CleanupBatch * CleanupBatchesPerRun) => CleanupAsync(maxRows).GetAwaiter().GetResult();
 
     public async Task<int> CleanupAsync(int maxRows = CleanupBatch * CleanupBatchesPerRun, CancellationToken ct = default)
     {
+        await _store.CleanupWorkersAsync(RetentionMs, ct).ConfigureAwait(false);
         var total = 0;
         while (total < maxRows)
         {

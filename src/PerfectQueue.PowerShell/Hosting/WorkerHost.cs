@@ -132,6 +132,7 @@ internal sealed class WorkerHost : IDisposable
             Restarts = Math.Max(0, runs.Count - 1),
             Duration = clock.Elapsed,
             StoppedBecause = last?.StoppedBecause ?? "max tasks",
+            SessionId = last?.SessionId,
         };
     }
 

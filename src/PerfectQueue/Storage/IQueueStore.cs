@@ -68,6 +68,29 @@ public sealed record TaskQuery(
     IReadOnlyCollection<string>? Users,
     int? First);
 
+/// <summary>A worker session row as stored (times in Unix ms from the database clock), plus the database's now.</summary>
+public sealed class WorkerSessionRow
+{
+    public string Id { get; set; } = "";
+    public string Host { get; set; } = "";
+    public int Pid { get; set; }
+    public int Processors { get; set; }
+    public int Running { get; set; }
+    public long StartedAt { get; set; }
+    public long LastBeatAt { get; set; }
+    /// <summary>The last beat plus the worker's alive time: after it, the session is dead.</summary>
+    public long AliveUntil { get; set; }
+    public bool StopRequested { get; set; }
+    /// <summary>The database clock when this row was read.</summary>
+    public long Now { get; set; }
+}
+
+/// <summary>
+/// What a worker writes about itself at registration and at every beat. <see cref="StartedAt"/> is what
+/// registration returned (null if it failed): a beat that finds no row creates it again with it.
+/// </summary>
+public sealed record WorkerBeat(string Id, string Host, int Pid, int Processors, int Running, long AliveMs, long? StartedAt = null);
+
 public interface IQueueStore : IDisposable
 {
     /// <summary>Where the store points, safe to show (no secrets).</summary>
@@ -128,4 +151,31 @@ public interface IQueueStore : IDisposable
 
     /// <summary>Deletes up to <paramref name="limit"/> finished rows past their retention; returns how many.</summary>
     Task<int> CleanupAsync(int limit, CancellationToken ct);
+
+    // ---- worker sessions: one row per running worker in <table>_workers ----
+
+    /// <summary>
+    /// Inserts a session row (started and last beat now, alive until now + AliveMs); returns the database's
+    /// now as its start, or null if the id is taken. Creates the sessions table when the queue table exists
+    /// without it (a queue created by schema version 1).
+    /// </summary>
+    Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct);
+
+    /// <summary>
+    /// Records a beat (last beat now, alive until now + AliveMs, the running count); a missing row is
+    /// inserted again. Returns whether a stop was requested for the session.
+    /// </summary>
+    Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct);
+
+    /// <summary>Deletes a session row (a worker's clean exit); nothing happens if it is gone.</summary>
+    Task RemoveWorkerAsync(string id, CancellationToken ct);
+
+    /// <summary>Every session row, live and dead, in start order. Empty when the sessions table does not exist yet.</summary>
+    Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct);
+
+    /// <summary>Flags a session for a graceful stop; returns the row after the change, or null if no session has the id.</summary>
+    Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct);
+
+    /// <summary>Deletes sessions dead for at least <paramref name="deadForMs"/> (alive_until at or before now minus it); returns how many.</summary>
+    Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct);
 }

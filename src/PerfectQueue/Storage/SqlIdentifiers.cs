@@ -4,7 +4,9 @@ namespace PerfectQueue.Storage;
 
 /// <summary>
 /// Table names are checked against a strict pattern and then quoted; they are never taken raw. At most 50
-/// characters, so that index names built from them stay within PostgreSQL's 63-byte identifier limit.
+/// characters, so that the names built from them stay within PostgreSQL's 63-byte identifier limit: index
+/// names (<c>&lt;table&gt;_leased</c>), the sessions table <c>&lt;table&gt;_workers</c> (58) and its key
+/// constraint (<c>&lt;table&gt;_workers_pkey</c>, 63).
 /// </summary>
 public static class SqlIdentifiers
 {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Data.Common;
+using PerfectQueue.Storage;
 
 namespace PerfectQueue.Workers;
 
@@ -15,6 +16,12 @@ namespace PerfectQueue.Workers;
 /// <item>the task was lost (re-acquired elsewhere, force-finished): nothing is written to it.</item>
 /// </list>
 /// A handler that finished, retried or released the task itself is left as it did.
+/// <para>
+/// While it runs, the worker keeps a session row (host, pid, processors, running count, last beat) that the
+/// heartbeat loop beats every heartbeat interval, so any host can list it (<see cref="Queue.ListWorkers"/>) and
+/// ask it to stop (<see cref="Queue.RequestWorkerStop"/>), which stops it as its graceful token would. Session
+/// writes are bookkeeping: when they fail the worker logs it and goes on processing tasks.
+/// </para>
 /// </summary>
 public sealed class Worker
 {
@@ -27,6 +34,8 @@ public sealed class Worker
     // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
     private TaskCompletionSource _freed = NewSignal();
     private volatile bool _hardStopping;
+    private long? _sessionStartedAt;
+    private bool _sessionFailing;
     private int _processed, _succeeded, _retried, _failed, _cancelled, _released, _lost;
 
     private sealed record Running(AcquiredTask Task, CancellationTokenSource Stop);
@@ -50,6 +59,9 @@ public sealed class Worker
     /// <summary>Tasks running now.</summary>
     public int RunningCount => _running.Count;
 
+    /// <summary>This worker's session id (as Get-PQWorker shows it), set when <see cref="RunAsync"/> starts.</summary>
+    public string? SessionId { get; private set; }
+
     private void Log(string message) => _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, message));
 
     /// <summary>
@@ -60,21 +72,26 @@ public sealed class Worker
     public async Task<WorkerSummary> RunAsync(CancellationToken graceful, CancellationToken immediate)
     {
         var clock = Stopwatch.StartNew();
+        // A stop requested through the session row (Stop-PQWorker) is a graceful stop like the caller's.
+        using var stopRequested = new CancellationTokenSource();
+        using var gracefulOrRequested = CancellationTokenSource.CreateLinkedTokenSource(graceful, stopRequested.Token);
+        graceful = gracefulOrRequested.Token;
+        await StartSessionAsync().ConfigureAwait(false);
         var processors = Enumerable.Range(0, _options.Processors).Select(_createProcessor).ToList();
         var idle = new ConcurrentStack<ITaskProcessor>(processors);
         var handlers = new List<Task>();
         using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(graceful, immediate);
         using var stopBeats = new CancellationTokenSource();
-        var beats = Task.Run(() => HeartbeatLoopAsync(stopBeats.Token));
+        var beats = Task.Run(() => HeartbeatLoopAsync(stopRequested, stopBeats.Token));
         string stoppedBecause;
         var acquired = 0;
-        Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}");
+        Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}");
         try
         {
             while (true)
             {
                 if (immediate.IsCancellationRequested) { stoppedBecause = "immediate stop"; break; }
-                if (graceful.IsCancellationRequested) { stoppedBecause = "graceful stop"; break; }
+                if (graceful.IsCancellationRequested) { stoppedBecause = stopRequested.IsCancellationRequested ? "stop requested" : "graceful stop"; break; }
                 if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = "max tasks"; break; }
 
                 var freed = Volatile.Read(ref _freed).Task;
@@ -124,12 +141,13 @@ public sealed class Worker
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             foreach (var p in processors) await p.DisposeAsync().ConfigureAwait(false);
+            await EndSessionAsync().ConfigureAwait(false);
         }
 
         var summary = new WorkerSummary
         {
             Processed = _processed, Succeeded = _succeeded, Retried = _retried, Failed = _failed, Cancelled = _cancelled,
-            Released = _released, Lost = _lost, Duration = clock.Elapsed, StoppedBecause = stoppedBecause,
+            Released = _released, Lost = _lost, Duration = clock.Elapsed, StoppedBecause = stoppedBecause, SessionId = SessionId,
         };
         Log($"worker stopped ({stoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost");
         return summary;
@@ -234,28 +252,91 @@ public sealed class Worker
         return outcome;
     }
 
-    private async Task HeartbeatLoopAsync(CancellationToken stop)
+    // ---- the worker's session row ----
+
+    private WorkerBeat SessionBeat() => new(SessionId!, Environment.MachineName, Environment.ProcessId, _options.Processors, _running.Count,
+        (long)_options.AliveTime.TotalMilliseconds, _sessionStartedAt);
+
+    // Registers under a fresh id (another on the rare clash). On failure the worker runs on: its beats
+    // insert the row once the database takes them.
+    private async Task StartSessionAsync()
+    {
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            SessionId = Queue.NewWorkerId();
+            try
+            {
+                _sessionStartedAt = await _queue.RegisterWorkerAsync(SessionBeat()).ConfigureAwait(false);
+                if (_sessionStartedAt is not null) return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _sessionFailing = true;
+                Log($"worker session {SessionId} not recorded, tasks go on (Get-PQWorker lists this worker once a heartbeat records it): {e.Message}");
+                return;
+            }
+        }
+    }
+
+    // One beat of the session row: its running count, and whether Stop-PQWorker asked this worker to stop.
+    private async Task BeatSessionAsync(CancellationTokenSource stopRequested)
+    {
+        try
+        {
+            var stop = await _queue.BeatWorkerAsync(SessionBeat()).ConfigureAwait(false);
+            if (_sessionFailing) Log($"worker session {SessionId} recorded again");
+            _sessionFailing = false;
+            if (stop && !stopRequested.IsCancellationRequested)
+            {
+                Log("stop requested by Stop-PQWorker: graceful stop (nothing new is acquired; running tasks end)");
+                await stopRequested.CancelAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            if (!_sessionFailing) Log($"worker session beat failed, tasks go on; trying again every heartbeat: {e.Message}");
+            _sessionFailing = true;
+        }
+    }
+
+    // A clean exit removes the row; a killed worker leaves it, to show as dead until cleanup deletes it.
+    private async Task EndSessionAsync()
+    {
+        try { await _queue.RemoveWorkerAsync(SessionId!).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log($"worker session {SessionId} not removed (it shows as dead after the alive time, and cleanup deletes it): {e.Message}");
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationTokenSource stopRequested, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
             try { await Task.Delay(_options.HeartbeatInterval, stop).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
-            var held = _running.Values.Select(r => r.Task).Where(t => !t.IsCompleted && t.LostBecause is null).ToList();
-            if (held.Count == 0) continue;
-            try
+            await HeartbeatTasksAsync().ConfigureAwait(false);
+            await BeatSessionAsync(stopRequested).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HeartbeatTasksAsync()
+    {
+        var held = _running.Values.Select(r => r.Task).Where(t => !t.IsCompleted && t.LostBecause is null).ToList();
+        if (held.Count == 0) return;
+        try
+        {
+            foreach (var report in await _queue.HeartbeatAsync(held, _options.AliveTime).ConfigureAwait(false))
             {
-                foreach (var report in await _queue.HeartbeatAsync(held, _options.AliveTime).ConfigureAwait(false))
-                {
-                    if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
-                        Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
-                    else if (report.Error is { } lost && !report.Task.IsCompleted)
-                        Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
-                }
+                if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
+                    Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
+                else if (report.Error is { } lost && !report.Task.IsCompleted)
+                    Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                Log($"heartbeat failed, trying again in {_options.HeartbeatInterval.TotalSeconds:F0}s: {e.Message}");
-            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log($"heartbeat failed, trying again in {_options.HeartbeatInterval.TotalSeconds:F0}s: {e.Message}");
         }
     }
 }

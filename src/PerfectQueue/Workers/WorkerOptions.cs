@@ -59,8 +59,10 @@ public sealed class WorkerSummary
     public TimeSpan Duration { get; init; }
     /// <summary>How many times the worker restarted (SIGUSR1, SIGHUP) and loaded its configuration and handlers again.</summary>
     public int Restarts { get; init; }
-    /// <summary>Why the worker stopped: "empty", "max tasks", "graceful stop", "immediate stop".</summary>
+    /// <summary>Why the worker stopped: "empty", "max tasks", "graceful stop", "stop requested" (Stop-PQWorker), "immediate stop".</summary>
     public string StoppedBecause { get; init; } = "";
+    /// <summary>The worker's session id while it ran (Get-PQWorker's Id).</summary>
+    public string? SessionId { get; init; }
 }
 
 /// <summary>One line of what a worker does, for its log.</summary>

@@ -724,6 +724,9 @@ internal sealed class StoreHook(Queue queue)
 
     public void MakeDue(string key) => Scalar($"UPDATE \"{queue.Config.Table}\" SET due_at = 0 WHERE task_key = '{key.Replace("'", "''")}'");
 
+    /// <summary>Runs raw SQL (names quoted with double quotes, which every backend accepts); returns the first value as a number, 0 if none.</summary>
+    public int Sql(string sql) => Scalar(sql);
+
     private int Scalar(string sql)
     {
         using System.Data.Common.DbConnection c = queue.Store switch

@@ -38,7 +38,7 @@ public sealed class PostgresTarget : IBackendTarget, IDisposable
         using var c = Connect();
         foreach (var t in _tables)
         {
-            using var cmd = new NpgsqlCommand($"DROP TABLE IF EXISTS \"{t}\"; DELETE FROM perfectqueue_schema WHERE table_name = '{t}'", c);
+            using var cmd = new NpgsqlCommand($"DROP TABLE IF EXISTS \"{t}\", \"{t}_workers\"; DELETE FROM perfectqueue_schema WHERE table_name = '{t}'", c);
             try { cmd.ExecuteNonQuery(); } catch (PostgresException) { /* perfectqueue_schema may not exist */ }
         }
     }
@@ -84,6 +84,7 @@ public sealed class SqlServerTarget : IBackendTarget, IDisposable
         {
             using var cmd = new Microsoft.Data.SqlClient.SqlCommand(
                 $"IF OBJECT_ID(N'[{t}]', N'U') IS NOT NULL DROP TABLE [{t}]; " +
+                $"IF OBJECT_ID(N'[{t}_workers]', N'U') IS NOT NULL DROP TABLE [{t}_workers]; " +
                 $"IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = N'{t}';", c);
             cmd.ExecuteNonQuery();
         }

@@ -32,7 +32,9 @@ public sealed class TSqlParseTests
     {
         var names = All.Select(s => s.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
-        foreach (var name in new[] { "now", "is_initialized", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "request_cancel", "force_finish", "cleanup", "initialize.lock", "initialize.create_table" })
+        foreach (var name in new[] { "now", "is_initialized", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "request_cancel", "force_finish", "cleanup", "initialize.lock", "initialize.create_table",
+            "initialize.create_workers_table", "initialize.drop_workers_table", "initialize.upgrade_version",
+            "worker.tables", "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup" })
             Assert.Contains(name, names);
         Assert.Equal(32 + Enum.GetValues<TaskState>().Length, names.Count(n => n.StartsWith("list(", StringComparison.Ordinal)));
     }
@@ -291,7 +293,49 @@ public sealed class TSqlParseTests
     public void Table_names_are_always_bracketed()
     {
         foreach (var (name, sql, _) in All)
-            foreach (var table in Find<NamedTableReference>(Parse(sql)).Where(t => t.SchemaObject.BaseIdentifier.Value == Table))
+            foreach (var table in Find<NamedTableReference>(Parse(sql)).Where(t => t.SchemaObject.BaseIdentifier.Value is Table or Table + "_workers"))
                 Assert.True(table.SchemaObject.BaseIdentifier.QuoteType == QuoteType.SquareBracket, name);
+    }
+
+    [Fact]
+    public void The_sessions_table_has_a_clustered_text_key_and_the_session_columns()
+    {
+        var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("initialize.create_workers_table").Sql)));
+        Assert.Equal($"{Table}_workers", table.SchemaObjectName.BaseIdentifier.Value);
+        var columns = table.Definition.ColumnDefinitions.ToDictionary(c => c.ColumnIdentifier.Value);
+        Assert.Equal(["id", "host", "pid", "processors", "running", "started_at", "last_beat_at", "alive_until", "stop_requested"], columns.Keys);
+        Assert.Equal(SqlDataTypeOption.NVarChar, ((SqlDataTypeReference)columns["id"].DataType).SqlDataTypeOption);
+        Assert.Equal("Latin1_General_100_BIN2", columns["id"].Collation.Value);
+        Assert.All(new[] { "started_at", "last_beat_at", "alive_until" }, c => Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns[c].DataType).SqlDataTypeOption));
+        var pk = Assert.Single(table.Definition.TableConstraints.OfType<UniqueConstraintDefinition>());
+        Assert.True(pk.IsPrimaryKey);
+        Assert.True(pk.Clustered);
+        Assert.Contains("IF OBJECT_ID(N'[tasks_test_workers]', N'U') IS NULL", Statement("initialize.create_workers_table").Sql);
+    }
+
+    [Fact]
+    public void A_beat_updates_its_row_or_inserts_it_again_in_one_serializable_transaction_and_returns_the_stop_flag()
+    {
+        var sql = Statement("worker.beat").Sql;
+        var fragment = Parse(sql);
+        var update = Assert.Single(Find<UpdateSpecification>(fragment));
+        var target = Assert.IsType<NamedTableReference>(update.Target);
+        Assert.Contains(target.TableHints, h => h.HintKind == TableHintKind.UpdLock);
+        Assert.Contains(target.TableHints, h => h.HintKind == TableHintKind.Serializable);
+        Assert.Contains(update.SetClauses.OfType<AssignmentSetClause>(), c => c.Variable?.Name == "@stop");
+        Assert.Single(Find<InsertSpecification>(fragment));
+        Assert.Contains("IF @@ROWCOUNT = 0", sql);
+        Assert.Contains("COALESCE(@started, @now)", sql);
+        Assert.True(sql.IndexOf("COMMIT TRANSACTION", StringComparison.Ordinal) < sql.LastIndexOf("SELECT @stop", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Registration_inserts_only_an_id_nobody_holds_and_cleanup_deletes_only_sessions_dead_long_enough()
+    {
+        var register = Statement("worker.register").Sql;
+        Assert.Contains("WHERE NOT EXISTS (SELECT 1 FROM [tasks_test_workers] WITH (UPDLOCK, SERIALIZABLE) WHERE id = @id)", register);
+        Assert.Contains("SELECT CASE WHEN @@ROWCOUNT = 1 THEN @now ELSE NULL END", register);
+        Assert.Contains("DELETE FROM [tasks_test_workers] WHERE alive_until <= @now - @deadFor", Statement("worker.cleanup").Sql);
+        Assert.Contains("SET stop_requested = 1", Statement("worker.request_stop").Sql);
     }
 }

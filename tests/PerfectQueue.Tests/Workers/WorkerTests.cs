@@ -38,6 +38,12 @@ internal sealed class CountingStore(IQueueStore inner) : IQueueStore
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => inner.ForceFinishAsync(key, outcome, message, retentionMs, ct);
     public Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct) => inner.WaitForSubmitAsync(timeout, ct);
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => inner.CleanupAsync(limit, ct);
+    public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => inner.RegisterWorkerAsync(session, ct);
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => inner.BeatWorkerAsync(beat, ct);
+    public Task RemoveWorkerAsync(string id, CancellationToken ct) => inner.RemoveWorkerAsync(id, ct);
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => inner.ListWorkersAsync(ct);
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => inner.RequestWorkerStopAsync(id, ct);
+    public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => inner.CleanupWorkersAsync(deadForMs, ct);
     public void Dispose() => inner.Dispose();
 }
 

@@ -12,7 +12,8 @@ namespace PerfectQueue.Storage.Postgres;
 /// </summary>
 public sealed class PostgresQueueStore : IQueueStore
 {
-    public const int SchemaVersion = 1;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
+    public const int SchemaVersion = 2;
 
     // The server clock in Unix milliseconds: the start of the current statement.
     private const string Now = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::bigint";
@@ -22,6 +23,8 @@ public sealed class PostgresQueueStore : IQueueStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _table;
     private readonly string _t;
+    private readonly string _workersTable;
+    private readonly string _w;
     private readonly string _channel;
     private readonly int _lockNamespace;
     private readonly string _columns;
@@ -34,6 +37,8 @@ public sealed class PostgresQueueStore : IQueueStore
     {
         _table = SqlIdentifiers.Require(table);
         _t = Quote(_table);
+        _workersTable = _table + "_workers";
+        _w = Quote(_workersTable);
         _channel = "pq_" + _table;
         _lockNamespace = StableHash("perfectqueue:" + _table);
         Description = description;
@@ -156,7 +161,25 @@ public sealed class PostgresQueueStore : IQueueStore
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
         CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL);
+        {WorkersSchemaSql()}
         """;
+
+    // One row per running worker: small, so no index beyond the key.
+    private string WorkersSchemaSql() => $"""
+        CREATE TABLE IF NOT EXISTS {_w} (
+            id text PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            processors integer NOT NULL,
+            running integer NOT NULL DEFAULT 0,
+            started_at bigint NOT NULL,
+            last_beat_at bigint NOT NULL,
+            alive_until bigint NOT NULL,
+            stop_requested smallint NOT NULL DEFAULT 0);
+        """;
+
+    // A queue created by an older version is recorded as upgraded once the newer schema's objects exist.
+    private const string UpgradeVersionSql = "UPDATE perfectqueue_schema SET version = @version WHERE table_name = @table AND version < @version";
 
     public Task InitializeAsync(bool force, CancellationToken ct) => Run(async c =>
     {
@@ -166,13 +189,14 @@ public sealed class PostgresQueueStore : IQueueStore
         await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = SchemaLockNamespace }, tx).ConfigureAwait(false);
         if (force)
         {
-            await c.ExecuteAsync($"DROP TABLE IF EXISTS {_t}", transaction: tx).ConfigureAwait(false);
+            await c.ExecuteAsync($"DROP TABLE IF EXISTS {_t}, {_w}", transaction: tx).ConfigureAwait(false);
             await c.ExecuteAsync("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL)", transaction: tx).ConfigureAwait(false);
             await c.ExecuteAsync("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }, tx).ConfigureAwait(false);
         }
         await c.ExecuteAsync(SchemaSql(), transaction: tx).ConfigureAwait(false);
         await c.ExecuteAsync($"INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {Now}) ON CONFLICT (table_name) DO NOTHING",
             new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
+        await c.ExecuteAsync(UpgradeVersionSql, new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
         return true;
     }, RetrySafety.Always, ct, checkTable: false);
@@ -383,6 +407,86 @@ public sealed class PostgresQueueStore : IQueueStore
             SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now}
             ORDER BY purge_at LIMIT @limit FOR UPDATE SKIP LOCKED)
         """, new { limit }), RetrySafety.Always, ct);
+
+    // ---- worker sessions ----
+
+    private static readonly string WorkerColumns = $"""
+        id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
+        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", {Now} AS "Now"
+        """;
+
+    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
+        $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+
+    private Task<(bool Queue, bool Workers)> TablesAsync(CancellationToken ct) => Run(c =>
+        c.QuerySingleAsync<(bool, bool)>("SELECT to_regclass(@queue) IS NOT NULL, to_regclass(@workers) IS NOT NULL", new { queue = _t, workers = _w }),
+        RetrySafety.Always, ct, checkTable: false);
+
+    // Runs a statement on the sessions table. A queue of schema version 1 has none yet: that reads as no
+    // sessions (whenMissing), unless the queue table itself is missing.
+    private async Task<T> OnWorkersTableAsync<T>(Func<NpgsqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct)
+    {
+        try
+        {
+            return await Run(work, safety, ct, checkTable: false).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            if (!(await TablesAsync(ct).ConfigureAwait(false)).Queue) throw NotInitialized(e);
+            return whenMissing;
+        }
+    }
+
+    public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
+    {
+        var (queue, workers) = await TablesAsync(ct).ConfigureAwait(false);
+        if (!queue) throw NotInitialized(null);
+        if (!workers)
+        {
+            // A queue of schema version 1: add the sessions table, serialized with every other schema change.
+            await Run(async c =>
+            {
+                await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+                await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = SchemaLockNamespace }, tx).ConfigureAwait(false);
+                await c.ExecuteAsync(WorkersSchemaSql(), transaction: tx).ConfigureAwait(false);
+                await c.ExecuteAsync(UpgradeVersionSql, new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return true;
+            }, RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        }
+        // Not retried on an ambiguous connection loss: a second try would find its own row and report the id taken.
+        return await Run(c => c.ExecuteScalarAsync<long?>($"""
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            VALUES (@id, @host, @pid, @processors, @running, {Now}, {Now}, {Now} + @alive, 0)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING started_at
+            """, new { id = session.Id, host = session.Host, pid = session.Pid, processors = session.Processors, running = session.Running, alive = session.AliveMs }),
+            RetrySafety.BeforeSent, ct).ConfigureAwait(false);
+    }
+
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<short>($"""
+            INSERT INTO {_w} AS w (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started::bigint, {Now}), {Now}, {Now} + @alive, 0)
+            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until
+            RETURNING w.stop_requested
+            """, new { id = beat.Id, host = beat.Host, pid = beat.Pid, processors = beat.Processors, running = beat.Running, alive = beat.AliveMs, started = beat.StartedAt })
+            .ConfigureAwait(false) != 0,
+        RetrySafety.Always, ct); // the same beat twice lands on the same state
+
+    public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.ExecuteAsync($"DELETE FROM {_w} WHERE id = @id", new { id }), 0, RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => OnWorkersTableAsync(async c =>
+        (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id").ConfigureAwait(false)).AsList(),
+        [], RetrySafety.Always, ct);
+
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.QuerySingleOrDefaultAsync<WorkerSessionRow?>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id }),
+        null, RetrySafety.Always, ct); // running it again lands on the same state
+
+    public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.ExecuteAsync($"DELETE FROM {_w} WHERE alive_until <= {Now} - @deadFor", new { deadFor = deadForMs }), 0, RetrySafety.Always, ct);
 
     /// <summary>Waits for a submit notification (LISTEN/NOTIFY); false when the timeout passed first.</summary>
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)

@@ -18,7 +18,8 @@ namespace PerfectQueue.Storage.SqlServer;
 /// </summary>
 public sealed class SqlServerQueueStore : IQueueStore
 {
-    public const int SchemaVersion = 1;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
+    public const int SchemaVersion = 2;
 
     // The server clock in Unix milliseconds. DATEDIFF_BIG reads the string literal as datetime2, and the
     // unseparated ISO form does not depend on the session's language or DATEFORMAT.
@@ -39,15 +40,20 @@ public sealed class SqlServerQueueStore : IQueueStore
     private readonly string _connectionString;
     private readonly string _table;
     private readonly string _t;
+    private readonly string _workersTable;
+    private readonly string _w;
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
-        _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql;
+        _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql,
+        _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _requestWorkerStopSql, _cleanupWorkersSql;
     private readonly (string Name, string Sql)[] _initializeSql;
 
     public SqlServerQueueStore(string connectionString, string table, string description)
     {
         _table = SqlIdentifiers.Require(table);
         _t = Quote(_table);
+        _workersTable = _table + "_workers";
+        _w = Quote(_workersTable);
         _connectionString = connectionString;
         Description = description;
 
@@ -290,6 +296,72 @@ public sealed class SqlServerQueueStore : IQueueStore
                 CAST((SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) AS int) AS CompatibilityLevel;
             """;
 
+        // ---- worker sessions: one small row per running worker ----
+        const string workerColumns = """
+            id AS [Id], host AS [Host], pid AS [Pid], processors AS [Processors], running AS [Running], started_at AS [StartedAt],
+            last_beat_at AS [LastBeatAt], alive_until AS [AliveUntil], stop_requested AS [StopRequested]
+            """;
+        _tablesSql = """
+            SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS QueueExists,
+                CAST(CASE WHEN OBJECT_ID(@workers, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS WorkersExists;
+            """;
+        // The id is checked and inserted under a key-range lock (UPDLOCK, SERIALIZABLE), so two registrations
+        // of one id cannot both succeed. The start time comes back only when the row was inserted.
+        _registerWorkerSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            SELECT @id, @host, @pid, @processors, @running, @now, @now, @now + @alive, 0
+            WHERE NOT EXISTS (SELECT 1 FROM {_w} WITH (UPDLOCK, SERIALIZABLE) WHERE id = @id);
+            SELECT CASE WHEN @@ROWCOUNT = 1 THEN @now ELSE NULL END;
+            """;
+        // Update, or insert again when the row is gone (cleaned up while the worker could not beat).
+        _beatWorkerSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @stop smallint = 0;
+            BEGIN TRANSACTION;
+            UPDATE {_w} WITH (UPDLOCK, SERIALIZABLE)
+            SET running = @running, last_beat_at = @now, alive_until = @now + @alive, @stop = stop_requested
+            WHERE id = @id;
+            IF @@ROWCOUNT = 0
+                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+                VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started, @now), @now, @now + @alive, 0);
+            COMMIT TRANSACTION;
+            SELECT @stop;
+            """;
+        _removeWorkerSql = $"""
+            SET NOCOUNT ON;
+            DELETE FROM {_w} WHERE id = @id;
+            """;
+        _listWorkersSql = $"""
+            DECLARE @now bigint = {NowSql};
+            SELECT {workerColumns}, @now AS [Now] FROM {_w} ORDER BY started_at, id;
+            """;
+        _requestWorkerStopSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DECLARE @hit TABLE (
+                id nvarchar(64) NOT NULL, host nvarchar(256) NOT NULL, pid int NOT NULL, processors int NOT NULL, running int NOT NULL,
+                started_at bigint NOT NULL, last_beat_at bigint NOT NULL, alive_until bigint NOT NULL, stop_requested smallint NOT NULL);
+            UPDATE {_w} SET stop_requested = 1
+            OUTPUT inserted.id, inserted.host, inserted.pid, inserted.processors, inserted.running, inserted.started_at,
+                inserted.last_beat_at, inserted.alive_until, inserted.stop_requested
+            INTO @hit (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            WHERE id = @id;
+            SELECT {workerColumns}, @now AS [Now] FROM @hit;
+            """;
+        _cleanupWorkersSql = $"""
+            SET NOCOUNT ON;
+            SET XACT_ABORT ON;
+            DECLARE @now bigint = {NowSql};
+            DELETE FROM {_w} WHERE alive_until <= @now - @deadFor;
+            SELECT @@ROWCOUNT;
+            """;
+
         // Why the indexes: see docs/schema.md and docs/backends-sqlserver.md. The filtered indexes mirror
         // the partial ones of the other backends; the clustered key is the monotonic id.
         string Index(string suffix, string definition) =>
@@ -304,6 +376,7 @@ public sealed class SqlServerQueueStore : IQueueStore
                 IF @granted < 0 THROW 51000, N'PerfectQueue: another session is creating queue tables and did not finish within 20 seconds; try again.', 1;
                 """),
             ("initialize.drop_table", $"IF OBJECT_ID(N'{_t}', N'U') IS NOT NULL DROP TABLE {_t};"),
+            ("initialize.drop_workers_table", $"IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL DROP TABLE {_w};"),
             ("initialize.forget_version", "IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = @table;"),
             ("initialize.create_table", $"""
                 IF OBJECT_ID(N'{_t}', N'U') IS NULL
@@ -329,6 +402,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             ("initialize.index_due", Index("due", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL")),
             ("initialize.index_leased", Index("leased", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL")),
             ("initialize.index_purge", Index("purge", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL")),
+            ("initialize.create_workers_table", WorkersTableSql()),
             ("initialize.create_schema_table", """
                 IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NULL
                 CREATE TABLE perfectqueue_schema (table_name nvarchar(128) NOT NULL PRIMARY KEY, version int NOT NULL, created_at bigint NOT NULL);
@@ -337,12 +411,31 @@ public sealed class SqlServerQueueStore : IQueueStore
                 IF NOT EXISTS (SELECT 1 FROM perfectqueue_schema WHERE table_name = @table)
                 INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {NowSql});
                 """),
+            ("initialize.upgrade_version", UpgradeVersionSql),
         ];
     }
 
     public string Description { get; }
 
     private static string Quote(string identifier) => "[" + identifier + "]";
+
+    private string WorkersTableSql() => $"""
+        IF OBJECT_ID(N'{_w}', N'U') IS NULL
+        CREATE TABLE {_w} (
+            id nvarchar(64) COLLATE {Exact} NOT NULL,
+            host nvarchar(256) NOT NULL,
+            pid int NOT NULL,
+            processors int NOT NULL,
+            running int NOT NULL DEFAULT 0,
+            started_at bigint NOT NULL,
+            last_beat_at bigint NOT NULL,
+            alive_until bigint NOT NULL,
+            stop_requested smallint NOT NULL DEFAULT 0,
+            CONSTRAINT {Quote(_workersTable + "_pk")} PRIMARY KEY CLUSTERED (id));
+        """;
+
+    // A queue created by an older version is recorded as upgraded once the newer schema's objects exist.
+    private const string UpgradeVersionSql = "UPDATE perfectqueue_schema SET version = @version WHERE table_name = @table AND version < @version;";
 
     // ---- statements and their parameters (call sites and tests use the same ones) ----
 
@@ -387,6 +480,12 @@ public sealed class SqlServerQueueStore : IQueueStore
     private static object RequestCancelArgs(string key, string message, long retentionMs) => new { key, message, retention = retentionMs };
     private static object ForceFinishArgs(string key, string outcome, string? message, long retentionMs) => new { key, outcome, message, retention = retentionMs };
     private static object CleanupArgs(int limit) => new { limit };
+    private object TablesArgs() => new { name = _t, workers = _w };
+    private static object RegisterWorkerArgs(WorkerBeat s) => new { id = s.Id, host = s.Host, pid = s.Pid, processors = s.Processors, running = s.Running, alive = s.AliveMs };
+    private static object BeatWorkerArgs(WorkerBeat b) =>
+        new { id = b.Id, host = b.Host, pid = b.Pid, processors = b.Processors, running = b.Running, alive = b.AliveMs, started = b.StartedAt };
+    private static object WorkerIdArgs(string id) => new { id };
+    private static object CleanupWorkersArgs(long deadForMs) => new { deadFor = deadForMs };
 
     private string ListSql(TaskQuery q)
     {
@@ -456,6 +555,15 @@ public sealed class SqlServerQueueStore : IQueueStore
         yield return ("request_cancel", _requestCancelSql, RequestCancelArgs("k1", "cancel requested", 600_000));
         yield return ("force_finish", _forceFinishSql, ForceFinishArgs("k1", "ForceFinished", null, 600_000));
         yield return ("cleanup", _cleanupSql, CleanupArgs(1000));
+
+        var session = new WorkerBeat("3f9a1c07be42", "build-host-01", 4242, 4, 2, 300_000, 1_767_225_600_000);
+        yield return ("worker.tables", _tablesSql, TablesArgs());
+        yield return ("worker.register", _registerWorkerSql, RegisterWorkerArgs(session));
+        yield return ("worker.beat", _beatWorkerSql, BeatWorkerArgs(session));
+        yield return ("worker.remove", _removeWorkerSql, WorkerIdArgs(session.Id));
+        yield return ("worker.list", _listWorkersSql, null);
+        yield return ("worker.request_stop", _requestWorkerStopSql, WorkerIdArgs(session.Id));
+        yield return ("worker.cleanup", _cleanupWorkersSql, CleanupWorkersArgs(300_000));
     }
 
     // ---- operations ----
@@ -468,7 +576,7 @@ public sealed class SqlServerQueueStore : IQueueStore
         await using var tx = (SqlTransaction)await c.BeginTransactionAsync(ct).ConfigureAwait(false);
         foreach (var (name, sql) in _initializeSql)
         {
-            if (!force && name is "initialize.drop_table" or "initialize.forget_version") continue;
+            if (!force && name is "initialize.drop_table" or "initialize.drop_workers_table" or "initialize.forget_version") continue;
             await c.ExecuteAsync(Command(sql, TableArgs(), tx, ct)).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
@@ -580,6 +688,69 @@ public sealed class SqlServerQueueStore : IQueueStore
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c =>
         c.ExecuteScalarAsync<int>(Command(_cleanupSql, CleanupArgs(limit), null, ct)), RetrySafety.Always, ct);
+
+    // ---- worker sessions ----
+
+    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
+        $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+
+    private Task<(bool Queue, bool Workers)> TablesAsync(CancellationToken ct) => Run(c =>
+        c.QuerySingleAsync<(bool, bool)>(Command(_tablesSql, TablesArgs(), null, ct)), RetrySafety.Always, ct, checkTable: false);
+
+    // Runs a statement on the sessions table. A queue of schema version 1 has none yet: that reads as no
+    // sessions (whenMissing), unless the queue table itself is missing.
+    private async Task<T> OnWorkersTableAsync<T>(Func<SqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct)
+    {
+        try
+        {
+            return await Run(work, safety, ct, checkTable: false).ConfigureAwait(false);
+        }
+        catch (SqlException e) when (SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(e)))
+        {
+            if (!(await TablesAsync(ct).ConfigureAwait(false)).Queue) throw NotInitialized(e);
+            return whenMissing;
+        }
+    }
+
+    public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
+    {
+        var (queue, workers) = await TablesAsync(ct).ConfigureAwait(false);
+        if (!queue) throw NotInitialized(null);
+        if (!workers)
+        {
+            // A queue of schema version 1: add the sessions table, serialized with every other schema change.
+            await Run(async c =>
+            {
+                await using var tx = (SqlTransaction)await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+                foreach (var (name, sql) in _initializeSql)
+                    if (name is "initialize.lock" or "initialize.create_workers_table" or "initialize.create_schema_table" or "initialize.upgrade_version")
+                        await c.ExecuteAsync(Command(sql, TableArgs(), tx, ct)).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return true;
+            }, RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        }
+        // Not retried on an ambiguous connection loss: a second try would find its own row and report the id taken.
+        return await Run(c => c.ExecuteScalarAsync<long?>(Command(_registerWorkerSql, RegisterWorkerArgs(session), null, ct)),
+            RetrySafety.BeforeSent, ct).ConfigureAwait(false);
+    }
+
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<short>(Command(_beatWorkerSql, BeatWorkerArgs(beat), null, ct)).ConfigureAwait(false) != 0,
+        RetrySafety.Always, ct); // the same beat twice lands on the same state
+
+    public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.ExecuteAsync(Command(_removeWorkerSql, WorkerIdArgs(id), null, ct)), 0, RetrySafety.Always, ct);
+
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => OnWorkersTableAsync(async c =>
+        (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command(_listWorkersSql, null, null, ct)).ConfigureAwait(false)).AsList(),
+        [], RetrySafety.Always, ct);
+
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.QuerySingleOrDefaultAsync<WorkerSessionRow?>(Command(_requestWorkerStopSql, WorkerIdArgs(id), null, ct)),
+        null, RetrySafety.Always, ct); // running it again lands on the same state
+
+    public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
+        c.ExecuteScalarAsync<int>(Command(_cleanupWorkersSql, CleanupWorkersArgs(deadForMs), null, ct)), 0, RetrySafety.Always, ct);
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {

@@ -15,13 +15,16 @@ namespace PerfectQueue.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteQueueStore : IQueueStore
 {
-    public const int SchemaVersion = 1;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
+    public const int SchemaVersion = 2;
     private const int BusyTimeoutMs = 30_000;
     private const int MaxIdleConnections = 16;
 
     private readonly string _connectionString;
     private readonly string _table;
     private readonly string _t; // the quoted table name
+    private readonly string _workersTable;
+    private readonly string _w; // the quoted sessions table name
     private readonly ConcurrentBag<SqliteConnection> _idle = new();
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
@@ -32,6 +35,8 @@ public sealed class SqliteQueueStore : IQueueStore
     {
         _table = SqlIdentifiers.Require(table);
         _t = Quote(_table);
+        _workersTable = _table + "_workers";
+        _w = Quote(_workersTable);
         FilePath = Path.GetFullPath(path);
         Description = $"{QueueConfig.SqliteUrl(FilePath)} (table {_table})";
         _connectionString = new SqliteConnectionStringBuilder
@@ -138,12 +143,14 @@ public sealed class SqliteQueueStore : IQueueStore
             if (force)
             {
                 c.Execute($"DROP TABLE IF EXISTS {_t}");
+                c.Execute($"DROP TABLE IF EXISTS {_w}");
                 c.Execute("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL)");
                 c.Execute("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table });
             }
             c.Execute(SchemaSql());
             c.Execute("INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, @now) ON CONFLICT (table_name) DO NOTHING",
                 new { table = _table, version = SchemaVersion, now });
+            c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
             return 0;
         }, checkTable: false);
         return true;
@@ -173,7 +180,25 @@ public sealed class SqliteQueueStore : IQueueStore
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
         CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL);
+        {WorkersSchemaSql()}
         """;
+
+    // One row per running worker: small (a row per worker), so no index beyond the key.
+    private string WorkersSchemaSql() => $"""
+        CREATE TABLE IF NOT EXISTS {_w} (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            processors INTEGER NOT NULL,
+            running INTEGER NOT NULL DEFAULT 0,
+            started_at INTEGER NOT NULL,
+            last_beat_at INTEGER NOT NULL,
+            alive_until INTEGER NOT NULL,
+            stop_requested INTEGER NOT NULL DEFAULT 0);
+        """;
+
+    // A queue created by an older version is recorded as upgraded once the newer schema's objects exist.
+    private const string UpgradeVersionSql = "UPDATE perfectqueue_schema SET version = @version WHERE table_name = @table AND version < @version";
 
     public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(ct, () =>
     {
@@ -302,6 +327,64 @@ public sealed class SqliteQueueStore : IQueueStore
             DELETE FROM {_t} WHERE id IN (
                 SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= @now ORDER BY purge_at LIMIT @limit)
             """, new { now, limit })));
+
+    // ---- worker sessions ----
+
+    private const string WorkerColumns = """
+        id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
+        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", @now AS "Now"
+        """;
+
+    // Whether the sessions table exists; a missing queue table is QueueNotInitialized, whatever the sessions table.
+    private bool WorkersTableExists(SqliteConnection c)
+    {
+        var names = c.Query<string>("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (@table, @workers)",
+            new { table = _table, workers = _workersTable }).ToList();
+        if (!names.Contains(_table)) throw NotInitialized(null);
+        return names.Contains(_workersTable);
+    }
+
+    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
+        $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+
+    public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
+    {
+        if (!WorkersTableExists(c))
+        {
+            c.Execute(WorkersSchemaSql());
+            c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
+        }
+        return c.ExecuteScalar<long?>($"""
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            VALUES (@Id, @Host, @Pid, @Processors, @Running, @now, @now, @now + @AliveMs, 0)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING started_at
+            """, new { session.Id, session.Host, session.Pid, session.Processors, session.Running, session.AliveMs, now });
+    }, checkTable: false));
+
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
+        c.ExecuteScalar<long>($"""
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+            VALUES (@Id, @Host, @Pid, @Processors, @Running, COALESCE(@StartedAt, @now), @now, @now + @AliveMs, 0)
+            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until
+            RETURNING stop_requested
+            """, new { beat.Id, beat.Host, beat.Pid, beat.Processors, beat.Running, beat.AliveMs, beat.StartedAt, now }) != 0));
+
+    public Task RemoveWorkerAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, _) =>
+        WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE id = @id", new { id }) : 0, checkTable: false));
+
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => Run(ct, () => Read(c =>
+        WorkersTableExists(c)
+            ? (IReadOnlyList<WorkerSessionRow>)c.Query<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id", new { now = Now(c) }).AsList()
+            : [], checkTable: false));
+
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
+        WorkersTableExists(c)
+            ? c.QuerySingleOrDefault<WorkerSessionRow>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id, now })
+            : null, checkTable: false));
+
+    public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
+        WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE alive_until <= @now - @deadFor", new { now, deadFor = deadForMs }) : 0, checkTable: false));
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {

@@ -1,0 +1,43 @@
+namespace PerfectQueue.PowerShell;
+
+/// <summary>A worker session as Get-PQWorker shows it: local times, its state, and the queue it came from.</summary>
+public sealed class PQWorker
+{
+    internal PQWorker(WorkerSessionInfo info, Queue queue)
+    {
+        Id = info.Id;
+        Host = info.Host;
+        Pid = info.Pid;
+        State = info.State;
+        Processors = info.Processors;
+        Running = info.Running;
+        StartedAt = info.StartedAt.LocalDateTime;
+        LastBeatAt = info.LastBeatAt.LocalDateTime;
+        AliveUntil = info.AliveUntil.LocalDateTime;
+        StopRequested = info.StopRequested;
+        IsAlive = info.IsAlive;
+        Queue = queue;
+    }
+
+    /// <summary>The session id, for Stop-PQWorker -Id.</summary>
+    public string Id { get; }
+    /// <summary>The machine the worker runs on.</summary>
+    public string Host { get; }
+    /// <summary>The worker's process id on its host.</summary>
+    public int Pid { get; }
+    /// <summary>Alive, Stopping (a stop was requested) or Dead (no beat for its alive time).</summary>
+    public WorkerState State { get; }
+    public int Processors { get; }
+    /// <summary>Tasks running at the last beat.</summary>
+    public int Running { get; }
+    public DateTime StartedAt { get; }
+    public DateTime LastBeatAt { get; }
+    /// <summary>Without another beat by then, the session is dead.</summary>
+    public DateTime AliveUntil { get; }
+    public bool StopRequested { get; }
+    public bool IsAlive { get; }
+    /// <summary>The queue the session came from, so piped commands act on the same queue.</summary>
+    public Queue Queue { get; }
+
+    public override string ToString() => Id;
+}

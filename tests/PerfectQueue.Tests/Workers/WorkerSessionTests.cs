@@ -1,0 +1,173 @@
+using System.Collections.Concurrent;
+using PerfectQueue.Storage;
+using PerfectQueue.Tests.Conformance;
+using PerfectQueue.Workers;
+using Xunit;
+
+namespace PerfectQueue.Tests.Workers;
+
+/// <summary>A worker's session row while it runs, and a stop requested through it; run per backend.</summary>
+public abstract class WorkerSessionSuite(IBackendTarget target) : IDisposable
+{
+    private readonly List<Queue> _queues = [];
+
+    private Queue Open()
+    {
+        var q = Queue.Open(target.NewConfig());
+        q.Initialize();
+        _queues.Add(q);
+        return q;
+    }
+
+    public void Dispose()
+    {
+        foreach (var q in _queues) q.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private static WorkerOptions Fast(int processors = 1, bool untilEmpty = true) => new()
+    {
+        Processors = processors, PollInterval = TimeSpan.FromMilliseconds(50), AliveTime = TimeSpan.FromSeconds(30),
+        HeartbeatInterval = TimeSpan.FromMilliseconds(100), UntilEmpty = untilEmpty,
+    };
+
+    [BackendFact]
+    public async Task A_running_worker_has_a_session_with_its_processors_and_running_count_and_it_is_gone_after_it_stops()
+    {
+        var q = Open();
+        q.Submit("a", "t");
+        q.Submit("b", "t");
+        var release = new TaskCompletionSource();
+        var started = 0;
+        var worker = new Worker(q, Fast(processors: 3), _ => new DelegateProcessor(async (_, _) =>
+        {
+            Interlocked.Increment(ref started);
+            await release.Task;
+        }));
+        var running = worker.RunAsync(default, default);
+        try
+        {
+            Eventually.True(() => Volatile.Read(ref started) == 2, "both tasks to start");
+            var session = Eventually.Get(() => q.ListWorkers().SingleOrDefault(w => w.Running == 2), "a beat with 2 running tasks");
+            Assert.Equal(worker.SessionId, session.Id);
+            Assert.Equal(3, session.Processors);
+            Assert.Equal(Environment.MachineName, session.Host);
+            Assert.Equal(Environment.ProcessId, session.Pid);
+            Assert.Equal(WorkerState.Alive, session.State);
+            Assert.True(session.LastBeatAt > session.StartedAt);
+            Assert.Equal(session.LastBeatAt.AddSeconds(30), session.AliveUntil);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+        var summary = await running.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal("empty", summary.StoppedBecause);
+        Assert.Equal(worker.SessionId, summary.SessionId);
+        Assert.Empty(q.ListWorkers());
+    }
+
+    [BackendFact]
+    public async Task A_stop_request_stops_a_running_worker_gracefully_its_task_finishes_and_nothing_new_is_acquired()
+    {
+        var q = Open();
+        q.SubmitMany(Enumerable.Range(0, 3).Select(i => new TaskSubmission($"k{i}", "t")));
+        var started = new TaskCompletionSource<string>();
+        var release = new TaskCompletionSource();
+        var log = new ConcurrentQueue<string>();
+        var worker = new Worker(q, Fast(untilEmpty: false), _ => new DelegateProcessor(async (t, _) =>
+        {
+            started.TrySetResult(t.Key);
+            await release.Task;
+        }), e => log.Enqueue(e.Message));
+        var running = worker.RunAsync(default, default);
+        try
+        {
+            var first = await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            var asked = q.RequestWorkerStop(worker.SessionId!);
+            Assert.NotNull(asked);
+            Assert.Equal(WorkerState.Stopping, asked.State);
+            Eventually.True(() => log.Any(l => l.Contains("stop requested by Stop-PQWorker", StringComparison.Ordinal)), "the worker to see the request at a heartbeat");
+            Assert.False(running.IsCompleted, "the running task holds the worker until it ends");
+            Assert.Equal(WorkerState.Stopping, Assert.Single(q.ListWorkers()).State);
+            release.SetResult();
+            var summary = await running.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal("stop requested", summary.StoppedBecause);
+            Assert.Equal(1, summary.Processed);
+            Assert.Equal(1, summary.Succeeded);
+            Assert.Equal(TaskOutcome.Succeeded, q[first].GetInfo().Outcome);
+            Assert.Equal(2, q.List(new TaskFilter { Statuses = [TaskState.Waiting] }).Count);
+            Assert.Empty(q.ListWorkers());
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+}
+
+[Backend("sqlite")]
+public sealed class SqliteWorkerSessionTests(SqliteTarget target) : WorkerSessionSuite(target), IClassFixture<SqliteTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresWorkerSessionTests(PostgresTarget target) : WorkerSessionSuite(target), IClassFixture<PostgresTarget>;
+
+/// <summary>A store whose session writes fail (no rights on the sessions table, say): tasks must still run.</summary>
+internal sealed class FailingSessionsStore(IQueueStore inner) : IQueueStore
+{
+    private static Exception Refused() => new InvalidOperationException("permission denied for table perfectqueue_workers");
+    public int Beats;
+    public string Description => inner.Description;
+    public Task InitializeAsync(bool force, CancellationToken ct) => inner.InitializeAsync(force, ct);
+    public Task<bool> IsInitializedAsync(CancellationToken ct) => inner.IsInitializedAsync(ct);
+    public Task<long> NowAsync(CancellationToken ct) => inner.NowAsync(ct);
+    public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct) => inner.SubmitAsync(tasks, ct);
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) => inner.AcquireAsync(max, aliveMs, ct);
+    public Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct) => inner.HeartbeatAsync(leases, aliveMs, ct);
+    public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct) => inner.ApplyAsync(writes, ct);
+    public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => inner.UpdateDataAsync(lease, data, ct);
+    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => inner.GetAsync(key, ct);
+    public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => inner.GetByIdsAsync(ids, ct);
+    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery query, CancellationToken ct) => inner.ListAsync(query, ct);
+    public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => inner.SummarizeAsync(ct);
+    public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => inner.RequestCancelAsync(key, message, retentionMs, ct);
+    public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => inner.ForceFinishAsync(key, outcome, message, retentionMs, ct);
+    public Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct) => inner.WaitForSubmitAsync(timeout, ct);
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => inner.CleanupAsync(limit, ct);
+    public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Task.FromException<long?>(Refused());
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) { Interlocked.Increment(ref Beats); return Task.FromException<bool>(Refused()); }
+    public Task RemoveWorkerAsync(string id, CancellationToken ct) => Task.FromException(Refused());
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => inner.ListWorkersAsync(ct);
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => inner.RequestWorkerStopAsync(id, ct);
+    public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => inner.CleanupWorkersAsync(deadForMs, ct);
+    public void Dispose() => inner.Dispose();
+}
+
+public sealed class WorkerSessionFailureTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
+{
+    [Fact]
+    public async Task Failing_session_writes_are_logged_once_and_never_stop_task_processing()
+    {
+        var config = sqlite.NewConfig();
+        using var real = Queue.Open(config);
+        real.SubmitMany(Enumerable.Range(0, 4).Select(i => new TaskSubmission($"k{i}", "t")));
+        var failing = new FailingSessionsStore(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
+        using var q = Queue.OpenWith(config, failing);
+        var log = new ConcurrentQueue<string>();
+        var options = new WorkerOptions
+        {
+            Processors = 2, PollInterval = TimeSpan.FromMilliseconds(50), AliveTime = TimeSpan.FromSeconds(30),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(50), UntilEmpty = true,
+        };
+        // Each task lasts a few heartbeats, so beats fail while tasks run.
+        var summary = await new Worker(q, options, _ => new DelegateProcessor(async (_, _) => await Task.Delay(200)), e => log.Enqueue(e.Message))
+            .RunAsync(default, default).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(4, summary.Succeeded);
+        Assert.NotNull(summary.SessionId);
+        Assert.True(failing.Beats >= 2, $"beats tried: {failing.Beats}");
+        Assert.Single(log, l => l.Contains("not recorded, tasks go on", StringComparison.Ordinal) && l.Contains("permission denied", StringComparison.Ordinal));
+        Assert.DoesNotContain(log, l => l.Contains("beat failed", StringComparison.Ordinal));   // already said: not repeated every heartbeat
+        Assert.Single(log, l => l.Contains("not removed", StringComparison.Ordinal));
+        Assert.Empty(real.ListWorkers());
+    }
+}
