@@ -509,6 +509,20 @@ Describe 'Start-PQWorker on PostgreSQL' {
         }
     }
 
+    It 'never writes the password of its connection to the log' {
+        # The throwaway cluster trusts loopback, so any password connects: a real secret would show if leaked.
+        $url = $env:PQ_TEST_POSTGRES -replace '^postgresql://([^@:/]+)@', 'postgresql://$1:Sup3rS3cret@'
+        $url | Should -Match 'Sup3rS3cret'
+        $secretQueue = Connect-PQQueue $url -Table $Table -PassThru
+        Submit-PQTask s1 work -Queue $secretQueue
+        $log = Join-Path $TestDrive "secret-$([guid]::NewGuid().ToString('N')).log"
+        $summary = Start-PQWorker -Queue $secretQueue -PollInterval 0.1 -HeartbeatInterval 0.2 -UntilEmpty -LogPath $log -Handler @{ work = { 'ok' } }
+        $summary.Succeeded | Should -Be 1
+        $text = Get-Content $log -Raw
+        $text | Should -Match 'worker started: 1 processor\(s\) on postgresql://'
+        $text | Should -Not -Match 'Sup3rS3cret'
+    }
+
     It 'loses nothing when a worker is killed with SIGKILL mid-task, and the task finishes exactly once' -Skip:$IsWindows {
         Submit-PQTask victim work
         $marker = Join-Path $TestDrive "pgruns-$([guid]::NewGuid().ToString('N')).txt"
