@@ -19,10 +19,15 @@ internal static class Cases
     public static async Task<IReadOnlyList<Result>> RunAsync(ITarget target, Options o)
     {
         var results = new List<Result>();
-        void Add(Result r)
+        long? wal = null;
+        async Task Mark() => wal = await target.WalPositionAsync();
+        async Task Add(Result r)
         {
+            if (wal is { } before && await target.WalPositionAsync() is { } after) r = r with { WalPerTask = (after - before) / r.Count };
             results.Add(r);
-            Console.WriteLine($"  {r.Backend,-10} {r.Peer,-12} {r.Case,-28} {r.Rate,9:F0} tasks/s ({r.Count} in {r.Elapsed.TotalSeconds:F2} s){(r.Complete ? "" : " INCOMPLETE")}{(r.Note is null ? "" : "  " + r.Note)}");
+            Console.WriteLine($"  {r.Backend,-10} {r.Peer,-12} {r.Case,-28} {r.Rate,9:F0} tasks/s ({r.Count} in {r.Elapsed.TotalSeconds:F2} s){(r.Complete ? "" : " INCOMPLETE")}" +
+                $"{(r.WalPerTask is { } w ? $", WAL {w} B/task" : "")}{(r.Note is null ? "" : "  " + r.Note)}");
+            await Mark();
         }
         Console.WriteLine($"{target.Name}:");
 
@@ -38,25 +43,27 @@ internal static class Cases
         // Submit one per call, then drain those with the engine's worker and a compiled no-op processor.
         await using (var queue = await target.OpenQueueAsync("single"))
         {
+            await Mark();
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < o.Count; i++) queue.Submit($"t{i}", NoopType);
-            Add(new Result(target.Name, SubmitSingle, Pq, o.Count, clock.Elapsed, true, "Queue.Submit in a loop"));
-            Add(await DrainCompiledAsync(queue, o.Count, target.Name));
+            await Add(new Result(target.Name, SubmitSingle, Pq, o.Count, clock.Elapsed, true, "Queue.Submit in a loop"));
+            await Add(await DrainCompiledAsync(queue, o.Count, target.Name));
         }
 
         // Submit in batches, then drain those with Start-PQWorker and a scriptblock no-op in a child pwsh.
         await using (var queue = await target.OpenQueueAsync("batch"))
         {
+            await Mark();
             var clock = Stopwatch.StartNew();
             for (var start = 0; start < o.Count; start += o.Batch)
                 queue.SubmitMany(Enumerable.Range(start, Math.Min(o.Batch, o.Count - start)).Select(i => new TaskSubmission($"t{i}", NoopType)));
-            Add(new Result(target.Name, SubmitBatch, Pq, o.Count, clock.Elapsed, true, $"Queue.SubmitMany, {o.Batch} per call"));
+            await Add(new Result(target.Name, SubmitBatch, Pq, o.Count, clock.Elapsed, true, $"Queue.SubmitMany, {o.Batch} per call"));
             if (o.ModulePath is { } module)
-                Add(await DrainScriptAsync(target, queue, "batch", module, o));
+                await Add(await DrainScriptAsync(target, queue, "batch", module, o));
             else Console.WriteLine("  no module given (--module): scriptblock drain skipped");
         }
 
-        foreach (var r in await HangfireAsync(target, o)) Add(r);
+        await HangfireAsync(target, o, Mark, Add);
         return results;
     }
 
@@ -92,7 +99,7 @@ internal static class Cases
         Connect-PQQueue -Url $env:PQBENCH_URL -Table $env:PQBENCH_TABLE
         $import = $clock.Elapsed.TotalSeconds
         $clock.Restart()
-        $summary = Start-PQWorker -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable lines -InformationAction SilentlyContinue
+        $summary = Start-PQWorker -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable lines 6>$null
         $call = $clock.Elapsed.TotalSeconds
         function At([string] $pattern) {
             $line = @($lines | ForEach-Object { "$_" } | Where-Object { $_ -match $pattern })[0]
@@ -136,7 +143,7 @@ internal static class Cases
             (complete ? "" : $"; {succeeded} of {o.Count} succeeded"));
     }
 
-    private static async Task<IReadOnlyList<Result>> HangfireAsync(ITarget target, Options o)
+    private static async Task HangfireAsync(ITarget target, Options o, Func<Task> mark, Func<Result, Task> add)
     {
         var storage = target.HangfireStorage();
         GlobalConfiguration.Configuration.UseStorage(storage); // BackgroundJob.Enqueue uses JobStorage.Current
@@ -147,23 +154,21 @@ internal static class Cases
             ServerName = $"pqbench-{target.Name}",
             SchedulePollingInterval = TimeSpan.FromSeconds(1),
         };
-        var results = new List<Result>();
-
         if (o.Warmup > 0)
         {
             for (var i = 0; i < o.Warmup; i++) BackgroundJob.Enqueue(() => NoopJob.Run());
             await HangfireDrainAsync(storage, serverOptions, monitoring, o.Warmup, o.DrainTimeout);
         }
 
+        await mark();
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < o.Count; i++) BackgroundJob.Enqueue(() => NoopJob.Run());
-        results.Add(new Result(target.Name, SubmitSingle, Hf, o.Count, clock.Elapsed, true, "BackgroundJob.Enqueue in a loop"));
+        await add(new Result(target.Name, SubmitSingle, Hf, o.Count, clock.Elapsed, true, "BackgroundJob.Enqueue in a loop"));
 
         var (elapsed, done, failed) = await HangfireDrainAsync(storage, serverOptions, monitoring, o.Count, o.DrainTimeout);
         var complete = done == o.Count && failed == 0;
-        results.Add(new Result(target.Name, DrainCompiled, Hf, complete ? o.Count : (int)done, elapsed, complete,
+        await add(new Result(target.Name, DrainCompiled, Hf, complete ? o.Count : (int)done, elapsed, complete,
             complete ? null : $"{done} of {o.Count} succeeded, {failed} failed before the {o.DrainTimeout.TotalSeconds:F0} s limit"));
-        return results;
     }
 
     // Starts a server, waits until `count` more jobs have succeeded (polling the monitoring API every 20 ms), and

@@ -93,6 +93,8 @@ namespace PerfectQueue.Bench
     /// <summary>One measured case. Rate is tasks per second over the measured part only.</summary>
     internal sealed record Result(string Backend, string Case, string Peer, int Count, TimeSpan Elapsed, bool Complete, string? Note = null)
     {
+        /// <summary>Write-ahead log the server wrote during the case, per task (PostgreSQL only).</summary>
+        public long? WalPerTask { get; init; }
         public double Rate => Count / Elapsed.TotalSeconds;
     }
 

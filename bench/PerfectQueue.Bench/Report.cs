@@ -115,6 +115,23 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
               (script?.Note is { } n ? $" Scriptblock drain, {n}." : ""));
         }
         L();
+        var wal = results.Where(r => r.WalPerTask is not null).ToList();
+        if (wal.Count > 0)
+        {
+            L("Write-ahead log the PostgreSQL server wrote per task during each case (`pg_current_wal_lsn()` before and after;");
+            L("Hangfire's figure includes what its server's background processes wrote meanwhile):");
+            L();
+            L("| case | PerfectQueue (bytes/task) | Hangfire (bytes/task) |");
+            L("|---|---:|---:|");
+            foreach (var @case in CaseOrder)
+            {
+                var pq = wal.FirstOrDefault(r => r.Case == @case && r.Peer == Cases.Pq);
+                var hf = wal.FirstOrDefault(r => r.Case == @case && r.Peer == Cases.Hf);
+                if (pq is null && hf is null) continue;
+                L($"| {@case} | {(pq is null ? "–" : F(pq.WalPerTask!.Value))} | {(hf is null ? "–" : F(hf.WalPerTask!.Value))} |");
+            }
+            L();
+        }
         L("## What each case measures");
         L();
         L("- **submit, one per call**: PerfectQueue `Queue.Submit(key, \"noop\")` in a loop (one statement and one commit per");
@@ -130,8 +147,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("  `Start-PQWorker -Processors 4 -UntilEmpty -Handler @{ noop = { param($Task) } }` from the assembled module");
         L("  (`out/PerfectQueue`) in a child `dotnet pwsh`. The figure is the drain alone, from the worker's \"worker started\"");
         L("  log line (its 4 runspaces are open) to its \"worker stopped\" line; the child's start, the module import and");
-        L("  opening the runspaces are reported beside it and not counted. The worker's per-task log lines are collected");
-        L("  (`-InformationVariable`) rather than printed.");
+        L("  opening the runspaces are reported beside it and not counted. The worker's log lines (two per task) are");
+        L("  formatted as always but collected (`-InformationVariable lines 6>$null`) rather than printed to a console.");
         L();
         L("## Reading the figures");
         L();

@@ -21,6 +21,8 @@ internal interface ITarget
     (string Url, string Table) ModuleQueue(string name);
     /// <summary>Hangfire's storage on the same database or disk.</summary>
     JobStorage HangfireStorage();
+    /// <summary>How many bytes of write-ahead log the server has written so far (PostgreSQL); null where unknown.</summary>
+    Task<long?> WalPositionAsync();
     /// <summary>Hangfire's poll interval: how long a Hangfire worker sleeps after finding its queue empty.</summary>
     static TimeSpan HangfirePollInterval => TimeSpan.FromMilliseconds(50);
 }
@@ -47,6 +49,8 @@ internal sealed class SqliteTarget(string directory) : ITarget
         Queue.OpenAsync(new QueueConfig { Url = ModuleQueue(name).Url, Table = "perfectqueue" });
 
     public (string Url, string Table) ModuleQueue(string name) => ("sqlite:///" + PerfectQueueFile(name), "perfectqueue");
+
+    public Task<long?> WalPositionAsync() => Task.FromResult<long?>(null);
 
     public JobStorage HangfireStorage() => new SQLiteStorage(Path.Combine(directory, "hangfire.db"), new SQLiteStorageOptions
     {
@@ -125,6 +129,14 @@ internal sealed class PostgresTarget : ITarget
             AllowUnsafeValues = true, // lets the poll interval go below 1 s
         };
         return new PostgreSqlStorage(new NpgsqlConnectionFactory(_connectionString, storageOptions, null), storageOptions);
+    }
+
+    public async Task<long?> WalPositionAsync()
+    {
+        await using var c = new NpgsqlConnection(_connectionString);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", c);
+        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
     public async Task DropAsync()
