@@ -102,7 +102,7 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("|---|---|---:|---:|---:|");
         foreach (var (backend, @case, pq, hf, ratio) in Rows()) L($"| {backend} | {@case} | {pq} | {hf} | {ratio} |");
         L();
-        L("Hangfire figures in parentheses are its one-per-call submit and its drain, repeated for comparison: Hangfire has");
+        L("Hangfire figures in parentheses are its one-per-call submit and its drain, repeated for comparison: open-source Hangfire has");
         L("no batch submit and no scriptblock handlers.");
         L();
         foreach (var backend in Backends)
@@ -167,6 +167,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("- On SQLite every writer of a file takes the same write lock, so throughput is bounded by that lock and the");
         L("  disk's sync, not by the number of workers.");
         L("- 2 cores run the peer, its database server and the benchmark itself: CPU, not only the disk, limits these runs.");
+        L("  On a shared machine consecutive runs can differ several-fold in a single row; compare within one run, and run");
+        L("  it again before drawing conclusions from one figure.");
         return sb.ToString();
     }
 }
