@@ -8,14 +8,20 @@
              line printed is "N passed, M failed[, K skipped]"; exits non-zero on a failure or when
              no test ran
       demo   build, then build/demo.ps1 against the assembled module
-      bench  not yet
+      bench  build, then submit and drain throughput of PerfectQueue (compiled and scriptblock handlers) and of
+             Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES);
+             prints the table and writes docs/benchmarks.md. -Count N sets the tasks per case (default 2000)
       clean  removes out/
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
     [ValidateSet('build', 'test', 'demo', 'bench', 'clean')]
-    [string] $Task = 'build'
+    [string] $Task = 'build',
+
+    # bench: tasks per case.
+    [ValidateRange(1, 1000000)]
+    [int] $Count = 2000
 )
 
 $ErrorActionPreference = 'Stop'
@@ -142,8 +148,10 @@ function Invoke-PesterTests {
 
 # A throwaway PostgreSQL cluster on loopback for the server-backed tests, unless PQ_TEST_POSTGRES already
 # names a server. Without PostgreSQL installed the PostgreSQL tests say they skipped (and fail under CI).
-function Start-TestPostgres {
-    if ($env:PQ_TEST_POSTGRES) { Write-Host 'PostgreSQL tests use the server in PQ_TEST_POSTGRES.'; return $null }
+# -Durable (the benchmarks): fsync on, and the URL goes to PQ_BENCH_POSTGRES instead.
+function Start-TestPostgres([switch] $Durable) {
+    $variable = if ($Durable) { 'PQ_BENCH_POSTGRES' } else { 'PQ_TEST_POSTGRES' }
+    if ([Environment]::GetEnvironmentVariable($variable)) { Write-Host "PostgreSQL: the server in $variable."; return $null }
     $initdb = Get-ChildItem '/usr/lib/postgresql/*/bin/initdb', '/usr/local/pgsql/bin/initdb' -ErrorAction SilentlyContinue |
         Sort-Object { if ($_.FullName -match '/postgresql/(\d+)/') { [int]$Matches[1] } else { 0 } } | Select-Object -Last 1
     if (-not $initdb) { Write-Host 'PostgreSQL is not installed: its tests will report why they did not run.'; return $null }
@@ -156,11 +164,12 @@ function Start-TestPostgres {
     $run = { param([string[]] $command) $all = $prefix + $command; & $all[0] $all[1..($all.Count - 1)] | Out-Null }.GetNewClosure()
     & $run @("$bin/initdb", '-D', "$dir/data", '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale')
     # fsync off: these are functional tests; benchmarks keep it on.
+    $fsync = if ($Durable) { 'on' } else { 'off' }
     & $run @("$bin/pg_ctl", '-D', "$dir/data", '-l', "$dir/log", '-w', '-t', '60', '-o',
-        "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=off -c max_connections=300", 'start')
-    $env:PQ_TEST_POSTGRES = "postgresql://postgres@127.0.0.1:$port/postgres"
-    Write-Host "Started a throwaway PostgreSQL cluster on 127.0.0.1:$port ($dir)."
-    [pscustomobject]@{ Run = $run; Bin = $bin; Dir = $dir }
+        "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=$fsync -c max_connections=300", 'start')
+    Set-Item "Env:$variable" "postgresql://postgres@127.0.0.1:$port/postgres"
+    Write-Host "Started a throwaway PostgreSQL cluster on 127.0.0.1:$port ($dir, fsync $fsync)."
+    [pscustomobject]@{ Run = $run; Bin = $bin; Dir = $dir; Variable = $variable }
 }
 
 function Stop-TestPostgres($cluster) {
@@ -168,7 +177,7 @@ function Stop-TestPostgres($cluster) {
     & { $PSNativeCommandUseErrorActionPreference = $false
         & $cluster.Run @("$($cluster.Bin)/pg_ctl", '-D', "$($cluster.Dir)/data", '-m', 'immediate', '-w', 'stop') }
     Remove-Item $cluster.Dir -Recurse -Force -ErrorAction SilentlyContinue
-    Remove-Item Env:PQ_TEST_POSTGRES
+    Remove-Item "Env:$($cluster.Variable)"
 }
 
 function Invoke-Test {
@@ -189,6 +198,24 @@ function Invoke-Test {
     if ($failed -or $results.Count -eq 0) { exit 1 }
 }
 
+# The benchmark program (bench/, not in the solution: its peer packages stay out of the build and the module) runs
+# against the assembled module and a PostgreSQL cluster with fsync on; it prints the table and writes docs/benchmarks.md.
+function Invoke-Bench([bool] $CountGiven) {
+    Invoke-Build
+    $project = Join-Path $Root 'bench/PerfectQueue.Bench/PerfectQueue.Bench.csproj'
+    dotnet build $project -c $Configuration --nologo
+    $cluster = Start-TestPostgres -Durable
+    try {
+        $command = 'dotnet pwsh ./build.ps1 bench' + $(if ($CountGiven) { " -Count $Count" })
+        $arguments = @('--count', $Count, '--module', $ModuleDir, '--repo', $Root,
+            '--output', (Join-Path $Root 'docs/benchmarks.md'), '--command', $command)
+        if ($env:PQ_BENCH_POSTGRES) { $arguments += '--postgres', $env:PQ_BENCH_POSTGRES }
+        else { Write-Host 'PostgreSQL is not installed and PQ_BENCH_POSTGRES is not set: SQLite only.' }
+        dotnet run --project $project -c $Configuration --no-build -- @arguments
+    }
+    finally { Stop-TestPostgres $cluster }
+}
+
 Push-Location $Root   # `dotnet pwsh` finds the local tool manifest from the repository root
 try {
     switch ($Task) {
@@ -198,7 +225,7 @@ try {
             Invoke-Build
             dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'build/demo.ps1') -ModulePath $ModuleDir
         }
-        'bench' { Write-Host 'bench: not yet.' }
+        'bench' { Invoke-Bench -CountGiven $PSBoundParameters.ContainsKey('Count') }
         'clean' { if (Test-Path $Out) { Remove-Item $Out -Recurse -Force }; Write-Host "Removed $Out" }
     }
 }

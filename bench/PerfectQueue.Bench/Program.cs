@@ -1,0 +1,102 @@
+// build.ps1 bench: PerfectQueue's submit and drain throughput next to Hangfire's, measured in the same run on the
+// same database server and disk, with the same job count, no-op jobs and 4 workers. Prints a table and writes
+// docs/benchmarks.md. Usage (build.ps1 passes all of it):
+//   PerfectQueue.Bench --count 2000 [--postgres postgresql://user@host:port/db] [--module out/PerfectQueue]
+//                      [--repo <root>] [--output docs/benchmarks.md] [--command "dotnet pwsh ./build.ps1 bench"]
+using System.Globalization;
+using PerfectQueue.Bench;
+
+var options = Options.Parse(args);
+var machine = Machine.Describe();
+Console.WriteLine($"PerfectQueue bench: N = {options.Count} per case, {Options.Workers} workers, batches of {options.Batch}; {machine.Cores} cores, {machine.Os}");
+
+var results = new List<Result>();
+var backends = new List<BackendFacts>();
+var temp = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"pq-bench-{Environment.ProcessId}")).FullName;
+try
+{
+    var sqlite = new SqliteTarget(temp);
+    backends.Add(await sqlite.DescribeAsync());
+    results.AddRange(await Cases.RunAsync(sqlite, options));
+
+    if (options.PostgresUrl is { } url)
+    {
+        var postgres = new PostgresTarget(url);
+        try
+        {
+            backends.Add(await postgres.DescribeAsync());
+            results.AddRange(await Cases.RunAsync(postgres, options));
+        }
+        finally { await postgres.DropAsync(); }
+    }
+    else Console.WriteLine("No PostgreSQL server given (--postgres): PostgreSQL cases skipped.");
+}
+finally
+{
+    try { Directory.Delete(temp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+}
+
+var report = new Report(options, machine, backends, results);
+Console.WriteLine();
+Console.WriteLine(report.Table());
+Console.WriteLine(report.Ratios());
+if (options.Output is { } output)
+{
+    File.WriteAllText(output, report.Markdown());
+    Console.WriteLine($"Wrote {output}");
+}
+return results.Any(r => !r.Complete) ? 1 : 0;
+
+namespace PerfectQueue.Bench
+{
+    internal sealed class Options
+    {
+        public const int Workers = 4;
+        public int Count { get; private init; } = 2000;
+        public int Batch { get; private init; } = 100;
+        public int Warmup { get; private init; } = 100;
+        public string? PostgresUrl { get; private init; }
+        public string? ModulePath { get; private init; }
+        public string RepoRoot { get; private init; } = Directory.GetCurrentDirectory();
+        public string? Output { get; private init; }
+        public string Command { get; private init; } = "dotnet pwsh ./build.ps1 bench";
+        public TimeSpan DrainTimeout { get; private init; } = TimeSpan.FromSeconds(300);
+
+        public static Options Parse(string[] args)
+        {
+            var map = new Dictionary<string, string>(StringComparer.Ordinal);
+            for (var i = 0; i < args.Length; i++)
+            {
+                if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                    throw new ArgumentException($"Expected --name value pairs, got '{args[i]}'.");
+                map[args[i][2..]] = args[++i];
+            }
+            string? Get(string name) => map.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v : null;
+            int Int(string name, int fallback) => Get(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+            var o = new Options
+            {
+                Count = Int("count", 2000),
+                Batch = Int("batch", 100),
+                Warmup = Int("warmup", 100),
+                PostgresUrl = Get("postgres"),
+                ModulePath = Get("module"),
+                RepoRoot = Get("repo") ?? Directory.GetCurrentDirectory(),
+                Output = Get("output"),
+                Command = Get("command") ?? "dotnet pwsh ./build.ps1 bench",
+                DrainTimeout = TimeSpan.FromSeconds(Int("timeout", 300)),
+            };
+            if (o.Count < 1 || o.Batch < 1 || o.Warmup < 0) throw new ArgumentException("--count and --batch must be at least 1, --warmup at least 0.");
+            return o;
+        }
+    }
+
+    /// <summary>One measured case. Rate is tasks per second over the measured part only.</summary>
+    internal sealed record Result(string Backend, string Case, string Peer, int Count, TimeSpan Elapsed, bool Complete, string? Note = null)
+    {
+        /// <summary>Write-ahead log the server wrote during the case, per task (PostgreSQL only).</summary>
+        public long? WalPerTask { get; init; }
+        public double Rate => Count / Elapsed.TotalSeconds;
+    }
+
+    internal sealed record BackendFacts(string Name, string Version, IReadOnlyList<string> Settings);
+}

@@ -1,0 +1,160 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using Hangfire.Storage.SQLite;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace PerfectQueue.Bench;
+
+/// <summary>
+/// Where one backend's cases run: PerfectQueue and Hangfire on the same database server (or the same disk for
+/// SQLite), each in its own table, file or schema.
+/// </summary>
+internal interface ITarget
+{
+    string Name { get; }
+    Task<BackendFacts> DescribeAsync();
+    /// <summary>A fresh, initialized PerfectQueue queue for one case.</summary>
+    Task<Queue> OpenQueueAsync(string name);
+    /// <summary>The URL and table Connect-PQQueue gets for the queue <see cref="OpenQueueAsync"/> made.</summary>
+    (string Url, string Table) ModuleQueue(string name);
+    /// <summary>Hangfire's storage on the same database or disk.</summary>
+    JobStorage HangfireStorage();
+    /// <summary>How many bytes of write-ahead log the server has written so far (PostgreSQL); null where unknown.</summary>
+    Task<long?> WalPositionAsync();
+    /// <summary>Hangfire's poll interval: how long a Hangfire worker sleeps after finding its queue empty.</summary>
+    static TimeSpan HangfirePollInterval => TimeSpan.FromMilliseconds(50);
+}
+
+/// <summary>SQLite: one temporary file per PerfectQueue case (WAL, as the store sets it) and one for Hangfire (WAL, its default).</summary>
+internal sealed class SqliteTarget(string directory) : ITarget
+{
+    public string Name => "SQLite";
+
+    private string PerfectQueueFile(string name) => Path.Combine(directory, $"pq-{name}.db");
+
+    public async Task<BackendFacts> DescribeAsync()
+    {
+        await using var c = new SqliteConnection("Data Source=:memory:");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT sqlite_version()";
+        var version = (string)(await cmd.ExecuteScalarAsync())!;
+        return new BackendFacts(Name, $"SQLite {version} (PerfectQueue, Microsoft.Data.Sqlite)",
+            [$"temporary files in {Path.GetTempPath()}, WAL for both (PerfectQueue sets it; Hangfire.Storage.SQLite's default); each library's own synchronous setting"]);
+    }
+
+    public Task<Queue> OpenQueueAsync(string name) =>
+        Queue.OpenAsync(new QueueConfig { Url = ModuleQueue(name).Url, Table = "perfectqueue" });
+
+    public (string Url, string Table) ModuleQueue(string name) => ("sqlite:///" + PerfectQueueFile(name), "perfectqueue");
+
+    public Task<long?> WalPositionAsync() => Task.FromResult<long?>(null);
+
+    public JobStorage HangfireStorage() => new SQLiteStorage(Path.Combine(directory, "hangfire.db"), new SQLiteStorageOptions
+    {
+        QueuePollInterval = ITarget.HangfirePollInterval,
+    });
+}
+
+/// <summary>
+/// PostgreSQL: one database of one server; PerfectQueue's tables and Hangfire's schema get this run's suffix
+/// and are dropped at the end.
+/// </summary>
+internal sealed class PostgresTarget : ITarget
+{
+    private readonly string _url;
+    private readonly string _connectionString;
+    private readonly string _suffix = $"{Environment.ProcessId}_{Random.Shared.Next(1000, 9999)}";
+    private readonly List<string> _tables = [];
+
+    public PostgresTarget(string url)
+    {
+        _url = url;
+        var uri = new Uri(url);
+        var user = uri.UserInfo.Split(':', 2);
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port < 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')) is { Length: > 0 } db ? db : "postgres",
+            Username = user[0].Length > 0 ? Uri.UnescapeDataString(user[0]) : null,
+            Password = user.Length > 1 ? Uri.UnescapeDataString(user[1]) : null,
+            ApplicationName = "PerfectQueue.Bench",
+        };
+        _connectionString = builder.ConnectionString;
+    }
+
+    public string Name => "PostgreSQL";
+    private string HangfireSchema => $"pqbench_hangfire_{_suffix}";
+
+    public async Task<BackendFacts> DescribeAsync()
+    {
+        await using var c = new NpgsqlConnection(_connectionString);
+        await c.OpenAsync();
+        async Task<string> Show(string sql)
+        {
+            await using var cmd = new NpgsqlCommand(sql, c);
+            return (string)(await cmd.ExecuteScalarAsync())!;
+        }
+        var version = await Show("SHOW server_version");
+        var settings = new List<string>
+        {
+            $"fsync = {await Show("SHOW fsync")}, synchronous_commit = {await Show("SHOW synchronous_commit")}, " +
+            $"wal_sync_method = {await Show("SHOW wal_sync_method")}, shared_buffers = {await Show("SHOW shared_buffers")}",
+            $"server on {(c.Host is "127.0.0.1" or "localhost" or "::1" ? "this machine (loopback)" : "another host")}; both peers use the same database",
+        };
+        return new BackendFacts(Name, $"PostgreSQL {version}", settings);
+    }
+
+    public async Task<Queue> OpenQueueAsync(string name)
+    {
+        var (url, table) = ModuleQueue(name);
+        var queue = await Queue.OpenAsync(new QueueConfig { Url = url, Table = table });
+        await queue.InitializeAsync(force: true);
+        _tables.Add(table);
+        return queue;
+    }
+
+    public (string Url, string Table) ModuleQueue(string name) => (_url, $"pqbench_{name}_{_suffix}");
+
+    public JobStorage HangfireStorage()
+    {
+        var storageOptions = new PostgreSqlStorageOptions
+        {
+            SchemaName = HangfireSchema,
+            PrepareSchemaIfNecessary = true,
+            QueuePollInterval = ITarget.HangfirePollInterval,
+            AllowUnsafeValues = true, // lets the poll interval go below 1 s
+        };
+        return new PostgreSqlStorage(new NpgsqlConnectionFactory(_connectionString, storageOptions, null), storageOptions);
+    }
+
+    public async Task<long?> WalPositionAsync()
+    {
+        await using var c = new NpgsqlConnection(_connectionString);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", c);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    public async Task DropAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        await using var c = new NpgsqlConnection(_connectionString);
+        await c.OpenAsync();
+        foreach (var sql in _tables.Select(t => $"DROP TABLE IF EXISTS \"{t}\"")
+                     .Append($"DROP SCHEMA IF EXISTS \"{HangfireSchema}\" CASCADE"))
+        {
+            await using var cmd = new NpgsqlCommand(sql, c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        if (_tables.Count > 0)
+        {
+            await using var cmd = new NpgsqlCommand("DELETE FROM perfectqueue_schema WHERE table_name = ANY(@t)", c);
+            cmd.Parameters.AddWithValue("t", _tables.ToArray());
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+}
