@@ -404,20 +404,37 @@ public sealed class SqliteQueueStore : IQueueStore
 
     private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable);
 
+    // One write lock per database file for this process. SQLite's busy handler makes a waiting writer sleep in
+    // growing steps (up to 100 ms) instead of handing it the lock, so threads of one process that write the
+    // same file (a worker's fetcher, finishers and heartbeat) queue here and take the lock as soon as it is
+    // free; other processes still meet at SQLite's lock and its busy timeout.
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> s_fileWriteLocks = new(StringComparer.Ordinal);
+    private SemaphoreSlim FileWriteLock => s_fileWriteLocks.GetOrAdd(FilePath, _ => new SemaphoreSlim(1, 1));
+
     private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true) => WithConnection(c =>
     {
-        c.Execute("BEGIN IMMEDIATE");
+        var gate = FileWriteLock;
+        if (!gate.Wait(BusyTimeoutMs, ct))
+            throw new TimeoutException($"Waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.");
         try
         {
-            ct.ThrowIfCancellationRequested();
-            var result = work(c, Now(c));
-            c.Execute("COMMIT");
-            return result;
+            c.Execute("BEGIN IMMEDIATE");
+            try
+            {
+                ct.ThrowIfCancellationRequested();
+                var result = work(c, Now(c));
+                c.Execute("COMMIT");
+                return result;
+            }
+            catch
+            {
+                try { c.Execute("ROLLBACK"); } catch (SqliteException) { /* already rolled back by SQLite */ }
+                throw;
+            }
         }
-        catch
+        finally
         {
-            try { c.Execute("ROLLBACK"); } catch (SqliteException) { /* already rolled back by SQLite */ }
-            throw;
+            gate.Release();
         }
     }, checkTable);
 
