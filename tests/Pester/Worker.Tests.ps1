@@ -5,19 +5,7 @@ BeforeAll {
     function New-TestQueue { Connect-PQQueue "sqlite:///$(Join-Path $TestDrive "w-$([guid]::NewGuid().ToString('N')).db")" -PassThru }
     $script:Fast = @{ PollInterval = 0.1; HeartbeatInterval = 0.2; UntilEmpty = $true }
 
-    # Runs Start-PQWorker in another runspace of this process, so the test can act while it runs.
-    function Start-BackgroundWorker([PerfectQueue.Queue] $Queue, [hashtable] $Parameters) {
-        $ps = [powershell]::Create()
-        $null = $ps.AddScript('param($m, $q, $p) Import-Module $m; Start-PQWorker -Queue $q @p').AddArgument($env:PQ_MODULE_PATH).AddArgument($Queue).AddArgument($Parameters)
-        [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
-    }
-    function Wait-Until([scriptblock] $Condition, [string] $What, [double] $Seconds = 20) {
-        $clock = [Diagnostics.Stopwatch]::StartNew()
-        while (-not (& $Condition)) {
-            if ($clock.Elapsed.TotalSeconds -gt $Seconds) { throw "Timed out waiting for $What." }
-            Start-Sleep -Milliseconds 50
-        }
-    }
+    . (Join-Path $PSScriptRoot 'WorkerHelpers.ps1')
 }
 
 Describe 'Start-PQWorker' {
@@ -302,38 +290,24 @@ Describe 'Start-PQWorker in a process of its own: signals (Linux and macOS)' -Sk
     BeforeAll {
         # Starts a worker in a child pwsh; its handler appends "<key> <attempt> <pid>" to $Marker when it starts.
         function Start-WorkerProcess([string] $Url, [string] $Marker, [string] $Body, [string] $Extra = '') {
-            $script = Join-Path $TestDrive "worker-$([guid]::NewGuid().ToString('N')).ps1"
-            Set-Content $script @"
+            Start-PwshScript @"
 Import-Module '$env:PQ_MODULE_PATH'
 `$q = [PerfectQueue.Queue]::Open('$Url')
 Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 $Extra -Handler @{ work = { param(`$Task) Add-Content '$Marker' "`$(`$Task.Key) `$(`$Task.Attempt) `$PID"; $Body } } 6>&1 | Out-String -Width 200
 "@
-            $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-            foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
-            $info.RedirectStandardOutput = $true
-            $info.RedirectStandardError = $true
-            $process = [Diagnostics.Process]::Start($info)
-            [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync() }
         }
-        function Get-Runs([string] $Marker) { if (Test-Path $Marker) { @(Get-Content $Marker) } else { @() } }
 
         # Runs Start-PQWorker in a child pwsh with -HandlerPath $Handlers (so a restart can load a changed file).
         # Handlers append "<key> <version> <attempt>" to the marker and wait until the file $Go exists.
         function Start-ScriptWorker([string] $Url, [string] $Handlers, [string] $Extra = '', [switch] $Log) {
-            $script = Join-Path $TestDrive "sw-$([guid]::NewGuid().ToString('N')).ps1"
             $logPath = $null
             if ($Log) { $logPath = Join-Path $TestDrive "sw-$([guid]::NewGuid().ToString('N')).log"; $Extra += " -LogPath '$logPath'" }
-            Set-Content $script @"
+            $child = Start-PwshScript @"
 Import-Module '$env:PQ_MODULE_PATH'
 `$q = [PerfectQueue.Queue]::Open('$Url')
 Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath '$Handlers' $Extra 6>&1 | Out-String -Width 300
 "@
-            $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-            foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
-            $info.RedirectStandardOutput = $true
-            $info.RedirectStandardError = $true
-            $process = [Diagnostics.Process]::Start($info)
-            [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync(); LogPath = $logPath }
+            $child | Add-Member LogPath $logPath -PassThru
         }
         function Set-Handlers([string] $Path, [string] $Version, [string] $Marker, [string] $Go) {
             Set-Content $Path "@{ work = { param(`$Task) Add-Content '$Marker' ""`$(`$Task.Key) $Version `$(`$Task.Attempt)""; while (-not (Test-Path '$Go')) { Start-Sleep -Milliseconds 50 }; 'done $Version' } }"
@@ -526,17 +500,12 @@ Describe 'Start-PQWorker on PostgreSQL' {
     It 'loses nothing when a worker is killed with SIGKILL mid-task, and the task finishes exactly once' -Skip:$IsWindows {
         Submit-PQTask victim work
         $marker = Join-Path $TestDrive "pgruns-$([guid]::NewGuid().ToString('N')).txt"
-        $script = Join-Path $TestDrive "pgworker-$([guid]::NewGuid().ToString('N')).ps1"
-        Set-Content $script @"
+        $child = Start-PwshScript @"
 Import-Module '$env:PQ_MODULE_PATH'
 `$q = [PerfectQueue.Queue]::Open('$env:PQ_TEST_POSTGRES', '$Table')
 Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -AliveTime 2 -Handler @{ work = { param(`$Task) Add-Content '$marker' "`$(`$Task.Key) `$(`$Task.Attempt) `$PID"; Start-Sleep -Seconds 600 } }
 "@
-        $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-        foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
-        $info.RedirectStandardOutput = $true
-        $dead = [Diagnostics.Process]::Start($info)
-        $null = $dead.StandardOutput.ReadToEndAsync()
+        $dead = $child.Process
         Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -eq 1 } 'the first worker to start the task' 60
         $dead.Kill()
         $dead.WaitForExit()

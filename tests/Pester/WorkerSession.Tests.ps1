@@ -5,37 +5,16 @@
 BeforeAll {
     Import-Module $env:PQ_MODULE_PATH
 
-    function Wait-Until([scriptblock] $Condition, [string] $What, [double] $Seconds = 30) {
-        $clock = [Diagnostics.Stopwatch]::StartNew()
-        while (-not (& $Condition)) {
-            if ($clock.Elapsed.TotalSeconds -gt $Seconds) { throw "Timed out waiting for $What." }
-            Start-Sleep -Milliseconds 50
-        }
-    }
-
-    # Runs Start-PQWorker in another runspace of this process, so the test can act while it runs.
-    function Start-BackgroundWorker([PerfectQueue.Queue] $Queue, [hashtable] $Parameters) {
-        $ps = [powershell]::Create()
-        $null = $ps.AddScript('param($m, $q, $p) Import-Module $m; Start-PQWorker -Queue $q @p 6>$null').AddArgument($env:PQ_MODULE_PATH).AddArgument($Queue).AddArgument($Parameters)
-        [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
-    }
+    . (Join-Path $PSScriptRoot 'WorkerHelpers.ps1')
 
     # Starts a worker in a child pwsh; its handler appends "<key> <pid>" to $Marker when it starts a task.
     function Start-WorkerProcess([string] $Url, [string] $Marker, [string] $Body, [string] $Extra = '') {
-        $script = Join-Path $TestDrive "worker-$([guid]::NewGuid().ToString('N')).ps1"
-        Set-Content $script @"
+        Start-PwshScript @"
 Import-Module '$env:PQ_MODULE_PATH'
 `$q = [PerfectQueue.Queue]::Open('$Url')
 Start-PQWorker -Queue `$q -Processors 2 -PollInterval 0.1 -HeartbeatInterval 0.2 $Extra -Handler @{ work = { param(`$Task) Add-Content '$Marker' "`$(`$Task.Key) `$PID"; $Body } } 6>&1 | Out-String -Width 200
 "@
-        $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-        foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
-        $info.RedirectStandardOutput = $true
-        $info.RedirectStandardError = $true
-        $process = [Diagnostics.Process]::Start($info)
-        [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync() }
     }
-    function Get-Runs([string] $Marker) { if (Test-Path $Marker) { @(Get-Content $Marker) } else { @() } }
 }
 
 Describe 'Get-PQWorker and Stop-PQWorker' {

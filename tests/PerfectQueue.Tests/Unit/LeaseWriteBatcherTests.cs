@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Reflection;
 using PerfectQueue.Storage;
 using PerfectQueue.Storage.Sqlite;
 using PerfectQueue.Tests.Conformance;
@@ -7,49 +5,27 @@ using Xunit;
 
 namespace PerfectQueue.Tests.Unit;
 
-/// <summary>Forwards every store call and counts them by method name (whatever methods the contract has).</summary>
-public class CallCountingStore : DispatchProxy
-{
-    public IQueueStore Inner { get; set; } = null!;
-    public ConcurrentDictionary<string, int> Calls { get; } = new();
-
-    public static (IQueueStore Store, CallCountingStore Counter) Wrap(IQueueStore inner)
-    {
-        var store = Create<IQueueStore, CallCountingStore>();
-        var counter = (CallCountingStore)(object)store;
-        counter.Inner = inner;
-        return (store, counter);
-    }
-
-    /// <summary>While set, ApplyAsync waits for this task before it reaches the database.</summary>
-    public Task? HoldApply { get; set; }
-
-    public int Count(string method) => Calls.TryGetValue(method, out var n) ? n : 0;
-
-    protected override object? Invoke(MethodInfo? method, object?[]? args)
-    {
-        Calls.AddOrUpdate(method!.Name, 1, (_, n) => n + 1);
-        if (method.Name == nameof(IQueueStore.ApplyAsync) && HoldApply is { } hold) return HeldApplyAsync(hold, method, args);
-        try { return method.Invoke(Inner, args); }
-        catch (TargetInvocationException e) when (e.InnerException is not null) { throw e.InnerException; }
-    }
-
-    private async Task<IReadOnlySet<long>> HeldApplyAsync(Task hold, MethodInfo method, object?[]? args)
-    {
-        await hold;
-        return await (Task<IReadOnlySet<long>>)method.Invoke(Inner, args)!;
-    }
-}
-
 public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
 {
-    private (Queue Queue, CallCountingStore Counter) Open()
+    /// <summary>While set, ApplyAsync waits for this task before it reaches the database.</summary>
+    private Task? _holdApply;
+
+    private (Queue Queue, InterceptingStore Counter) Open()
     {
         var config = sqlite.NewConfig();
-        var (store, counter) = CallCountingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table));
+        var (store, counter) = InterceptingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table),
+            (method, args, inner) => method.Name == nameof(IQueueStore.ApplyAsync) && _holdApply is { } hold
+                ? HeldApplyAsync(hold, inner, (IReadOnlyList<LeaseWrite>)args![0]!)
+                : null);
         var queue = Queue.OpenWith(config, store);
         queue.Initialize();
         return (queue, counter);
+    }
+
+    private static async Task<IReadOnlySet<long>> HeldApplyAsync(Task hold, IQueueStore inner, IReadOnlyList<LeaseWrite> writes)
+    {
+        await hold;
+        return await inner.ApplyAsync(writes, CancellationToken.None);
     }
 
     [Fact]
@@ -93,7 +69,7 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
     [Fact]
     public async Task A_holder_racing_itself_in_one_batch_finishes_once_and_the_other_write_is_refused()
     {
-        var (q, counter) = Open();
+        var (q, _) = Open();
         using var __ = q;
         q.Submit("first", "t");
         q.Submit("raced", "t");
@@ -103,10 +79,10 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
 
         // Hold the first batch in flight, so both writes of "raced" queue up together for the next one.
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        counter.HoldApply = gate.Task;
+        _holdApply = gate.Task;
         var inFlight = first.FinishAsync();
         var writes = new[] { raced.FinishAsync("finish"), raced.ReleaseAsync() };
-        counter.HoldApply = null;
+        _holdApply = null;
         gate.SetResult();
         await inFlight;
 
