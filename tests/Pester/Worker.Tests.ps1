@@ -264,6 +264,7 @@ production:
             (Get-Job -Name pqtest).Id | Should -Be $job.Id
             Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -ge 1 } 'the job to start a task'
             Stop-Job $job
+            $null = Wait-Job $job -Timeout 60
             $job.State | Should -Be 'Stopped'
             $summary = Receive-Job $job -InformationVariable lines 6>$null
             $summary.StoppedBecause | Should -Be 'graceful stop'
@@ -376,6 +377,23 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
         Get-Content $worker.LogPath -Raw | Should -Match 'worker stopped \(graceful stop\)'
     }
 
+    It 'stops immediately on a second SIGINT (Ctrl+C twice): the running handler is stopped and its task released' {
+        Submit-PQTask i2 work
+        Set-Handlers $Handlers 'v1' $Marker $Go       # the handler never sees $Go: only a stop ends it
+        $worker = Start-ScriptWorker $Url $Handlers -Log
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start the task'
+        kill -INT $worker.Process.Id
+        Wait-Until { (Get-Content $worker.LogPath -Raw -ErrorAction Ignore) -match 'graceful stop' } 'the first Ctrl+C to be seen'
+        kill -INT $worker.Process.Id
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $log = Get-Content $worker.LogPath -Raw
+        $log | Should -Match 'second Ctrl\+C \(SIGINT\): immediate stop'
+        $log | Should -Match 'released \(worker stopping\)'
+        $task = Get-PQTask i2
+        $task.Status | Should -Be 'Waiting'
+        $task.Attempts | Should -Be 0
+    }
+
     It 'stops immediately on SIGQUIT: the running handler is stopped and its task released, not counted as an attempt' {
         Submit-PQTask q1 work
         Set-Handlers $Handlers 'v1' $Marker $Go       # the handler never sees $Go: only a stop ends it
@@ -392,10 +410,11 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
     It 'restarts gracefully on SIGUSR1: the running task ends on the old handlers, the next runs on the reloaded ones' {
         1..2 | ForEach-Object { Submit-PQTask "u$_" work }
         Set-Handlers $Handlers 'v1' $Marker $Go
-        $worker = Start-ScriptWorker $Url $Handlers
+        $worker = Start-ScriptWorker $Url $Handlers -Log
         Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
         Set-Handlers $Handlers 'v2' $Marker $Go
         kill -USR1 $worker.Process.Id
+        Wait-Until { (Get-Content $worker.LogPath -Raw -ErrorAction Ignore) -match 'SIGUSR1: graceful restart' } 'the worker to see the signal'
         New-Item -ItemType File $Go | Out-Null
         Wait-Until { (Get-PQTask -Status Finished).Count -eq 2 } 'both tasks to finish'
         kill -TERM $worker.Process.Id
@@ -406,7 +425,6 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
         $runs[1] | Should -Match '^u\d v2 1$'
         (Get-PQTask ($runs[0] -split ' ')[0]).Message | Should -Be 'done v1'
         (Get-PQTask ($runs[1] -split ' ')[0]).Message | Should -Be 'done v2'
-        $worker.Output.Result | Should -Match 'SIGUSR1: graceful restart'
         $worker.Output.Result | Should -Match 'Restarts\s*:\s*1'
     }
 

@@ -128,13 +128,21 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     public string[] ImportModule { get; set; } = [];
 
     private WorkerHost? _host;
-    private int _stops;
+    private int _interrupts;
 
+    // PowerShell calls StopProcessing once per pipeline (and also after this command has returned, for a later
+    // command's Ctrl+C): it stops the foreground worker gracefully; a second Ctrl+C is counted by the SIGINT
+    // registration below. A worker started -AsJob is stopped with Stop-Job only.
     protected override void StopProcessing()
     {
         base.StopProcessing();
-        if (Interlocked.Increment(ref _stops) == 1) _host?.StopGracefully("Ctrl+C (or SIGINT)");
-        else _host?.StopNow("second Ctrl+C (or SIGINT)");
+        if (!AsJob) _host?.StopGracefully("Ctrl+C");
+    }
+
+    private void OnInterrupt(WorkerHost host)
+    {
+        if (Interlocked.Increment(ref _interrupts) == 1) host.StopGracefully("Ctrl+C (SIGINT)");
+        else host.StopNow("second Ctrl+C (SIGINT)");
     }
 
     protected override void EndProcessing()
@@ -177,11 +185,13 @@ public sealed class StartPQWorkerCommand : PQCmdlet
 
             Func<int, ITaskProcessor> create;
             string routes;
+            Action? retire = null;
             if (assemblyPath is not null)
             {
                 var dispatch = HandlerAssembly.LoadDispatch(assemblyPath, Dispatch);
                 create = _ => new CompiledProcessor(dispatch);
                 routes = $"{string.Join(", ", dispatch.RouteNames)} ({dispatch.GetType().FullName})";
+                retire = () => HandlerAssembly.Unload(dispatch);
             }
             else
             {
@@ -191,7 +201,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             }
             // A relative log path in a config file is relative to the file, like a relative SQLite path.
             var logFile = logPath ?? (config.Log is { } l && configPath is not null ? Path.Combine(Path.GetDirectoryName(configPath)!, l) : config.Log);
-            return new WorkerPlan(queue, options, CancelGracePeriod, create, routes, logFile is null ? null : Path.GetFullPath(logFile));
+            return new WorkerPlan(queue, options, CancelGracePeriod, create, routes, logFile is null ? null : Path.GetFullPath(logFile)) { Retire = retire };
         }
 
         WorkerPlan first;
@@ -243,27 +253,31 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         var events = new BlockingCollection<string>();
         setHostWriter(line => { try { events.Add(line); } catch (InvalidOperationException) { } });
 
-        // Handled only while the worker runs; the process's default handling comes back afterwards.
-        using var onTerm = Signal(PosixSignal.SIGTERM, () => host.StopGracefully("SIGTERM"));
-        using var onQuit = Signal(PosixSignal.SIGQUIT, () => host.StopNow("SIGQUIT"));
-        using var onHup = Signal(PosixSignal.SIGHUP, () => host.Restart(immediate: true, "SIGHUP"));
-        using var onUsr1 = Signal(UserSignal(1), () => host.Restart(immediate: false, "SIGUSR1"));
-        using var onUsr2 = Signal(UserSignal(2), () => host.ReopenLog("SIGUSR2"));
-
         var run = Task.Run(host.RunAsync);
         _ = run.ContinueWith(_ => events.CompleteAdding(), TaskScheduler.Default);
         var stopped = false;
-        foreach (var line in events.GetConsumingEnumerable())
+        // Signals are handled only while the worker runs; the process's default handling comes back afterwards.
+        // SIGINT is also PowerShell's Ctrl+C (StopProcessing): counting it here is what makes a second one immediate.
+        using (Signal(PosixSignal.SIGINT, () => OnInterrupt(host), allPlatforms: true))
+        using (Signal(PosixSignal.SIGTERM, () => host.StopGracefully("SIGTERM")))
+        using (Signal(PosixSignal.SIGQUIT, () => host.StopNow("SIGQUIT")))
+        using (Signal(PosixSignal.SIGHUP, () => host.Restart(immediate: true, "SIGHUP")))
+        using (Signal(UserSignal(1), () => host.Restart(immediate: false, "SIGUSR1")))
+        using (Signal(UserSignal(2), () => host.ReopenLog("SIGUSR2")))
         {
-            // After Ctrl+C the pipeline takes nothing more, but the user should still see the worker finish
-            // and release its tasks: those lines go straight to the host.
-            if (!stopped)
+            foreach (var line in events.GetConsumingEnumerable())
             {
-                try { WriteInformation(new HostInformationMessage { Message = line }, ["PSHOST", "PerfectQueue"]); continue; }
-                catch (PipelineStoppedException) { stopped = true; }
+                // After Ctrl+C the pipeline takes nothing more, but the user should still see the worker finish
+                // and release its tasks: those lines go straight to the host.
+                if (!stopped)
+                {
+                    try { WriteInformation(new HostInformationMessage { Message = line }, ["PSHOST", "PerfectQueue"]); continue; }
+                    catch (PipelineStoppedException) { stopped = true; }
+                }
+                try { Host.UI.WriteLine(line); }
+                catch (Exception e) when (e is PipelineStoppedException or InvalidOperationException or NotImplementedException or IOException) { }
             }
-            try { Host.UI.WriteLine(line); }
-            catch (Exception e) when (e is PipelineStoppedException or InvalidOperationException or NotImplementedException or IOException) { }
+            run.ContinueWith(_ => { }, TaskScheduler.Default).Wait(); // the run has ended before its signals are let go
         }
         WorkerSummary summary;
         try
@@ -290,9 +304,9 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         : OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD() ? (PosixSignal)(n == 1 ? 30 : 31)
         : null;
 
-    private static PosixSignalRegistration? Signal(PosixSignal? signal, Action handle)
+    private static PosixSignalRegistration? Signal(PosixSignal? signal, Action handle, bool allPlatforms = false)
     {
-        if (signal is null || OperatingSystem.IsWindows()) return null;
+        if (signal is null || (OperatingSystem.IsWindows() && !allPlatforms)) return null;
         try
         {
             return PosixSignalRegistration.Create(signal.Value, context =>

@@ -4,7 +4,11 @@ using PerfectQueue.Workers;
 namespace PerfectQueue.PowerShell.Hosting;
 
 /// <summary>What one worker run uses; a restart loads a new one (config file, handler script or assembly read again).</summary>
-internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, TimeSpan CancelGracePeriod, Func<int, ITaskProcessor> CreateProcessor, string Routes, string? LogPath);
+internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, TimeSpan CancelGracePeriod, Func<int, ITaskProcessor> CreateProcessor, string Routes, string? LogPath)
+{
+    /// <summary>Called when a restart has replaced this plan (compiled handlers: let their load context go).</summary>
+    public Action? Retire { get; init; }
+}
 
 /// <summary>
 /// Runs a worker for Start-PQWorker, in the foreground or as a job, and restarts it on request: a graceful
@@ -78,7 +82,8 @@ internal sealed class WorkerHost : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var runs = new List<WorkerSummary>();
-        while (true)
+        WorkerPlan? previous = null; // after a reload: what to go back to if the new plan cannot even start
+        while (!IsStopping || runs.Count == 0)
         {
             var plan = _plan;
             var options = plan.Options.Clone();
@@ -94,27 +99,40 @@ internal sealed class WorkerHost : IDisposable
                 _runImmediate = immediate;
                 if (_restart is { } pending) (pending == "immediate" ? immediate : graceful).Cancel(); // asked for between runs
             }
-            if (runs.Count == 0 || plan.Routes.Length > 0) Log.Write($"routes: {plan.Routes}");
+            Log.Write($"routes: {plan.Routes}");
             var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { CancelGracePeriod = plan.CancelGracePeriod };
             WorkerSummary summary;
             try { summary = await worker.RunAsync(graceful.Token, immediate.Token).ConfigureAwait(false); }
+            catch (Exception e) when (previous is not null && e is not OperationCanceledException)
+            {
+                // The reloaded configuration or handlers cannot start (an initialization script that fails):
+                // keep working with the ones that did.
+                Log.Write($"restart: the reloaded configuration or handlers could not start, so the previous ones are kept: {e.Message}");
+                (_plan, previous) = (previous, null);
+                plan.Retire?.Invoke();
+                if (plan.LogPath != _plan.LogPath) SwitchLog(_plan.LogPath);
+                continue;
+            }
             finally
             {
                 lock (_gate) { _runGraceful = _runImmediate = null; }
             }
             runs.Add(summary);
+            previous?.Retire?.Invoke();
+            previous = null;
 
             string? restart;
             lock (_gate) { restart = _restart; _restart = null; }
-            if (restart is null || IsStopping) break;
+            // Stop-PQWorker asked this worker to stop: that wins over a restart asked meanwhile.
+            if (restart is null || IsStopping || summary.StoppedBecause == "stop requested") break;
             try
             {
                 var next = _load();
-                if (next.LogPath != Log.Path) Log.Reopen(next.LogPath);
-                _plan = next;
+                if (next.LogPath != Log.Path) SwitchLog(next.LogPath);
+                (previous, _plan) = (_plan, next);
                 Log.Write($"restarted ({restart}): configuration and handlers loaded again");
             }
-            catch (Exception e) when (e is PerfectQueueException or ArgumentException or IOException or InvalidOperationException or System.Management.Automation.RuntimeException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
                 Log.Write($"restart ({restart}): loading the configuration or handlers failed, so the previous ones are kept: {e.Message}");
             }
@@ -131,15 +149,18 @@ internal sealed class WorkerHost : IDisposable
             Lost = runs.Sum(r => r.Lost),
             Restarts = Math.Max(0, runs.Count - 1),
             Duration = clock.Elapsed,
-            StoppedBecause = last?.StoppedBecause ?? "max tasks",
+            StoppedBecause = last?.StoppedBecause ?? (IsStopping ? "graceful stop" : "max tasks"),
             SessionId = last?.SessionId,
         };
     }
 
-    public void Dispose()
+    private void SwitchLog(string? path)
     {
-        _graceful.Dispose();
-        _immediate.Dispose();
-        Log.Dispose();
+        try { Log.UseFile(path); }
+        catch (ConfigException e) { Log.Write($"the log stays where it was: {e.Message}"); }
     }
+
+    // The token sources are not disposed: a late signal (its registration is released a moment after the run)
+    // must find them usable. They hold no timers, so nothing leaks.
+    public void Dispose() => Log.Dispose();
 }

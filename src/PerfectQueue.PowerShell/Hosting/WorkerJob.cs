@@ -5,8 +5,9 @@ namespace PerfectQueue.PowerShell.Hosting;
 
 /// <summary>
 /// Start-PQWorker -AsJob: the worker runs on a thread of this process as a PowerShell job. Its log lines are
-/// the job's information records (shown by Receive-Job), its summary is the job's output, and Stop-Job stops
-/// it gracefully: running tasks end (up to the graceful kill limit), then the job is Stopped.
+/// the job's information records (shown by Receive-Job), its summary is the job's output. Stop-Job stops it
+/// gracefully (running tasks end, up to the graceful kill limit; the job is Stopping meanwhile, then Stopped);
+/// a second Stop-Job stops it immediately.
 /// </summary>
 public sealed class WorkerJob : Job
 {
@@ -51,11 +52,23 @@ public sealed class WorkerJob : Job
         catch (InvalidOperationException) { /* the job was removed */ }
     }
 
+    /// <summary>
+    /// The first Stop-Job stops the worker gracefully and returns at once (the job is Stopping until its
+    /// running tasks have ended; Wait-Job waits for that); a second one stops it immediately, releasing them.
+    /// </summary>
     public override void StopJob()
     {
-        _stopAsked = true;
-        _host.StopGracefully("Stop-Job");
-        _done.Wait();
+        if (_done.IsSet) return;
+        if (!_stopAsked)
+        {
+            _stopAsked = true;
+            SetJobState(JobState.Stopping);
+            _host.StopGracefully("Stop-Job");
+        }
+        else
+        {
+            _host.StopNow("second Stop-Job");
+        }
     }
 
     public override string StatusMessage => _host.IsStopping ? "stopping" : "";
@@ -68,9 +81,10 @@ public sealed class WorkerJob : Job
     {
         if (disposing && !_done.IsSet)
         {
-            // Remove-Job -Force on a running worker: stop it as Stop-Job would, so its tasks are not left leased.
+            // Remove-Job -Force on a running worker: stop it now and wait until its tasks are released, so none
+            // is left leased until its alive time runs out.
             _stopAsked = true;
-            _host.StopGracefully("Remove-Job");
+            _host.StopNow("Remove-Job");
             _done.Wait();
         }
         base.Dispose(disposing);

@@ -42,16 +42,18 @@ internal sealed class WorkerLog : IDisposable
         }
     }
 
-    /// <summary>Closes the file and opens <paramref name="path"/> (default: the same path) anew, e.g. after rotation.</summary>
-    public void Reopen(string? path = null)
+    /// <summary>Closes the file and opens it anew at the same path, e.g. after rotation moved it away.</summary>
+    public void Reopen() => UseFile(_path);
+
+    /// <summary>Writes to <paramref name="path"/> from now on, or to the host when it is null.</summary>
+    public void UseFile(string? path)
     {
         lock (_gate)
         {
-            var target = path ?? _path;
-            var next = target is null ? null : Open(target); // throws before anything is closed: the old file stays in use
+            var next = path is null ? null : Open(path); // throws before anything is closed: the old file stays in use
             _file?.Dispose();
             _file = next;
-            _path = target;
+            _path = path;
         }
     }
 

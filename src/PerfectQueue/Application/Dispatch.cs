@@ -34,8 +34,17 @@ public abstract class Dispatch
     protected void Route(Regex pattern, Type handler) => _routes.Add(pattern, CheckHandler(handler));
 
     /// <summary>A new handler for a task type, or null when no route matches.</summary>
-    public Base? CreateHandler(string taskType) =>
-        _routes.TryFind(taskType, out var type) ? (Base)Activator.CreateInstance(type)! : null;
+    public Base? CreateHandler(string taskType)
+    {
+        if (!_routes.TryFind(taskType, out var type)) return null;
+        try { return (Base)Activator.CreateInstance(type)!; }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            // The handler's constructor failed: its own error is the task's message, not "an invocation threw".
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
+    }
 
     private static Type CheckHandler(Type handler)
     {

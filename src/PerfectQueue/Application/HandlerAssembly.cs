@@ -33,6 +33,10 @@ public static class HandlerAssembly
         {
             throw new ConfigException($"'{path}' is not a .NET assembly: {e.Message}", "assembly_path", e);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"Cannot read the handler assembly '{path}': {e.Message}", "assembly_path", e);
+        }
 
         Type[] types;
         try { types = assembly.GetTypes(); }
@@ -71,6 +75,15 @@ public static class HandlerAssembly
         if (dispatch.RouteNames.Count == 0)
             throw new ConfigException($"{chosen.FullName} routes no task types. Add routes in its constructor: Route<MyHandler>(\"type\").", "dispatch");
         return dispatch;
+    }
+
+    /// <summary>
+    /// Lets the load context of <paramref name="dispatch"/>'s assembly go once nothing uses it any more (after a
+    /// restart loaded a new build). Handlers still running keep it alive until they return.
+    /// </summary>
+    public static void Unload(Dispatch dispatch)
+    {
+        if (AssemblyLoadContext.GetLoadContext(dispatch.GetType().Assembly) is HandlerLoadContext context) context.Unload();
     }
 
     private sealed class HandlerLoadContext : AssemblyLoadContext

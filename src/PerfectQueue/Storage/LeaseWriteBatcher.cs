@@ -30,8 +30,12 @@ internal sealed class LeaseWriteBatcher(IQueueStore store)
 
     private async Task FlushAsync()
     {
-        while (true)
+        for (var round = 0; ; round++)
         {
+            // The caller that started flushing gets its own write done in the first batch; later batches are
+            // other callers' and go on a pool thread, not on it (SQLite completes synchronously: without this
+            // one busy caller could keep flushing for everyone).
+            if (round > 0) await Task.Yield();
             List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> batch;
             lock (_gate)
             {
@@ -48,17 +52,32 @@ internal sealed class LeaseWriteBatcher(IQueueStore store)
                 }
                 _pending = rest;
             }
-            try
+            if (batch.Count == 1 || !await TryApplyAsync(batch).ConfigureAwait(false))
             {
-                var applied = await store.ApplyAsync(batch.ConvertAll(b => b.Write), CancellationToken.None).ConfigureAwait(false);
-                foreach (var (write, done) in batch) done.TrySetResult(applied.Contains(write.Lease.Id));
+                // Nothing of a failed batch was written (one transaction). A deadlock victim, or one row's
+                // error, must not fail its neighbours: each write goes again on its own.
+                foreach (var item in batch) await TryApplyAsync([item], reportErrors: true).ConfigureAwait(false);
             }
-            catch (Exception e)
-            {
-                // Nothing of the batch was written (one transaction): each caller sees the error, and the leases
-                // expire as for any failed write.
-                foreach (var (_, done) in batch) done.TrySetException(e);
-            }
+        }
+    }
+
+    private async Task<bool> TryApplyAsync(List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> batch, bool reportErrors = false)
+    {
+        try
+        {
+            var applied = await store.ApplyAsync(batch.ConvertAll(b => b.Write), CancellationToken.None).ConfigureAwait(false);
+            foreach (var (write, done) in batch) done.TrySetResult(applied.Contains(write.Lease.Id));
+            return true;
+        }
+        catch (Exception e) when (reportErrors)
+        {
+            // The caller sees the error; its lease expires as for any failed write, and the task runs again.
+            foreach (var (_, done) in batch) done.TrySetException(e);
+            return true;
+        }
+        catch (Exception)
+        {
+            return false;
         }
     }
 }

@@ -76,8 +76,19 @@ public sealed class Worker
         using var stopRequested = new CancellationTokenSource();
         using var gracefulOrRequested = CancellationTokenSource.CreateLinkedTokenSource(graceful, stopRequested.Token);
         graceful = gracefulOrRequested.Token;
+        // Processors first: one that cannot start (a failing initialization script) ends the run before a
+        // session row exists, and the ones already made are disposed.
+        var processors = new List<ITaskProcessor>();
+        try
+        {
+            for (var i = 0; i < _options.Processors; i++) processors.Add(_createProcessor(i));
+        }
+        catch
+        {
+            foreach (var p in processors) await p.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         await StartSessionAsync().ConfigureAwait(false);
-        var processors = Enumerable.Range(0, _options.Processors).Select(_createProcessor).ToList();
         var idle = new ConcurrentStack<ITaskProcessor>(processors);
         var handlers = new List<Task>();
         using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(graceful, immediate);

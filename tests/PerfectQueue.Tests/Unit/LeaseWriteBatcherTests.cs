@@ -9,13 +9,16 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
 {
     /// <summary>While set, ApplyAsync waits for this task before it reaches the database.</summary>
     private Task? _holdApply;
+    /// <summary>While set, ApplyAsync of more than one write fails as a deadlock victim would.</summary>
+    private volatile bool _failBatches;
 
     private (Queue Queue, InterceptingStore Counter) Open()
     {
         var config = sqlite.NewConfig();
         var (store, counter) = InterceptingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table),
-            (method, args, inner) => method.Name == nameof(IQueueStore.ApplyAsync) && _holdApply is { } hold
-                ? HeldApplyAsync(hold, inner, (IReadOnlyList<LeaseWrite>)args![0]!)
+            (method, args, inner) => method.Name != nameof(IQueueStore.ApplyAsync) ? null
+                : _failBatches && ((IReadOnlyList<LeaseWrite>)args![0]!).Count > 1 ? Task.FromException<IReadOnlySet<long>>(new TimeoutException("deadlock victim"))
+                : _holdApply is { } hold ? HeldApplyAsync(hold, inner, (IReadOnlyList<LeaseWrite>)args![0]!)
                 : null);
         var queue = Queue.OpenWith(config, store);
         queue.Initialize();
@@ -89,5 +92,25 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
         var outcomes = await Task.WhenAll(writes.Select(async w => { try { await w; return true; } catch (PerfectQueueException) { return false; } }));
         Assert.Equal(1, outcomes.Count(ok => ok));
         Assert.Equal(TaskOutcome.Succeeded, q["raced"].GetInfo().Outcome);
+    }
+
+    [Fact]
+    public async Task A_failed_batch_is_applied_again_write_by_write_so_one_error_does_not_fail_its_neighbours()
+    {
+        var (q, counter) = Open();
+        using var __ = q;
+        q.SubmitMany(Enumerable.Range(0, 3).Select(i => new TaskSubmission($"k{i}", "t")));
+        var held = await q.PollMultiAsync(3);
+        _failBatches = true;
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _holdApply = gate.Task;
+        var first = held[0].FinishAsync();           // in flight, held
+        var rest = held.Skip(1).Select(t => t.FinishAsync()).ToList();   // queued together: a batch of two, which fails
+        _holdApply = null;
+        gate.SetResult();
+        await first;
+        await Task.WhenAll(rest);
+        Assert.All(q.List(), t => Assert.Equal(TaskOutcome.Succeeded, t.Outcome));
+        Assert.True(counter.Count(nameof(IQueueStore.ApplyAsync)) >= 4, "the held one, the failed batch of two, then two on their own");
     }
 }

@@ -23,7 +23,8 @@ public sealed class FinishesItself : Base
 
 public sealed class IgnoresStop : Base
 {
-    public override void Run() => Thread.Sleep(Timeout.Infinite);
+    // Long enough to outlast the test, short enough to give its pool thread back afterwards.
+    public override void Run() => Thread.Sleep(TimeSpan.FromSeconds(20));
 }
 
 public sealed class TestDispatch : Dispatch

@@ -415,7 +415,7 @@ public sealed class SqliteQueueStore : IQueueStore
     {
         var gate = FileWriteLock;
         if (!gate.Wait(BusyTimeoutMs, ct))
-            throw new TimeoutException($"Waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.");
+            throw new SqliteException($"database is locked: waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.", 5); // SQLITE_BUSY, as SQLite's own busy timeout reports it
         try
         {
             c.Execute("BEGIN IMMEDIATE");
