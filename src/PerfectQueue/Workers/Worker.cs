@@ -109,6 +109,9 @@ public sealed class Worker
                 var free = Math.Min(idle.Count, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
                 IReadOnlyList<AcquiredTask> got = [];
                 var polled = false;
+                // Empty means: nothing came back while nothing of ours ran. A task running during the poll may
+                // have kept its user at max_running and so hidden that user's due tasks; they show once it ends.
+                var idleWhilePolling = _running.IsEmpty;
                 if (free > 0)
                 {
                     try
@@ -130,7 +133,7 @@ public sealed class Worker
                 }
                 handlers.RemoveAll(h => h.IsCompleted);
 
-                if (polled && got.Count == 0 && _options.UntilEmpty && _running.IsEmpty) { stoppedBecause = "empty"; break; }
+                if (polled && got.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty) { stoppedBecause = "empty"; break; }
                 if (got.Count > 0 && got.Count == free && idle.IsEmpty)
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
                 else if (got.Count == 0 || got.Count < free)
