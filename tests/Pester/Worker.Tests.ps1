@@ -275,6 +275,26 @@ production:
         finally { Remove-Job $job -Force }
     }
 
+    It 'stops a job immediately on a second Stop-Job, releasing the task its handler still runs' {
+        Submit-PQTask stuck work
+        $job = Start-PQWorker -Queue $Queue -PollInterval 0.1 -HeartbeatInterval 0.2 -Handler @{ work = { Start-Sleep -Seconds 600 } } -AsJob
+        try {
+            Wait-Until { (Get-PQTask stuck).Status -eq 'Running' } 'the job to start the task'
+            Stop-Job $job
+            $job.State | Should -Be 'Stopping'      # graceful: the handler may go on; Stop-Job did not wait for it
+            Stop-Job $job
+            $null = Wait-Job $job -Timeout 60
+            $job.State | Should -Be 'Stopped'
+            $summary = Receive-Job $job 6>$null
+            $summary.StoppedBecause | Should -Be 'immediate stop'
+            $summary.Released | Should -Be 1
+            $t = Get-PQTask stuck
+            $t.Status | Should -Be 'Waiting'
+            $t.Attempts | Should -Be 0
+        }
+        finally { Remove-Job $job -Force }
+    }
+
     It 'completes a job that drains with -UntilEmpty' {
         Submit-PQTask j1 work
         $job = Start-PQWorker @Fast -Handler @{ work = { 'ok' } } -AsJob
@@ -447,6 +467,25 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
         $output | Should -Match 'SIGHUP: immediate restart'
         $output | Should -Match 'released \(worker stopping\)'
         $output | Should -Match 'the previous ones are kept'
+    }
+
+    It 'stops on Stop-PQWorker that arrives while a graceful restart (SIGUSR1) waits for a running task' {
+        1..2 | ForEach-Object { Submit-PQTask "s$_" work }
+        Set-Handlers $Handlers 'v1' $Marker $Go
+        $worker = Start-ScriptWorker $Url $Handlers -Log
+        Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
+        kill -USR1 $worker.Process.Id
+        Wait-Until { (Get-Content $worker.LogPath -Raw -ErrorAction Ignore) -match 'SIGUSR1: graceful restart' } 'the restart to be asked'
+        Get-PQWorker | Stop-PQWorker
+        Wait-Until { (Get-Content $worker.LogPath -Raw) -match 'stop requested by Stop-PQWorker' } 'the worker to see the stop at a beat'
+        New-Item -ItemType File $Go | Out-Null
+        $worker.Process.WaitForExit(30000) | Should -BeTrue
+        $worker.Process.ExitCode | Should -Be 0
+        $log = Get-Content $worker.LogPath -Raw
+        $log | Should -Not -Match 'restarted'
+        $worker.Output.Result | Should -Match 'StoppedBecause\s*:\s*stop requested'
+        @(Get-Runs $Marker).Count | Should -Be 1
+        @(Get-PQTask -Status Waiting).Count | Should -Be 1
     }
 
     It 'reopens -LogPath on SIGUSR2, after log rotation moved the file away' {

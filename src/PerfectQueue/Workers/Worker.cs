@@ -149,6 +149,10 @@ public sealed class Worker
                 if (await Task.WhenAny(drained, Task.Delay(limit, immediate)).ConfigureAwait(false) != drained) StopAll();
             }
             using (immediate.Register(StopAll)) await Task.WhenAll(handlers).ConfigureAwait(false);
+            // What ended the run last says why it stopped: an immediate stop while draining, or a Stop-PQWorker
+            // that came after a graceful stop (a host deciding whether to restart must see it).
+            if (immediate.IsCancellationRequested) stoppedBecause = "immediate stop";
+            else if (stopRequested.IsCancellationRequested && stoppedBecause == "graceful stop") stoppedBecause = "stop requested";
         }
         finally
         {
