@@ -161,7 +161,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("  PerfectQueue writes one row per task and updates it in place (submit, acquire, finish). Hangfire's retries and");
         L("  state history are features PerfectQueue does not have in that form; its per-job cost is the price of them.");
         L("- Hangfire's workers fetch one job per query; PerfectQueue's one fetcher leases up to one task per free");
-        L("  processor per statement. Each finish is still its own commit in both.");
+        L("  processor per statement. Hangfire commits each job's state changes on their own; PerfectQueue's finishes that");
+        L("  arrive together share one transaction (group commit), and on PostgreSQL its statements are auto-prepared.");
         L("- Hangfire's drain time starts with its server's start-up (a few background processes besides the workers);");
         L("  PerfectQueue's compiled drain includes its worker's start (opening the processors, the first poll).");
         L("- On SQLite every writer of a file takes the same write lock, so throughput is bounded by that lock and the");
