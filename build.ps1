@@ -198,7 +198,8 @@ function Invoke-Test {
     if ($failed -or $results.Count -eq 0) { exit 1 }
 }
 
-# The benchmark program (bench/, not in the solution: its peer packages stay out of the build and the module) runs
+# The benchmark program (bench/; the solution compiles it, but the module is assembled from the engine's publish, so
+# its peer packages never reach out/PerfectQueue) runs
 # against the assembled module and a PostgreSQL cluster with fsync on; it prints the table and writes docs/benchmarks.md.
 function Invoke-Bench([bool] $CountGiven) {
     Invoke-Build
