@@ -135,7 +135,12 @@ public sealed class Worker
 
                 if (polled && got.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty) { stoppedBecause = "empty"; break; }
                 if (got.Count > 0 && got.Count == free && idle.IsEmpty)
+                {
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
+                    // Finishes committed together free their processors together: let the others land before
+                    // polling, so one acquire serves them all.
+                    await Task.Yield();
+                }
                 else if (got.Count == 0 || got.Count < free)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
                         _queue.WaitForTasksAsync(_options.PollInterval, ct),
