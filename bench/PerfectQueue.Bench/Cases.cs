@@ -98,6 +98,15 @@ internal static class Cases
         Import-Module $env:PQBENCH_MODULE
         Connect-PQQueue -Url $env:PQBENCH_URL -Table $env:PQBENCH_TABLE
         $import = $clock.Elapsed.TotalSeconds
+        # Warm-up, not measured, as the compiled drain's: the same number of no-op tasks on a table of their own.
+        $warm = [int]$env:PQBENCH_WARMUP
+        if ($warm -gt 0) {
+            $w = Connect-PQQueue -Url $env:PQBENCH_URL -Table ($env:PQBENCH_TABLE + '_warm') -PassThru
+            Initialize-PQQueue -Queue $w
+            1..$warm | ForEach-Object { [pscustomobject]@{ Key = "w$_"; Type = 'noop' } } | Submit-PQTask -Queue $w
+            $null = Start-PQWorker -Queue $w -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable ignored 6>$null
+            Connect-PQQueue -Url $env:PQBENCH_URL -Table $env:PQBENCH_TABLE   # back to the measured table
+        }
         $clock.Restart()
         $summary = Start-PQWorker -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable lines 6>$null
         $call = $clock.Elapsed.TotalSeconds
@@ -123,6 +132,7 @@ internal static class Cases
         start.Environment["PQBENCH_URL"] = url;
         start.Environment["PQBENCH_TABLE"] = table;
         start.Environment["PQBENCH_PROCESSORS"] = Options.Workers.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["PQBENCH_WARMUP"] = (2 * o.Warmup).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
         using var child = Process.Start(start)!;
         var stdout = child.StandardOutput.ReadToEndAsync();
@@ -139,7 +149,7 @@ internal static class Cases
         var succeeded = await CountSucceededAsync(queue);
         var complete = (int)Number("succeeded") == o.Count && succeeded == o.Count;
         return new Result(target.Name, DrainScript, Pq, o.Count, drain, complete,
-            $"not counted: pwsh start + import {Number("import") + (wall.TotalSeconds - Number("import") - Number("call")):F1} s, runspaces {Number("call") - Number("drain"):F1} s" +
+            $"not counted: pwsh start, import and warm-up {Number("import") + (wall.TotalSeconds - Number("import") - Number("call")):F1} s, runspaces {Number("call") - Number("drain"):F1} s" +
             (complete ? "" : $"; {succeeded} of {o.Count} succeeded"));
     }
 

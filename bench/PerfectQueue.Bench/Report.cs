@@ -146,8 +146,10 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("- **drain, scriptblock handler**: N tasks (the batched submit's) drained by");
         L("  `Start-PQWorker -Processors 4 -UntilEmpty -Handler @{ noop = { param($Task) } }` from the assembled module");
         L("  (`out/PerfectQueue`) in a child `dotnet pwsh`. The figure is the drain alone, from the worker's \"worker started\"");
-        L("  log line (its 4 runspaces are open) to its \"worker stopped\" line; the child's start, the module import and");
-        L("  opening the runspaces are reported beside it and not counted. The worker's log lines (two per task) are");
+        L("  log line (its 4 runspaces are open) to its \"worker stopped\" line; the child's start, the module import, a");
+        L("  warm-up drain in the same child (as many tasks as the compiled warm-up, on a table of their own: a cold pwsh");
+        L("  ran the first thousands of tasks at about 60% of its warm speed) and opening the runspaces are reported beside");
+        L("  it and not counted. The worker's log lines (two per task) are");
         L("  formatted as always but collected (`-InformationVariable lines 6>$null`) rather than printed to a console.");
         L();
         L("## Reading the figures");
