@@ -47,9 +47,12 @@ internal static class PQSession
     /// loop opens nothing new), and none is ever disposed while a user, a task object or another runspace
     /// may still hold it: they live as long as the process, like connection pools do.
     /// </summary>
+    /// <summary>Every setting of a configuration, as text: equal keys mean the same queue.</summary>
+    public static string SettingsKey(QueueConfig config) => System.Text.Json.JsonSerializer.Serialize(config);
+
     public static Queue Open(QueueConfig config)
     {
-        var key = System.Text.Json.JsonSerializer.Serialize(config); // every setting, so different settings get different queues
+        var key = SettingsKey(config);
         lock (SharedGate)
         {
             if (!Shared.TryGetValue(key, out var queue))

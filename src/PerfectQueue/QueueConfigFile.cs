@@ -54,9 +54,13 @@ public static class QueueConfigFile
             throw new ConfigException($"{source}: there is no environment '{env}'. The file has: {string.Join(", ", keys)}. Choose one with -Environment.");
         }
         var config = QueueConfig.FromDictionary(section, ReferenceEquals(section, top) ? source : $"{source} [{env}]");
-        // A relative SQLite path in a file is relative to the file, so the file works from any directory.
-        if (config.Url is { } url && File.Exists(source))
-            config.Url = QueueConfig.ResolveSqliteUrl(url, path => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, path));
+        // Relative paths in a file (a SQLite database, the log) are relative to the file, so it works from any directory.
+        if (File.Exists(source))
+        {
+            var folder = Path.GetDirectoryName(Path.GetFullPath(source))!;
+            if (config.Url is { } url) config.Url = QueueConfig.ResolveSqliteUrl(url, path => Path.Combine(folder, path));
+            if (config.Log is { } log) config.Log = Path.Combine(folder, log);
+        }
         return config;
     }
 }

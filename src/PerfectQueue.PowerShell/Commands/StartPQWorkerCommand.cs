@@ -171,7 +171,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             if (MaxAttempts is { } attempts) config.MaxAttempts = attempts;
             if (config.ProcessorType != "thread")
                 throw new ConfigException($"processor_type: '{config.ProcessorType}' is not available yet; use thread (runspaces).", "processor_type");
-            var queue = sessionQueue is not null && SameSettings(config, sessionQueue.Config) ? sessionQueue : PQSession.Open(config);
+            var queue = sessionQueue is not null && PQSession.SettingsKey(config) == PQSession.SettingsKey(sessionQueue.Config) ? sessionQueue : PQSession.Open(config);
 
             var options = WorkerOptions.From(config);
             if (Processors is { } p) options.Processors = p;
@@ -199,8 +199,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
                 create = i => new RunspaceProcessor(i + 1, state, table, initialization, queue, line => log!.Write(line));
                 routes = string.Join(", ", table.Names);
             }
-            // A relative log path in a config file is relative to the file, like a relative SQLite path.
-            var logFile = logPath ?? (config.Log is { } l && configPath is not null ? Path.Combine(Path.GetDirectoryName(configPath)!, l) : config.Log);
+            var logFile = logPath ?? config.Log; // a config file's log is already relative to the file (QueueConfigFile)
             return new WorkerPlan(queue, options, CancelGracePeriod, create, routes, logFile is null ? null : Path.GetFullPath(logFile)) { Retire = retire };
         }
 
@@ -229,9 +228,6 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         }
         RunInForeground(_host, line => toHost = line);
     }
-
-    private static bool SameSettings(QueueConfig a, QueueConfig b) =>
-        System.Text.Json.JsonSerializer.Serialize(a) == System.Text.Json.JsonSerializer.Serialize(b);
 
     private void Terminate(Exception e, object? target)
     {

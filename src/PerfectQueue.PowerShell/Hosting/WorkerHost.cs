@@ -110,7 +110,7 @@ internal sealed class WorkerHost : IDisposable
                 Log.Write($"restart: the reloaded configuration or handlers could not start, so the previous ones are kept: {e.Message}");
                 (_plan, previous) = (previous, null);
                 plan.Retire?.Invoke();
-                if (plan.LogPath != _plan.LogPath) SwitchLog(_plan.LogPath);
+                if (_plan.LogPath != Log.Path) SwitchLog(_plan.LogPath);
                 continue;
             }
             finally

@@ -105,7 +105,7 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _holdApply = gate.Task;
         var first = held[0].FinishAsync();           // in flight, held
-        var rest = held.Skip(1).Select(t => t.FinishAsync()).ToList();   // queued together: a batch of two, which fails
+        var rest = held.Where(t => t != held[0]).Select(t => t.FinishAsync()).ToList();   // queued together: a batch of two, which fails
         _holdApply = null;
         gate.SetResult();
         await first;

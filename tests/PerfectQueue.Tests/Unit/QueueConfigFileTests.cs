@@ -43,6 +43,13 @@ public sealed class QueueConfigFileTests : IDisposable
     }
 
     [Fact]
+    public void A_relative_log_path_is_relative_to_the_file_and_an_absolute_one_is_kept()
+    {
+        Assert.Equal(Path.Combine(_dir, "logs/worker.log"), QueueConfigFile.Load(Write("l.yml", "development:\n  log: logs/worker.log\n")).Log);
+        Assert.Equal("/var/log/pq.log", QueueConfigFile.Load(Write("m.yml", "development:\n  log: /var/log/pq.log\n")).Log);
+    }
+
+    [Fact]
     public void A_missing_environment_names_the_ones_the_file_has()
     {
         var path = Write("envs.yml", "development:\n  table: a\nproduction:\n  table: b\n");

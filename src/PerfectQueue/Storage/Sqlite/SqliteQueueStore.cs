@@ -28,6 +28,7 @@ public sealed class SqliteQueueStore : IQueueStore
     private readonly ConcurrentBag<SqliteConnection> _idle = new();
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
+    private readonly SemaphoreSlim _fileWriteLock;
     private volatile bool _walChecked;
     private bool _disposed;
 
@@ -38,6 +39,7 @@ public sealed class SqliteQueueStore : IQueueStore
         _workersTable = _table + "_workers";
         _w = Quote(_workersTable);
         FilePath = Path.GetFullPath(path);
+        _fileWriteLock = s_fileWriteLocks.GetOrAdd(FilePath, _ => new SemaphoreSlim(1, 1));
         Description = $"{QueueConfig.SqliteUrl(FilePath)} (table {_table})";
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -409,11 +411,10 @@ public sealed class SqliteQueueStore : IQueueStore
     // same file (a worker's fetcher, finishers and heartbeat) queue here and take the lock as soon as it is
     // free; other processes still meet at SQLite's lock and its busy timeout.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> s_fileWriteLocks = new(StringComparer.Ordinal);
-    private SemaphoreSlim FileWriteLock => s_fileWriteLocks.GetOrAdd(FilePath, _ => new SemaphoreSlim(1, 1));
 
     private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true) => WithConnection(c =>
     {
-        var gate = FileWriteLock;
+        var gate = _fileWriteLock;
         if (!gate.Wait(BusyTimeoutMs, ct))
             throw new SqliteException($"database is locked: waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.", 5); // SQLITE_BUSY, as SQLite's own busy timeout reports it
         try
