@@ -88,8 +88,11 @@ public sealed class HostedModuleTests(ModuleFixture module) : IClassFixture<Modu
         ps.AddScript("Wait-PQTask never-done");
         var clock = Stopwatch.StartNew();
         var running = ps.BeginInvoke();
-        while (ps.InvocationStateInfo.State != PSInvocationState.Running && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(10);
-        Thread.Sleep(300); // let it settle into its wait
+        // Wait-PQTask reports progress after its first look, just before it sleeps: then it is in its wait loop.
+        while (ps.Streams.Progress.Count == 0 && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
+        Assert.NotEmpty(ps.Streams.Progress);
+        Assert.False(running.IsCompleted);
+        clock.Restart();
         ps.Stop();
         Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(running));
         Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);

@@ -256,7 +256,9 @@ production:
         Submit-PQTask slow work
         Submit-PQTask next work
         $marker = Join-Path $TestDrive "job-$([guid]::NewGuid().ToString('N')).txt"
-        $handler = [scriptblock]::Create("Add-Content '$marker' `$Task.Key; Start-Sleep -Milliseconds 800; 'finished'")
+        $go = Join-Path $TestDrive "go-$([guid]::NewGuid().ToString('N'))"
+        # The handler runs until the test creates $go, so the stop surely arrives while it runs.
+        $handler = [scriptblock]::Create("Add-Content '$marker' `$Task.Key; while (-not (Test-Path '$go')) { Start-Sleep -Milliseconds 20 }; 'finished'")
         $job = Start-PQWorker -Queue $Queue -PollInterval 0.1 -HeartbeatInterval 0.2 -Handler @{ work = $handler } -AsJob -JobName pqtest
         try {
             $job | Should -BeOfType ([System.Management.Automation.Job])
@@ -264,15 +266,19 @@ production:
             (Get-Job -Name pqtest).Id | Should -Be $job.Id
             Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -ge 1 } 'the job to start a task'
             Stop-Job $job
+            $job.State | Should -Be 'Stopping'   # graceful: the running handler goes on
+            New-Item -ItemType File $go | Out-Null
             $null = Wait-Job $job -Timeout 60
             $job.State | Should -Be 'Stopped'
             $summary = Receive-Job $job -InformationVariable lines 6>$null
             $summary.StoppedBecause | Should -Be 'graceful stop'
-            $summary.Succeeded | Should -Be @(Get-Content $marker).Count   # what it started, it finished
+            $summary.Succeeded | Should -Be 1                    # the task it was running, finished
+            @(Get-Content $marker).Count | Should -Be 1          # and nothing new acquired after the stop
             $lines.MessageData.Message -join "`n" | Should -Match 'Stop-Job: graceful stop'
             @(Get-PQTask -Status Running).Count | Should -Be 0
+            @(Get-PQTask -Status Waiting).Count | Should -Be 1
         }
-        finally { Remove-Job $job -Force }
+        finally { New-Item -ItemType File $go -Force | Out-Null; Remove-Job $job -Force }
     }
 
     It 'stops a job immediately on a second Stop-Job, releasing the task its handler still runs' {
@@ -369,14 +375,16 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -HandlerPath 
     It 'stops gracefully on SIGTERM: the running task ends, nothing new is acquired, exit code 0' {
         Submit-PQTask first work
         Submit-PQTask second work
-        $worker = Start-WorkerProcess $Url $Marker 'Start-Sleep -Milliseconds 1500; "finished $($Task.Key)"'
+        Set-Handlers $Handlers 'v1' $Marker $Go        # the handler runs until the test creates $Go
+        $worker = Start-ScriptWorker $Url $Handlers -Log
         Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the worker to start a task'
         kill -TERM $worker.Process.Id
+        Wait-Until { (Get-Content $worker.LogPath -Raw -ErrorAction Ignore) -match 'SIGTERM: graceful stop' } 'the worker to see the signal'
+        New-Item -ItemType File $Go | Out-Null        # one processor: a worker still acquiring would now take the second task
         $worker.Process.WaitForExit(30000) | Should -BeTrue
         $worker.Process.ExitCode | Should -Be 0
-        $output = $worker.Output.Result
-        $output | Should -Match 'SIGTERM: graceful stop'
-        $output | Should -Match 'StoppedBecause\s*:\s*graceful stop'
+        $worker.Output.Result | Should -Match 'StoppedBecause\s*:\s*graceful stop'
+        @(Get-Runs $Marker).Count | Should -Be 1
         $started = (@(Get-Runs $Marker)[0] -split ' ')[0]
         (Get-PQTask $started).Outcome | Should -Be 'Succeeded'
         (Get-PQTask -Status Waiting).Count | Should -Be 1

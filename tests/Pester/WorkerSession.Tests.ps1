@@ -34,8 +34,10 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
 
     It 'lists a worker in another process with its pid and processors, and Stop-PQWorker -Id stops it gracefully: exit code 0 and its summary' {
         $marker = Join-Path $TestDrive "runs-$([guid]::NewGuid().ToString('N')).txt"
+        $go = Join-Path $TestDrive "go-$([guid]::NewGuid().ToString('N'))"
         Submit-PQTask first work
-        $child = Start-WorkerProcess $Url $marker 'Start-Sleep -Milliseconds 2500; "finished $($Task.Key)"'
+        # The handler runs until the test creates $go: the task is surely still running while the test looks.
+        $child = Start-WorkerProcess $Url $marker ("while (-not (Test-Path '$go')) { Start-Sleep -Milliseconds 50 }; " + '"finished $($Task.Key)"')
         try {
             Wait-Until { (Get-Runs $marker).Count -eq 1 } 'the worker to start the task'
             Wait-Until { (Get-PQWorker | Where-Object Running -EQ 1) } 'a heartbeat with the running task'
@@ -57,6 +59,7 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
             $seen = (Get-PQWorker).LastBeatAt
             Wait-Until { -not (Get-PQWorker) -or (Get-PQWorker).LastBeatAt -gt $seen } 'a second beat after the request'
             Submit-PQTask later work
+            New-Item -ItemType File $go | Out-Null
 
             $child.Process.WaitForExit(30000) | Should -BeTrue
             $child.Process.ExitCode | Should -Be 0

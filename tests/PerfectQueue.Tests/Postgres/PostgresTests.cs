@@ -22,11 +22,22 @@ public sealed class PostgresWakeupTests(PostgresTarget target) : IClassFixture<P
 
         var clock = Stopwatch.StartNew();
         var waiting = worker.WaitForTasksAsync(TimeSpan.FromSeconds(30));
-        await Task.Delay(100);                                                        // let it start listening
+        // Submit only once the wait holds the store's one listening connection, so the notification wakes a
+        // wait in progress (a submit before it would be buffered: the other test's case).
+        Eventually.True(() => ListenerBusy(worker), "the wait to take the listening connection");
+        Assert.False(waiting.IsCompleted);
         client.Submit("wake", "t");
         Assert.True(await waiting);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"woke after {clock.Elapsed}");
         Assert.Equal("wake", worker.Poll()!.Key);
+    }
+
+    /// <summary>True while a WaitForTasks call holds the store's listening connection (its gate is taken).</summary>
+    private static bool ListenerBusy(Queue queue)
+    {
+        var gate = typeof(PostgresQueueStore).GetField("_listenGate", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)
+            ?? throw new MissingFieldException(nameof(PostgresQueueStore), "_listenGate");
+        return ((SemaphoreSlim)gate.GetValue(queue.Store)!).CurrentCount == 0;
     }
 
     [BackendFact]
