@@ -502,9 +502,17 @@ public abstract class QueueConformance : IDisposable
         var violations = new ConcurrentQueue<string>();
         var done = 0;
         using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // An exception escaping a raw thread would kill the test host (and every later test): each thread keeps
+        // its own here, stops the others, and the test thread asserts on them after the join.
+        var crashes = new ConcurrentQueue<Exception>();
+        ThreadStart Guarded(Action body) => () =>
+        {
+            try { body(); }
+            catch (Exception e) { crashes.Enqueue(e); stop.Cancel(); }
+        };
 
         // A sampler reads the database's own view of running tasks throughout the run.
-        var sampler = new Thread(() =>
+        var sampler = new Thread(Guarded(() =>
         {
             using var reader = OpenAnother(q);
             while (Volatile.Read(ref done) < submissions.Count && !stop.IsCancellationRequested)
@@ -513,10 +521,10 @@ public abstract class QueueConformance : IDisposable
                     if (limits.TryGetValue(g.Key, out var max) && g.Count() > max) violations.Enqueue($"database shows {g.Count()} running for {g.Key} (max {max})");
                 Thread.Sleep(5);
             }
-        });
+        }));
         sampler.Start();
 
-        var workers = Enumerable.Range(0, 8).Select(_ => new Thread(() =>
+        var workers = Enumerable.Range(0, 8).Select(_ => new Thread(Guarded(() =>
         {
             using var mine = OpenAnother(q);
             while (Volatile.Read(ref done) < submissions.Count && !stop.IsCancellationRequested)
@@ -537,11 +545,12 @@ public abstract class QueueConformance : IDisposable
                     Interlocked.Increment(ref done);
                 }
             }
-        })).ToList();
+        }))).ToList();
         workers.ForEach(w => w.Start());
         workers.ForEach(w => w.Join());
         sampler.Join();
 
+        Assert.True(crashes.IsEmpty, "a test thread failed: " + string.Join("\n", crashes));
         Assert.False(stop.IsCancellationRequested, "the workers did not drain the queue in time");
         Assert.Empty(violations);
         Assert.Equal(submissions.Count, finishes.Count);
