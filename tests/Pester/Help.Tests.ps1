@@ -7,7 +7,9 @@
 # imported, its location a fresh temporary folder, $env:PERFECTQUEUE_URL a fresh SQLite file in that folder,
 # and $env:XDG_DATA_HOME (and LOCALAPPDATA) pointing into it too, so nothing touches the user's embedded
 # default queue. The examples run one after another (the environment is per process). An example passes
-# when it throws nothing and writes no error record: examples must be self-contained on an empty queue.
+# when it throws nothing, writes no error record (examples must be self-contained on an empty queue), and
+# leaves what HelpExamples.Expected.ps1 says it does: its output, warnings, the tasks in its default queue
+# and the files in its folder. Every example and runnable README block needs an entry there.
 #
 # README.md: every ```powershell block right after a line `<!-- runnable -->` (blank lines may come between)
 # runs the same way. Its `Import-Module ...PerfectQueue...` lines are skipped: the module is already
@@ -58,19 +60,22 @@ BeforeDiscovery {
                 if ($lines[$j] -notmatch '^\s*Import-Module\s+\S*PerfectQueue\S*\s*$') { $code.Add($lines[$j]) }
                 $j++
             }
-            $readmeCases += @{ Line = $marker; Code = ($code -join "`n"); Problem = $null }
+            $readmeCases += @{ Line = $marker; Code = ($code -join "`n"); Problem = $null; Key = "README: $(@($code)[0].Trim())" }
             $i = $j
         }
     }
+    $allKeys = @(@($exampleCases | ForEach-Object { "$($_.Name): $($_.Title)" }) + @($readmeCases | Where-Object Key | ForEach-Object Key))
 }
 
 BeforeAll {
     $script:ModuleDir = (Resolve-Path $env:PQ_MODULE_PATH).ProviderPath
     $script:Manifest = Join-Path $ModuleDir 'PerfectQueue.psd1'
     Import-Module $Manifest
+    $script:Expected = & (Join-Path $PSScriptRoot 'HelpExamples.Expected.ps1')
 
     # Runs $Code as described at the top of this file. Returns Output (as text), Errors (error records),
-    # Exception (what stopped it, if anything) and UsedEmbeddedDefault.
+    # Warnings (their messages), Exception (what stopped it, if anything), UsedEmbeddedDefault, State (the
+    # tasks left in the default queue, 'key|status|outcome|message') and Files (names in its folder).
     function script:Invoke-HelpExample([string] $Code, [int] $TimeoutSeconds = 60) {
         $dir = Join-Path ([IO.Path]::GetTempPath()) "pq-help-example-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
         $null = New-Item -ItemType Directory $dir
@@ -78,7 +83,7 @@ BeforeAll {
         $saved = @{}
         foreach ($v in $variables) { $saved[$v] = [Environment]::GetEnvironmentVariable($v) }
         $runspace = $null; $ps = $null
-        $result = [pscustomobject]@{ Output = ''; Errors = @(); Exception = $null; UsedEmbeddedDefault = $false }
+        $result = [pscustomobject]@{ Output = ''; Errors = @(); Warnings = @(); Exception = $null; UsedEmbeddedDefault = $false; State = @(); Files = @() }
         try {
             [Environment]::SetEnvironmentVariable('PERFECTQUEUE_URL', 'sqlite:///' + (Join-Path $dir 'queue.db').Replace('\', '/'))
             [Environment]::SetEnvironmentVariable('XDG_DATA_HOME', (Join-Path $dir 'data'))
@@ -96,10 +101,19 @@ BeforeAll {
                 throw "The example did not finish within $TimeoutSeconds seconds."
             }
             $result.Output = ($ps.EndInvoke($async) | Out-String).Trim()
+            $result.Warnings = @($ps.Streams.Warning | ForEach-Object Message)
+            # What the example left in its default queue, read in its own runspace (the module is loaded there).
+            $look = [powershell]::Create($runspace)
+            try {
+                $null = $look.AddScript('$q = [PerfectQueue.Queue]::Open($env:PERFECTQUEUE_URL); try { Get-PQTask -Queue $q | ForEach-Object { "$($_.Key)|$($_.Status)|$($_.Outcome)|$($_.Message)" } } finally { $q.Dispose() }')
+                $result.State = @($look.Invoke() | ForEach-Object { "$_" })
+            }
+            finally { $look.Dispose() }
         }
         catch { $result.Exception = $_.Exception }
         finally {
             if ($ps) { $result.Errors = @($ps.Streams.Error); $ps.Dispose() }
+            $result.Files = @(Get-ChildItem -LiteralPath $dir -Name -ErrorAction SilentlyContinue)
             if ($runspace) { $runspace.Dispose() }
             foreach ($v in $variables) { [Environment]::SetEnvironmentVariable($v, $saved[$v]) }
             $result.UsedEmbeddedDefault = Test-Path (Join-Path $dir 'data/PerfectQueue')
@@ -122,6 +136,37 @@ BeforeAll {
         )
         if ($problems) {
             throw ("The example failed:`n- " + ($problems -join "`n- ") + "`n--- code ---`n$Code`n--- output ---`n$($Result.Output)")
+        }
+    }
+
+    # Fails unless the example left what HelpExamples.Expected.ps1 says it does (see there).
+    function script:Assert-LeftWhatItClaims($Result, [string] $Key, [string] $Code) {
+        $claims = $Expected[$Key]
+        if (-not $claims) { throw "HelpExamples.Expected.ps1 has no entry '$Key': add what this example leaves (output, tasks, files)." }
+        $output = ($Result.Output -split "`r?`n" | ForEach-Object TrimEnd) -join "`n"
+        $problems = [System.Collections.Generic.List[string]]::new()
+        $outputs = @($claims.Output)
+        if ($claims.ContainsKey('Output') -and $outputs.Count -eq 1 -and $outputs[0] -eq '') {
+            if ($output) { $problems.Add('it should write no output') }
+        }
+        else {
+            foreach ($p in $outputs) { if ($output -notmatch "(?m)$p") { $problems.Add("its output does not match /$p/") } }
+        }
+        foreach ($p in @($claims.NoOutput)) { if ($p -and $output -match "(?m)$p") { $problems.Add("its output matches /$p/, which it must not") } }
+        foreach ($p in @($claims.Warnings)) { if ($p -and -not ($Result.Warnings | Where-Object { $_ -match $p })) { $problems.Add("no warning matches /$p/") } }
+        foreach ($f in @($claims.Files)) { if ($f -and $f -notin $Result.Files) { $problems.Add("it left no file '$f' in its folder") } }
+        if ($claims.ContainsKey('State')) {
+            # Each pattern claims one task line; none may be left over.
+            $left = [System.Collections.Generic.List[string]]::new([string[]]@($Result.State))
+            foreach ($p in @($claims.State)) {
+                $hit = $left | Where-Object { $_ -match "^(?:$p)$" } | Select-Object -First 1
+                if ($null -eq $hit) { $problems.Add("no task left in the default queue matches /$p/") } else { $null = $left.Remove($hit) }
+            }
+            foreach ($l in $left) { $problems.Add("it left a task nobody claims: $l") }
+        }
+        if ($problems.Count) {
+            throw ("The example ran, but did not leave what it claims:`n- " + ($problems -join "`n- ") +
+                "`n--- code ---`n$Code`n--- output ---`n$($Result.Output)`n--- tasks in its default queue ---`n$($Result.State -join "`n")")
         }
     }
 }
@@ -186,6 +231,11 @@ Describe 'Every help example runs on a fresh queue' {
     It '<Name> <Title>' -ForEach $exampleCases {
         $result = Invoke-HelpExample $Code
         Assert-RanCleanly $result $Code
+        Assert-LeftWhatItClaims $result "$($Name): $Title" $Code
+    }
+
+    It 'HelpExamples.Expected.ps1 names only examples and README blocks that exist' -ForEach @(@{ Keys = $allKeys }) {
+        @($Expected.Keys | Where-Object { $_ -notin $Keys }) | Should -BeNullOrEmpty -Because 'an entry for an example that was renamed or removed checks nothing'
     }
 }
 
@@ -201,6 +251,7 @@ Describe 'README.md runnable blocks' {
             if ($Problem) { throw $Problem }
             $result = Invoke-HelpExample $Code
             Assert-RanCleanly $result $Code
+            Assert-LeftWhatItClaims $result $Key $Code
         }
     }
 }
