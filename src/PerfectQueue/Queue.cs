@@ -134,7 +134,11 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         if (o.MaxRunning is < 1) throw new ArgumentException($"Task '{key}': MaxRunning must be at least 1 (got {o.MaxRunning}).", "options");
         byte[] data;
         try { data = TaskData.Encode(s.Data, o.Compression ?? Config.Compression); }
-        catch (ArgumentException e) { throw new ArgumentException($"Task '{key}': {e.Message}", "data", e); }
+        catch (ArgumentException e)
+        {
+            var text = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message;
+            throw new ArgumentException($"Task '{key}': {text}", "data", e);
+        }
         return new NewTaskRow(key, s.Type, string.IsNullOrEmpty(o.User) ? null : o.User, data, o.MaxRunning,
             o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null);
     }
