@@ -272,6 +272,23 @@ Describe 'Bad input on <_>' -ForEach $Backends {
         ($info.Timeout - (Get-Date)).TotalSeconds | Should -BeLessThan 60 -Because 'the default retry_wait is 300 s'
     }
 
+    # Regression (H2): the worker cut the last output line at 500 UTF-16 units, inside the emoji, and PostgreSQL
+    # refused that and NUL: the finish failed, so tasks that had succeeded ran again after every lease.
+    It 'finishes, once, handlers whose last output holds NUL or an emoji where the old cut fell' {
+        Complete-PQTask -Key sentinel
+        Submit-PQTask -Key emoji -Type out -Data @{ kind = 'emoji' }
+        Submit-PQTask -Key nul -Type out -Data @{ kind = 'nul' }
+        $long = ('a' * 499) + [char]::ConvertFromUtf32(0x1F600) + ('b' * 100)
+        $summary = Start-PQWorker -UntilEmpty -PollInterval 0.1 -AliveTime 5 -Handler @{
+            out = { param($Task) if ($Task.Data.kind -eq 'emoji') { ('a' * 499) + [char]::ConvertFromUtf32(0x1F600) + ('b' * 100) } else { "before`0after" } }
+        }
+        $summary.Processed | Should -Be 2
+        $summary.Succeeded | Should -Be 2
+        (Get-PQTask -Key emoji).Message | Should -BeExactly $long
+        (Get-PQTask -Key nul).Message | Should -BeExactly "before$([char]0xFFFD)after"
+        (Get-PQTask -Key emoji, nul).Attempts | Should -Be @(1, 1)
+    }
+
     It 'retries after the TimeSpan a handler gives $Task.Retry' {
         $summary = Start-PQWorker -Handler @{ t = { param($Task) $null = $Task.Retry([timespan]::FromSeconds(1)) } } -MaxTasks 1 -PollInterval 0.1
         $summary.Retried | Should -Be 1

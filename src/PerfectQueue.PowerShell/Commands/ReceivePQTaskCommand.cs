@@ -41,10 +41,11 @@ public sealed class ReceivePQTaskCommand : PQCmdlet
                     var task = tasks[done++]; // once written it is the caller's, even if the pipeline then stops
                     PQAcquiredTask output;
                     try { output = new PQAcquiredTask(task, queue); }
-                    catch (TaskDataException e)
+                    catch (Exception e) when (e is TaskDataException or InvalidOperationException or FormatException or ArgumentException)
                     {
                         var released = Release(task);
-                        WriteError(PQErrors.DataUnreadable(task.Key, $"{e.InnerException?.Message ?? e.Message} {released}", e));
+                        var why = e is TaskDataException ? e.InnerException?.Message ?? e.Message : $"its data cannot be converted for PowerShell ({e.Message}).";
+                        WriteError(PQErrors.DataUnreadable(task.Key, $"{why} {released}", e));
                         continue;
                     }
                     WriteObject(output);
