@@ -178,13 +178,15 @@ Describe 'Bad input on <_>' -ForEach $Backends {
     }
 
     It 'stores the good neighbours of a bad piped item (<Name>)' -ForEach @(
-        @{ Name = 'a user with NUL'; Bad = [pscustomobject]@{ Key = 'bad'; Type = 't'; User = "u`0" } }
-        @{ Name = 'a user of 300 characters'; Bad = [pscustomobject]@{ Key = 'bad'; Type = 't'; User = 'u' * 300 } }
-        @{ Name = 'a type with a line break'; Bad = [pscustomobject]@{ Key = 'bad'; Type = "t`n" } }
-        @{ Name = 'JSON data with a repeated name'; Bad = [pscustomobject]@{ Key = 'bad'; Type = 't'; Data = '{"a":1,"a":2}' } }
+        # Scriptblocks, not the objects: the test report is XML, which cannot hold NUL.
+        @{ Name = 'a user with NUL'; Bad = { [pscustomobject]@{ Key = 'bad'; Type = 't'; User = "u`0" } } }
+        @{ Name = 'a user of 300 characters'; Bad = { [pscustomobject]@{ Key = 'bad'; Type = 't'; User = 'u' * 300 } } }
+        @{ Name = 'a type with a line break'; Bad = { [pscustomobject]@{ Key = 'bad'; Type = "t`n" } } }
+        @{ Name = 'JSON data with a repeated name'; Bad = { [pscustomobject]@{ Key = 'bad'; Type = 't'; Data = '{"a":1,"a":2}' } } }
     ) {
+        $item = & $Bad
         $errors = Get-Errors {
-            @([pscustomobject]@{ Key = 'good-1'; Type = 't' }, $Bad, [pscustomobject]@{ Key = 'good-2'; Type = 't' }) | Submit-PQTask
+            @([pscustomobject]@{ Key = 'good-1'; Type = 't' }, $item, [pscustomobject]@{ Key = 'good-2'; Type = 't' }) | Submit-PQTask
         }
         (Get-PQTask).Key | Should -Be @('sentinel', 'good-1', 'good-2')
         @($errors).Count | Should -Be 1
