@@ -158,10 +158,12 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         var keys = Sendable(f.Keys);
         var types = Sendable(f.Types);
         var users = Sendable(f.Users);
-        if (keys is { Count: 0 } || types is { Count: 0 } || users is { Count: 0 }) return [];
+        if (NoneSendable(f.Keys) || NoneSendable(f.Types) || NoneSendable(f.Users)) return [];
         var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First), ct).ConfigureAwait(false);
         return rows.Select(TaskStates.ToInfo).ToList();
     }
+
+    private static bool NoneSendable(IReadOnlyCollection<string>? values) => values is { Count: > 0 } && !values.Any(TaskText.IsSendable);
 
     private static IReadOnlyCollection<string>? Sendable(IReadOnlyCollection<string>? values) =>
         values is null or { Count: 0 } || values.All(TaskText.IsSendable) ? values : values.Where(TaskText.IsSendable).ToList();

@@ -191,6 +191,7 @@ public abstract class InputConformance : IDisposable
         Assert.Empty(q.List(new TaskFilter { Types = ["t\uD800"] }));
         Assert.Empty(q.List(new TaskFilter { Users = ["\0"] }));
         Assert.Single(q.List(new TaskFilter { Keys = ["a", "x\0"] }));
+        Assert.Single(q.List(new TaskFilter { Keys = [], Users = [] })); // an empty filter is no filter, as before
         Assert.Throws<ArgumentException>(() => q["x\0"].Exists());
     }
 
