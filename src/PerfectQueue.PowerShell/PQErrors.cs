@@ -22,6 +22,17 @@ public static class PQErrors
     public const string DatabaseError = nameof(DatabaseError);
     public const string QueueError = nameof(QueueError);
     public const string WorkerNotFound = nameof(WorkerNotFound);
+    public const string TaskDataUnreadable = nameof(TaskDataUnreadable);
+
+    /// <summary>A task whose stored data cannot be read (a row from before submit checked data): non-terminating, per task.</summary>
+    public static ErrorRecord DataUnreadable(string key, string why, Exception? inner = null) => new ErrorRecord(
+        new TaskDataException($"Task '{key}': {why}", key, inner), TaskDataUnreadable, ErrorCategory.InvalidData, key)
+    {
+        ErrorDetails = new ErrorDetails($"Task '{key}': {why}")
+        {
+            RecommendedAction = $"Finish it with Complete-PQTask -Key '{System.Management.Automation.Language.CodeGeneration.EscapeSingleQuotedStringContent(key)}', then resubmit it with valid data if it is still needed.",
+        },
+    };
 
     /// <summary>No worker session has this id (Get-PQWorker -Id, Stop-PQWorker): non-terminating, per id.</summary>
     public static ErrorRecord WorkerNotFoundError(string id, string queue) => new(
@@ -33,6 +44,7 @@ public static class PQErrors
         var (id, category) = e switch
         {
             AlreadyExistsException => (TaskAlreadyExists, ErrorCategory.ResourceExists),
+            TaskDataException => (TaskDataUnreadable, ErrorCategory.InvalidData),
             NotFoundException => (TaskNotFound, ErrorCategory.ObjectNotFound),
             AlreadyFinishedException => (TaskAlreadyFinished, ErrorCategory.InvalidOperation),
             PreemptedException => (TaskPreempted, ErrorCategory.InvalidOperation),

@@ -35,7 +35,14 @@ public sealed class AcquiredTask
     /// <summary>The message left by the previous attempt (its error, when it was retried).</summary>
     public string? LastMessage => _row.Message;
     /// <summary>The task's data (decoded on first use; gzip detected by itself).</summary>
-    public JsonObject Data => _data ??= TaskData.Decode(_row.Data);
+    /// <exception cref="TaskDataException">the stored data cannot be read (a row from before submit checked data).</exception>
+    public JsonObject Data => _data ??= DecodeData();
+
+    private JsonObject DecodeData()
+    {
+        try { return TaskData.Decode(_row.Data); }
+        catch (TaskDataException e) { throw new TaskDataException($"Task '{Key}': {e.Message} Finish it (Complete-PQTask -Key, TaskReference.ForceFinish) or resubmit it with valid data.", Key, e); }
+    }
     /// <summary>When the lease ends unless a heartbeat extends it (database clock).</summary>
     public DateTimeOffset LeaseExpiresAt { get; private set; }
 
@@ -90,6 +97,11 @@ public sealed class AcquiredTask
     /// </summary>
     public bool Retry(string? message = null, TimeSpan? delay = null) => RetryAsync(message, delay).GetAwaiter().GetResult();
 
+    /// <summary>Retries after <paramref name="delay"/>, keeping the last message (see <see cref="Retry(string?, TimeSpan?)"/>).</summary>
+    public bool Retry(TimeSpan delay) => RetryAsync(null, delay).GetAwaiter().GetResult();
+
+    public Task<bool> RetryAsync(TimeSpan delay, CancellationToken ct = default) => RetryAsync(null, delay, ct);
+
     public async Task<bool> RetryAsync(string? message = null, TimeSpan? delay = null, CancellationToken ct = default)
     {
         if (delay is { } d && d < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(delay), delay, "A retry delay must not be negative.");
@@ -142,7 +154,18 @@ public sealed class AcquiredTask
     private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
     {
         EnsureHeld(operation);
-        if (!await Queue.Writes.WriteAsync(write, ct).ConfigureAwait(false)) throw await LostAsync(operation, ct).ConfigureAwait(false);
+        bool applied;
+        try
+        {
+            applied = await Queue.Writes.WriteAsync(write, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (write.Message is not null && Queue.Store.IsValueError(e))
+        {
+            // The database refused the message itself (it cannot pass with time): the same fenced write without
+            // it. Letting the lease expire instead would run a task that already succeeded again, for ever.
+            applied = await Queue.Writes.WriteAsync(write with { Message = TaskText.UnstorableNote(e) }, ct).ConfigureAwait(false);
+        }
+        if (!applied) throw await LostAsync(operation, ct).ConfigureAwait(false);
         _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };
     }
 

@@ -26,6 +26,15 @@ public class CancelRequestedException : TaskException
     public CancelRequestedException(string message, string? key = null) : base(message, key) { }
 }
 
+/// <summary>
+/// A task's stored data cannot be read as a JSON object (duplicate names, broken text, bad gzip): a row written
+/// before submit checked data, or by hand. The task itself is fine: finish it, or resubmit it with good data.
+/// </summary>
+public class TaskDataException : TaskException
+{
+    public TaskDataException(string message, string? key = null, Exception? inner = null) : base(message, key, inner) { }
+}
+
 /// <summary>The task is already finished (the original's AlreadyFinishedError).</summary>
 public class AlreadyFinishedException : TaskException
 {

@@ -12,7 +12,6 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     public const int MaxBatch = 1000;
     private const int CleanupBatch = 1000;
     private const int CleanupBatchesPerRun = 10;
-    private const int MaxKeyLength = 256;
 
     private readonly IQueueStore _store;
     private readonly LeaseWriteBatcher _writes;
@@ -122,23 +121,30 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     private NewTaskRow Encode(TaskSubmission s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        var key = CheckKey(s.Key);
+        // Every backend gets the same rules (TaskText): nothing stored here may fail a later acquire or listing.
+        if (TaskText.NameProblem("key", s.Key ?? "") is { } badKey) throw new ArgumentException(badKey, "key");
+        var key = s.Key!;
         if (string.IsNullOrWhiteSpace(s.Type)) throw new ArgumentException($"Task '{key}' has no type. Give a type such as 'backup'; workers route on it.", "type");
+        if (TaskText.NameProblem("type", s.Type) is { } badType) throw new ArgumentException($"Task '{key}': {badType}", "type");
         var o = s.Options ?? new SubmitOptions();
+        if (!string.IsNullOrEmpty(o.User) && TaskText.NameProblem("user", o.User) is { } badUser)
+            throw new ArgumentException($"Task '{key}': {badUser} Leave the user out (or empty) for a task without one.", "user");
         if (o.RunAt is not null && o.Delay is not null) throw new ArgumentException($"Task '{key}': give RunAt or Delay, not both.", "options");
         if (o.Delay is { } delay && delay < TimeSpan.Zero) throw new ArgumentException($"Task '{key}': Delay must not be negative (got {delay}).", "options");
         if (o.MaxRunning is < 1) throw new ArgumentException($"Task '{key}': MaxRunning must be at least 1 (got {o.MaxRunning}).", "options");
-        var data = TaskData.Encode(s.Data, o.Compression ?? Config.Compression);
+        byte[] data;
+        try { data = TaskData.Encode(s.Data, o.Compression ?? Config.Compression); }
+        catch (ArgumentException e)
+        {
+            var text = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message;
+            throw new ArgumentException($"Task '{key}': {text}", "data", e);
+        }
         return new NewTaskRow(key, s.Type, string.IsNullOrEmpty(o.User) ? null : o.User, data, o.MaxRunning,
             o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null);
     }
 
-    private static string CheckKey(string key)
-    {
-        if (string.IsNullOrWhiteSpace(key)) throw new ArgumentException("A task key must not be empty.", nameof(key));
-        if (key.Length > MaxKeyLength) throw new ArgumentException($"A task key must be at most {MaxKeyLength} characters (got {key.Length}).", nameof(key));
-        return key;
-    }
+    private static string CheckKey(string key) =>
+        TaskText.LookupProblem("key", key) is { } problem ? throw new ArgumentException(problem, nameof(key)) : key;
 
     /// <summary>Tasks matching the filter, oldest first; finished tasks past their retention are not listed.</summary>
     public IReadOnlyList<TaskInfo> List(TaskFilter? filter = null) => ListAsync(filter).GetAwaiter().GetResult();
@@ -147,9 +153,20 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     {
         var f = filter ?? new TaskFilter();
         if (f.First is < 0) throw new ArgumentException("First must not be negative.", nameof(filter));
-        var rows = await _store.ListAsync(new TaskQuery(f.Keys, f.Statuses, f.Types, f.Users, f.First), ct).ConfigureAwait(false);
+        // A value no backend can take as a parameter (NUL, an unpaired surrogate) matches no task: leave it out
+        // of the query, and when nothing of a filter is left, nothing matches.
+        var keys = Sendable(f.Keys);
+        var types = Sendable(f.Types);
+        var users = Sendable(f.Users);
+        if (NoneSendable(f.Keys) || NoneSendable(f.Types) || NoneSendable(f.Users)) return [];
+        var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First), ct).ConfigureAwait(false);
         return rows.Select(TaskStates.ToInfo).ToList();
     }
+
+    private static bool NoneSendable(IReadOnlyCollection<string>? values) => values is { Count: > 0 } && !values.Any(TaskText.IsSendable);
+
+    private static IReadOnlyCollection<string>? Sendable(IReadOnlyCollection<string>? values) =>
+        values is null or { Count: 0 } || values.All(TaskText.IsSendable) ? values : values.Where(TaskText.IsSendable).ToList();
 
     /// <summary>Counts tasks per status, type and user, with the age of the oldest waiting one (one round trip).</summary>
     public QueueSummary Summarize() => SummarizeAsync().GetAwaiter().GetResult();

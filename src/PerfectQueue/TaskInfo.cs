@@ -21,6 +21,11 @@ public sealed class TaskInfo
     public DateTimeOffset? Timeout { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
     public required JsonObject Data { get; init; }
+    /// <summary>
+    /// Set when the stored data cannot be read (a row from before submit checked data, or written by hand):
+    /// why, and <see cref="Data"/> is then empty. Such a task can still be finished, cancelled or force-finished.
+    /// </summary>
+    public string? DataError { get; init; }
     /// <summary>How many times the task was handed to a worker (released attempts do not count).</summary>
     public int Attempts { get; init; }
     public int? MaxRunning { get; init; }

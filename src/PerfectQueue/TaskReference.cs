@@ -58,8 +58,15 @@ public sealed class TaskReference
 
     public async Task ForceFinishAsync(string? message = null, CancellationToken ct = default)
     {
-        if (await _queue.Store.ForceFinishAsync(Key, nameof(TaskOutcome.ForceFinished), message ?? "force finished", _queue.RetentionMs, ct).ConfigureAwait(false))
-            return;
+        var text = TaskText.CleanMessage(message) ?? "force finished";
+        bool finished;
+        try { finished = await _queue.Store.ForceFinishAsync(Key, nameof(TaskOutcome.ForceFinished), text, _queue.RetentionMs, ct).ConfigureAwait(false); }
+        catch (Exception e) when (_queue.Store.IsValueError(e))
+        {
+            // The database refused the message itself: finish without it rather than not at all.
+            finished = await _queue.Store.ForceFinishAsync(Key, nameof(TaskOutcome.ForceFinished), TaskText.UnstorableNote(e), _queue.RetentionMs, ct).ConfigureAwait(false);
+        }
+        if (finished) return;
         if (await _queue.Store.GetAsync(Key, ct).ConfigureAwait(false) is not null)
             throw new IdempotentAlreadyFinishedException($"Task '{Key}' is already finished.", Key);
         throw NotFound();

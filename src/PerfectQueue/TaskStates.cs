@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using PerfectQueue.Storage;
 
 namespace PerfectQueue;
@@ -21,7 +22,18 @@ internal static class TaskStates
 
     public static DateTimeOffset Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
 
-    public static TaskInfo ToInfo(TaskRow row) => new()
+    public static TaskInfo ToInfo(TaskRow row)
+    {
+        // A row whose data cannot be read still lists (a listing must not fail on one old or hand-written row);
+        // DataError says why its Data is empty.
+        JsonObject data;
+        string? dataError = null;
+        try { data = TaskData.Decode(row.Data); }
+        catch (TaskDataException e) { data = []; dataError = e.Message; }
+        return ToInfo(row, data, dataError);
+    }
+
+    private static TaskInfo ToInfo(TaskRow row, JsonObject data, string? dataError) => new()
     {
         Key = row.Key,
         Type = row.Type,
@@ -32,7 +44,8 @@ internal static class TaskStates
         CreatedAt = Time(row.CreatedAt),
         Timeout = row.FinishedAt is null ? (row.DueAt is { } d ? Time(d) : null) : (row.PurgeAt is { } p ? Time(p) : null),
         FinishedAt = row.FinishedAt is { } f ? Time(f) : null,
-        Data = TaskData.Decode(row.Data),
+        Data = data,
+        DataError = dataError,
         Attempts = row.Attempts,
         MaxRunning = row.MaxRunning,
         CancelRequested = row.CancelRequested,

@@ -35,7 +35,19 @@ public sealed class GetPQTaskCommand : PQCmdlet
         {
             var filter = new TaskFilter { Keys = Key, Statuses = Status, Types = Type, Users = User, First = First };
             var found = queue.ListAsync(filter, StopToken).GetAwaiter().GetResult();
-            foreach (var info in found) WriteObject(new PQTask(info, queue));
+            foreach (var info in found)
+            {
+                // One unreadable row is its own error; the rest of the listing still comes.
+                if (info.DataError is { } why) { WriteError(PQErrors.DataUnreadable(info.Key, why)); continue; }
+                PQTask task;
+                try { task = new PQTask(info, queue); }
+                catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+                {
+                    WriteError(PQErrors.DataUnreadable(info.Key, $"its data cannot be converted for PowerShell ({e.Message}).", e));
+                    continue;
+                }
+                WriteObject(task);
+            }
             if (Key is null || First is not null || Status is not null || Type is not null || User is not null) return;
             var seen = found.Select(t => t.Key).ToHashSet(StringComparer.Ordinal);
             foreach (var missing in Key.Where(k => !seen.Contains(k)))

@@ -15,7 +15,6 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    [ValidateLength(1, 256)]
     public string Key { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -45,10 +44,14 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     [NullIfBlank]
     public int? MaxRunning { get; set; }
 
-    /// <summary>Store the data gzip-compressed (reads detect it by themselves).</summary>
+    /// <summary>Store the data gzip-compressed (reads detect it by themselves): the same as -Compression Gzip.</summary>
     [Parameter]
-    [Alias("Compression")]
     public SwitchParameter Compress { get; set; }
+
+    /// <summary>None or Gzip (the original's compression: 'gzip'). Default: the queue's compression setting.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [NullIfBlank]
+    public DataCompression? Compression { get; set; }
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -65,6 +68,9 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
 
     protected override void ProcessRecord()
     {
+        if (Compress && Compression == DataCompression.None)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Compress asks for gzip and -Compression None for none: give one of them."),
+                PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, Compression));
         var queue = CurrentQueue();
         if (!ShouldProcess($"task '{Key}' of type '{Type}' on {queue.Description}", "Submit")) return;
         var options = new SubmitOptions
@@ -73,7 +79,7 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
             RunAt = RunAt is { } at ? new DateTimeOffset(at.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(at, DateTimeKind.Local) : at) : null,
             Delay = Delay,
             MaxRunning = MaxRunning,
-            Compression = Compress ? DataCompression.Gzip : null,
+            Compression = Compress ? DataCompression.Gzip : Compression,
         };
         var item = new TaskSubmission(Key, Type, Data, options);
         // A bad item is its own error: the rest of the batch must not fail with it.

@@ -71,9 +71,9 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             throw new OperationCanceledException(e.Message, e, task.CancellationToken);
         }
         stop.ThrowIfCancellationRequested();
-        // The last thing the handler wrote is kept as the finish message (shortened), so Get-PQTask shows what it did.
-        var last = output.LastOrDefault(o => o is not null)?.ToString();
-        return last is { Length: > 500 } ? last[..500] + "…" : last;
+        // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
+        // it), so Get-PQTask shows what it did.
+        return output.LastOrDefault(o => o is not null)?.ToString();
     }
 
     public ValueTask DisposeAsync()

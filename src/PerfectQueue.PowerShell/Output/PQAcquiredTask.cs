@@ -39,6 +39,8 @@ public sealed class PQAcquiredTask
     public bool Retry() => Task.Retry();
     public bool Retry(string message) => Task.Retry(message);
     public bool Retry(string message, TimeSpan delay) => Task.Retry(message, delay);
+    /// <summary>Retries after <paramref name="delay"/>: $Task.Retry([timespan]::FromSeconds(30)) (without it, a TimeSpan would bind to the message).</summary>
+    public bool Retry(TimeSpan delay) => Task.Retry(delay);
     public void Release() => Task.Release();
     public HeartbeatResult Heartbeat() => Task.Heartbeat();
     public void UpdateData(object data) => Task.UpdateData(data);

@@ -42,7 +42,13 @@ public enum LeaseWriteKind { Finish, Retry, Release }
 /// One fenced write: applied only if <see cref="Lease"/> is still current. Finish uses Outcome, Message and
 /// RetentionMs; Retry uses DelayMs and Message; Release uses nothing else.
 /// </summary>
-public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0);
+public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0)
+{
+    private readonly string? _message = TaskText.CleanMessage(Message);
+
+    /// <summary>The message, made storable once here for every lease write (<see cref="TaskText.CleanMessage"/>).</summary>
+    public string? Message { get => _message; init => _message = TaskText.CleanMessage(value); }
+}
 
 /// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>
 public readonly record struct ExtendedLease(long Id, bool CancelRequested);
@@ -124,6 +130,13 @@ public interface IQueueStore : IDisposable
     /// <summary>Applies fenced writes in one transaction; returns the ids whose lease was current (and so written).</summary>
     Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct);
 
+    /// <summary>
+    /// True when <paramref name="error"/>, thrown by a write, was caused by a value the write carried (text this
+    /// database cannot store): the same write again cannot succeed, and the engine sends it once more without its
+    /// message. False for anything that may pass with time (connections, locks, timeouts).
+    /// </summary>
+    bool IsValueError(Exception error) => StoreErrors.IsEncodingError(error);
+
     /// <summary>Replaces a held task's data; false if the lease is not current.</summary>
     Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct);
 
@@ -178,4 +191,15 @@ public interface IQueueStore : IDisposable
 
     /// <summary>Deletes sessions dead for at least <paramref name="deadForMs"/> (alive_until at or before now minus it); returns how many.</summary>
     Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct);
+}
+
+/// <summary>Value errors every store shares: the client could not encode the text it was asked to send.</summary>
+public static class StoreErrors
+{
+    public static bool IsEncodingError(Exception error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+            if (e is System.Text.EncoderFallbackException or System.Text.DecoderFallbackException) return true;
+        return false;
+    }
 }

@@ -552,6 +552,10 @@ public sealed class PostgresQueueStore : IQueueStore
         }
     }
 
+    /// <summary>SQLSTATE class 22 (data exception: NUL in text, a character the database encoding lacks...) or text Npgsql cannot encode.</summary>
+    public bool IsValueError(Exception error) =>
+        error is PostgresException { SqlState: ['2', '2', ..] } || StoreErrors.IsEncodingError(error);
+
     public void Dispose()
     {
         _listener?.Dispose();

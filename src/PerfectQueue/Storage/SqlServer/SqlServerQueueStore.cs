@@ -830,6 +830,10 @@ public sealed class SqlServerQueueStore : IQueueStore
         $"The database of {Description} has compatibility level {level}; PerfectQueue needs {MinCompatibilityLevel} or later (SQL Server 2016+) for OPENJSON. " +
         $"Raise it with ALTER DATABASE ... SET COMPATIBILITY_LEVEL = {MinCompatibilityLevel} (or higher).", inner);
 
+    /// <summary>Truncation, conversion and overflow errors, and malformed JSON: the value is the problem (SqlServerErrors.IsValueError).</summary>
+    public bool IsValueError(Exception error) =>
+        (error is SqlException e && SqlServerErrors.IsValueError(SqlServerErrors.Numbers(e))) || StoreErrors.IsEncodingError(error);
+
     public void Dispose()
     {
         // Connections are pooled by SqlClient per connection string and shared with other stores: nothing to release.
@@ -860,6 +864,13 @@ public static class SqlServerErrors
         CommandTimeout, 20, 64, 233, 997, 1204, 4060, 4221, 10053, 10054, 10060, 10928, 10929,
         40143, 40197, 40501, 40540, 40613, 49918, 49919, 49920,
     ];
+
+    // String or binary data would be truncated (8152, 2628), conversion failed (245, 8114), arithmetic overflow
+    // (220, 232, 8115), JSON text is not properly formatted (13609).
+    private static readonly HashSet<int> ValueNumbers = [8152, 2628, 245, 8114, 220, 232, 8115, 13609];
+
+    /// <summary>The statement failed on a value it carried: sending it again cannot succeed.</summary>
+    public static bool IsValueError(IEnumerable<int> numbers) => numbers.Any(ValueNumbers.Contains);
 
     public static bool IsDuplicateKey(IEnumerable<int> numbers) => numbers.Any(n => n is UniqueConstraintViolation or UniqueIndexViolation);
 

@@ -480,6 +480,10 @@ public sealed class SqliteQueueStore : IQueueStore
         return c;
     }
 
+    /// <summary>SQLITE_TOOBIG (18) and SQLITE_MISMATCH (20): the value itself, not the moment, is the problem.</summary>
+    public bool IsValueError(Exception error) =>
+        error is SqliteException { SqliteErrorCode: 18 or 20 } || StoreErrors.IsEncodingError(error);
+
     public void Dispose()
     {
         _disposed = true;
