@@ -233,7 +233,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
             }
             else
             {
-                var error = TaskStates.Preempted(task.Key, now.GetValueOrDefault(task.Lease.Id), "heartbeat");
+                var error = TaskStates.Preempted(task.Key, now.GetValueOrDefault(task.Lease.Id), "heartbeat", task.Lease.Token);
                 task.OnLost(error);
                 reports.Add(new HeartbeatReport(task,
                     error.Reason == PreemptionReason.ForceFinished ? HeartbeatResult.ForceFinished : HeartbeatResult.Preempted, error));

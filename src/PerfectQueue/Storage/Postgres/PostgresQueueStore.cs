@@ -283,10 +283,11 @@ public sealed class PostgresQueueStore : IQueueStore
         if (leases.Count == 0) return Task.FromResult<IReadOnlyList<ExtendedLease>>([]);
         var ids = leases.Select(l => l.Id).ToArray();
         var tokens = leases.Select(l => l.Token).ToArray();
+        // An expired lease is not revived (see the SQLite store): the holder learns it lost the task.
         return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>($"""
             UPDATE {_t} SET due_at = {Now} + @alive
             FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
-            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL AND {_t}.due_at > {Now}
             RETURNING {_t}.id, {_t}.cancel_requested
             """, new { ids, tokens, alive = aliveMs }).ConfigureAwait(false)).Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(),
             RetrySafety.Always, ct);

@@ -173,6 +173,7 @@ public sealed class SqlServerQueueStore : IQueueStore
         // Fenced writes join the batch on the clustered key (FORCESEEK: a plan that scanned the table would
         // take update locks on rows of other holders).
         const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
+        // A heartbeat does not revive an expired lease (see the SQLite store): the holder learns it lost the task.
         _heartbeatSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
@@ -181,7 +182,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             OUTPUT inserted.id AS [Id], inserted.cancel_requested AS [CancelRequested]
             FROM OPENJSON(@batch) WITH (wid bigint '$.id', wtok bigint '$.token') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
-            {fence};
+            {fence} AND t.due_at > @now;
             """;
         // One transaction. A released attempt does not count: release is for shutdown, not failure.
         _applySql = $"""

@@ -88,10 +88,12 @@ public sealed class SqliteQueueStore : IQueueStore
             """;
 
         const string leases = "SELECT json_extract(value, '$[0]') AS wid, json_extract(value, '$[1]') AS wtok";
+        // A lease whose deadline has passed is not revived: the task is due again (maybe acquired, maybe
+        // counted free against its user's max_running), so the holder is told it lost the task.
         _heartbeatSql = $"""
             UPDATE {_t} SET due_at = @now + @alive
             FROM ({leases} FROM json_each(@batch)) AS w
-            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL AND {_t}.due_at > @now
             RETURNING id AS "Id", cancel_requested AS "CancelRequested"
             """;
         _finishSql = $"""
