@@ -164,7 +164,7 @@ public sealed class SqliteQueueStore : IQueueStore
                 new { table = _table, version = SchemaVersion, now });
             c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
             return 0;
-        }, checkTable: false);
+        }, checkTable: false, create: true);
         return true;
     });
 
@@ -219,7 +219,14 @@ public sealed class SqliteQueueStore : IQueueStore
         return Read(c => c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name = _table }) > 0, checkTable: false);
     });
 
-    public Task<long> NowAsync(CancellationToken ct) => Run(ct, () => Read(Now, checkTable: false));
+    // The clock is the host's: without the file, an in-memory database reads it, so nothing is created.
+    public Task<long> NowAsync(CancellationToken ct) => Run(ct, () =>
+    {
+        if (File.Exists(FilePath)) return Read(Now, checkTable: false);
+        using var memory = new SqliteConnection("Data Source=:memory:");
+        memory.Open();
+        return Now(memory);
+    });
 
     private static long Now(SqliteConnection c) => c.ExecuteScalar<long>(NowSql);
 
@@ -357,8 +364,11 @@ public sealed class SqliteQueueStore : IQueueStore
         return names.Contains(_workersTable);
     }
 
-    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
-        $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+    // Says what does not exist, the file or the table, so a mistyped name is noticed; only Initialize (and a
+    // submit, which initializes when auto_initialize is on) creates them.
+    private QueueNotInitializedException NotInitialized(Exception? inner) => File.Exists(FilePath)
+        ? new($"The queue table '{_table}' does not exist in {FilePath}. Check the table name; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner)
+        : new($"The SQLite database {FilePath} does not exist (queue table '{_table}'). Check the path; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner);
 
     public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
     {
@@ -415,7 +425,7 @@ public sealed class SqliteQueueStore : IQueueStore
         catch (Exception e) { return Task.FromException<T>(e); }
     }
 
-    private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable);
+    private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable, create: false);
 
     // One write lock per database file for this process. SQLite's busy handler makes a waiting writer sleep in
     // growing steps (up to 100 ms) instead of handing it the lock, so threads of one process that write the
@@ -423,7 +433,7 @@ public sealed class SqliteQueueStore : IQueueStore
     // free; other processes still meet at SQLite's lock and its busy timeout.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> s_fileWriteLocks = new(StringComparer.Ordinal);
 
-    private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true) => WithConnection(c =>
+    private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true, bool create = false) => WithConnection(c =>
     {
         var gate = _fileWriteLock;
         if (!gate.Wait(BusyTimeoutMs, ct))
@@ -448,11 +458,13 @@ public sealed class SqliteQueueStore : IQueueStore
         {
             gate.Release();
         }
-    }, checkTable);
+    }, checkTable, create);
 
-    private T WithConnection<T>(Func<SqliteConnection, T> work, bool checkTable)
+    // Only Initialize creates the file (create); anything else on a missing file says so, and creates nothing.
+    private T WithConnection<T>(Func<SqliteConnection, T> work, bool checkTable, bool create)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!create && !File.Exists(FilePath)) throw NotInitialized(null);
         var connection = Rent();
         var healthy = false;
         try
@@ -464,8 +476,7 @@ public sealed class SqliteQueueStore : IQueueStore
         catch (SqliteException e) when (checkTable && e.SqliteErrorCode == 1 && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
         {
             healthy = true;
-            throw new QueueNotInitializedException(
-                $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+            throw NotInitialized(e);
         }
         finally
         {
@@ -477,8 +488,6 @@ public sealed class SqliteQueueStore : IQueueStore
     private SqliteConnection Rent()
     {
         if (_idle.TryTake(out var idle)) return idle;
-        var dir = Path.GetDirectoryName(FilePath);
-        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir)) Directory.CreateDirectory(dir);
         var c = new SqliteConnection(_connectionString);
         c.Open();
         c.Execute($"PRAGMA busy_timeout = {BusyTimeoutMs}");
