@@ -575,11 +575,19 @@ public sealed class PostgresQueueStore : IQueueStore
                 throw new QueueNotInitializedException(
                     $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
             }
-            catch (Exception e) when (attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety))
+            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
             {
                 await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
             }
         }
+    }
+
+    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    {
+        // A server restart kills every pooled connection at once: after one broke, drop the idle ones too, so
+        // the next try (and the next command, if this one is not retried) opens fresh connections.
+        if (PostgresErrors.IsBrokenConnection(e)) _dataSource.Clear();
+        return attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety);
     }
 
     public void Dispose()
@@ -602,8 +610,20 @@ public enum RetrySafety
 /// <summary>How PostgreSQL errors are classified; unit-tested.</summary>
 public static class PostgresErrors
 {
+    /// <summary>
+    /// The server ended the session (an administrator's or a crash shutdown, pg_terminate_backend): a pooled
+    /// connection that a restart killed reports this on its next use. Like a lost connection, the work may or may
+    /// not have been done, so only operations that are safe to run again are retried.
+    /// </summary>
+    public static bool IsSessionEnded(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown };
+
+    /// <summary>The connection is gone (the session ended, or the transport broke): other pooled ones may be too.</summary>
+    public static bool IsBrokenConnection(Exception e) => IsSessionEnded(e) || e is NpgsqlException and not PostgresException && e.InnerException is IOException or System.Net.Sockets.SocketException or EndOfStreamException;
+
     public static bool ShouldRetry(Exception e, bool connectionOpened, RetrySafety safety) => e switch
     {
+        _ when IsSessionEnded(e) => !connectionOpened || safety == RetrySafety.Always,
         // The server rolled the transaction back: nothing happened, any operation may run again.
         PostgresException pe => pe.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
                                    or PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.TooManyConnections

@@ -824,11 +824,23 @@ public sealed class SqlServerQueueStore : IQueueStore
                 if (await MissingObjectErrorAsync(e).ConfigureAwait(false) is { } explained) throw explained;
                 throw;
             }
-            catch (Exception e) when (attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety))
+            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
             {
                 await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
             }
         }
+    }
+
+    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    {
+        // A server restart or failover breaks every pooled connection at once: after one broke (severity 20
+        // and above), drop the idle ones too, so the next try (and the next command) opens fresh connections.
+        if (e is SqlException se && se.Errors.Cast<SqlError>().Any(x => x.Class >= 20))
+        {
+            using var pooled = new SqlConnection(_connectionString);
+            SqlConnection.ClearPool(pooled);
+        }
+        return attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety);
     }
 
     // XACT_ABORT ON rolls a batch's transaction back on run-time errors and cancellation, but not on
