@@ -15,12 +15,16 @@ public sealed class Queue : IDisposable, IAsyncDisposable
 
     private readonly IQueueStore _store;
     private readonly LeaseWriteBatcher _writes;
+    // Create the schema at the first submit that finds it missing (SQLite's auto_initialize). Reads never
+    // create it, so a mistyped file or table name is an error that says what does not exist.
+    private readonly bool _autoInitialize;
     private long _nextCleanupTicks;
 
-    private Queue(QueueConfig config, IQueueStore store)
+    private Queue(QueueConfig config, IQueueStore store, bool autoInitialize = false)
     {
         Config = config;
         _store = store;
+        _autoInitialize = autoInitialize;
         _writes = new LeaseWriteBatcher(store);
         RetryPolicy = new RetryPolicy(config);
         ScheduleCleanup();
@@ -52,9 +56,11 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         var (store, autoInitialize) = QueueStores.Create(copy);
         try
         {
-            if (autoInitialize && !await store.IsInitializedAsync(ct).ConfigureAwait(false))
+            // Only the embedded default is created on open: it has no name to mistype, and every command finds it ready.
+            if (autoInitialize && string.IsNullOrWhiteSpace(copy.Url) && copy.ConnectionString is null
+                && !await store.IsInitializedAsync(ct).ConfigureAwait(false))
                 await store.InitializeAsync(force: false, ct).ConfigureAwait(false);
-            return new Queue(copy, store);
+            return new Queue(copy, store, autoInitialize);
         }
         catch
         {
@@ -100,11 +106,23 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     /// </summary>
     public bool[] SubmitMany(IEnumerable<TaskSubmission> tasks) => SubmitManyAsync(tasks).GetAwaiter().GetResult();
 
-    public Task<bool[]> SubmitManyAsync(IEnumerable<TaskSubmission> tasks, CancellationToken ct = default)
+    public async Task<bool[]> SubmitManyAsync(IEnumerable<TaskSubmission> tasks, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(tasks);
         var rows = tasks.Select(Encode).ToList();
-        return _store.SubmitAsync(rows, ct);
+        await EnsureCreatedAsync(ct).ConfigureAwait(false);
+        return await _store.SubmitAsync(rows, ct).ConfigureAwait(false);
+    }
+
+    private volatile bool _created;
+
+    // With auto_initialize (SQLite), the commands that bring or take work (submit, poll, a worker's start)
+    // create a missing queue, once per queue object; reads never do.
+    private async Task EnsureCreatedAsync(CancellationToken ct)
+    {
+        if (!_autoInitialize || _created) return;
+        if (!await _store.IsInitializedAsync(ct).ConfigureAwait(false)) await _store.InitializeAsync(force: false, ct).ConfigureAwait(false);
+        _created = true;
     }
 
     /// <summary>
@@ -201,6 +219,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         if (max is < 1 or > MaxBatch) throw new ArgumentOutOfRangeException(nameof(max), max, $"Poll between 1 and {MaxBatch} tasks at a time.");
         var alive = aliveTime ?? Config.AliveTime;
         if (alive <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(aliveTime), aliveTime, "The alive time must be more than zero.");
+        await EnsureCreatedAsync(ct).ConfigureAwait(false);
         await CleanupIfDueAsync(ct).ConfigureAwait(false);
 
         var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, ct).ConfigureAwait(false);
@@ -250,7 +269,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
             }
             else
             {
-                var error = TaskStates.Preempted(task.Key, now.GetValueOrDefault(task.Lease.Id), "heartbeat");
+                var error = TaskStates.Preempted(task.Key, now.GetValueOrDefault(task.Lease.Id), "heartbeat", task.Lease.Token);
                 task.OnLost(error);
                 reports.Add(new HeartbeatReport(task,
                     error.Reason == PreemptionReason.ForceFinished ? HeartbeatResult.ForceFinished : HeartbeatResult.Preempted, error));
@@ -295,7 +314,11 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     internal static string NewWorkerId() => Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
 
     /// <summary>Registers a worker session; returns its start (database clock, ms), or null if the id is taken.</summary>
-    internal Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct = default) => _store.RegisterWorkerAsync(session, ct);
+    internal async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct = default)
+    {
+        await EnsureCreatedAsync(ct).ConfigureAwait(false);
+        return await _store.RegisterWorkerAsync(session, ct).ConfigureAwait(false);
+    }
 
     /// <summary>Records a worker's beat; true when a stop was requested.</summary>
     internal Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct = default) => _store.BeatWorkerAsync(beat, ct);

@@ -52,14 +52,18 @@ internal static class TaskStates
         Compressed = row.Data is { } bytes && TaskData.IsCompressed(bytes),
     };
 
-    /// <summary>Why a holder's fenced write or heartbeat did not apply, from the row as it is now (null: deleted).</summary>
-    public static PreemptedException Preempted(string key, TaskRow? now, string operation)
+    /// <summary>
+    /// Why a holder's fenced write or heartbeat did not apply, from the row as it is now (null: deleted). With
+    /// the holder's token, a row that still carries it was lost by expiry alone (a heartbeat came too late).
+    /// </summary>
+    public static PreemptedException Preempted(string key, TaskRow? now, string operation, long? token = null)
     {
         var reason = now switch
         {
             null => PreemptionReason.Deleted,
             { FinishedAt: not null } when OutcomeOf(now) == TaskOutcome.ForceFinished => PreemptionReason.ForceFinished,
             { FinishedAt: not null } => PreemptionReason.Finished,
+            _ when token is not null && now.LeaseToken == token => PreemptionReason.LeaseExpired,
             _ => PreemptionReason.Reacquired,
         };
         return Preempted(key, reason, operation);
@@ -72,6 +76,7 @@ internal static class TaskStates
             PreemptionReason.Deleted => "the task no longer exists",
             PreemptionReason.ForceFinished => "the task was force-finished",
             PreemptionReason.Finished => "the task was finished by somebody else",
+            PreemptionReason.LeaseExpired => "its lease expired before this heartbeat",
             _ => "its lease expired and another worker acquired it",
         };
         return new PreemptedException($"Cannot {operation} task '{key}': this worker no longer holds it ({why}).", key, reason);

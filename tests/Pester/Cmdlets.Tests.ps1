@@ -17,10 +17,12 @@ BeforeAll {
         'sqlite:///' + (Join-Path $TestDrive "$Name-$([guid]::NewGuid().ToString('N').Substring(0, 12)).db")
     }
 
-    # Makes a fresh SQLite file the session's default queue and returns its URL.
+    # Makes a fresh, empty SQLite queue the session's default and returns its URL (created here: connecting
+    # and reading never create a queue other than the embedded default).
     function script:Connect-FreshQueue([string] $Name = 'queue') {
         $url = New-PQTestUrl $Name
         Connect-PQQueue $url
+        Initialize-PQQueue
         $url
     }
 
@@ -113,7 +115,7 @@ Describe 'Connect-PQQueue' {
         $other.Description | Should -BeLike '*(table jobs2)'
         Submit-PQTask -Key in-jobs2 -Type t
         Connect-PQQueue $url
-        Get-PQTask | Should -BeNullOrEmpty -Because 'the default table perfectqueue has no tasks'
+        { Get-PQTask } | Should -Throw -ErrorId 'QueueNotInitialized,*' -Because 'the default table perfectqueue was never created'
         Connect-PQQueue $url -Table jobs2
         (Get-PQTask).Key | Should -Be 'in-jobs2'
     }
@@ -1025,6 +1027,7 @@ Describe 'Measure-PQQueue' {
 
     It 'shows no age and zero counts for an empty queue' {
         $empty = [PerfectQueue.Queue]::Open((New-PQTestUrl 'empty'))
+        $empty.Initialize()
         try {
             $m = Measure-PQQueue -Queue $empty
             $m.Total | Should -Be 0

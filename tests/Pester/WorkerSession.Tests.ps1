@@ -21,6 +21,7 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
     BeforeEach {
         $script:Url = "sqlite:///$(Join-Path $TestDrive "s-$([guid]::NewGuid().ToString('N')).db")"
         $script:Queue = Connect-PQQueue $Url -PassThru
+        $Queue.Initialize() # connecting creates nothing
     }
     AfterAll { Disconnect-PQQueue }
 

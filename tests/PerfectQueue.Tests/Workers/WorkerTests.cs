@@ -283,6 +283,7 @@ public sealed class WorkerIdleCostTests(SqliteTarget sqlite) : IClassFixture<Sql
     {
         var config = sqlite.NewConfig();
         using var real = Queue.Open(config);
+        real.Initialize(); // opening a SQLite file other than the embedded default creates nothing
         var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
         using var q = Queue.OpenWith(config, counting);
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));

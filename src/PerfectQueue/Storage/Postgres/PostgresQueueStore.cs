@@ -53,57 +53,76 @@ public sealed class PostgresQueueStore : IQueueStore
 
         // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
         // could both count the same running tasks. So acquire is one transaction of two statements, sent in
-        // one round trip. The first takes a transaction-scoped try-lock per user with a limit whose tasks are
-        // due (users locked by another acquirer are skipped, as rows are with SKIP LOCKED) and leaves the
-        // locked and the skipped users in transaction-local settings. The second starts after the locks are
-        // held, so its running count sees every committed lease of the users it may take from: it leases
-        // tasks without a user, tasks of locked users, and unlimited tasks of users no one else is limiting.
+        // one round trip. The first ranks the candidates as they look now and takes a transaction-scoped
+        // try-lock per limited user among the best-ranked @scan of them (users locked by another acquirer
+        // are skipped, as rows are with SKIP LOCKED), leaving the locked and the skipped users in
+        // transaction-local settings. The second starts after the locks are held, so its running count sees
+        // every committed lease of the users it may take from: it ranks tasks without a user, tasks of locked
+        // users, and unlimited tasks of users no one else is limiting.
+        // Candidates (AcquireSql): the @scan oldest due tasks, plus the @quota oldest due tasks of every
+        // limited user (a loose index scan finds the users, a LATERAL seek per user over <table>_user_due
+        // their tasks), so a flood from one user cannot hide the others.
         const string running = """
             SELECT user_name AS ru, count(*) AS rc FROM {0}
             WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > {1} AND user_name IS NOT NULL {2}
             GROUP BY user_name
             """;
+        string Candidates(string windowFilter, string userFilter) => $"""
+            users(u) AS (
+                (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name IS NOT NULL ORDER BY user_name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name > users.u ORDER BY user_name LIMIT 1)
+                FROM users WHERE users.u IS NOT NULL),
+            pool AS (
+                (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
+                 ORDER BY c.due_at, c.id
+                 LIMIT @scan)
+                UNION
+                SELECT p.id, p.user_name, p.max_running, p.due_at FROM users CROSS JOIN LATERAL (
+                    SELECT id, user_name, max_running, due_at FROM {_t}
+                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= {Now} AND max_running IS NOT NULL
+                    ORDER BY due_at, id
+                    LIMIT @quota) AS p
+                WHERE {userFilter}),
+            candidates AS (
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
+            {AcquireSql.RankCtes}
+            """;
+        const string belowLimit = "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))";
         _lockUsersSql = $"""
-            WITH running AS ({string.Format(running, _t, Now, "")}),
+            WITH RECURSIVE running AS ({string.Format(running, _t, Now, "")}),
+            {Candidates(belowLimit, "true")},
             limited AS (
-                SELECT DISTINCT c.user_name AS u FROM (
-                    SELECT c.user_name FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
-                    WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND c.user_name IS NOT NULL
-                      AND c.max_running IS NOT NULL AND c.max_running > COALESCE(r.rc, 0)
-                    ORDER BY c.due_at, c.id
-                    LIMIT @scan) AS c),
+                SELECT DISTINCT cu AS u FROM chosen WHERE ord <= @scan AND cu IS NOT NULL AND cmax IS NOT NULL),
             tried AS (SELECT u, pg_try_advisory_xact_lock(@ns, hashtext(u)) AS got FROM limited)
             SELECT set_config('perfectqueue.locked', COALESCE((SELECT array_agg(u) FROM tried WHERE got), '{EmptyArray}')::text, true),
                    set_config('perfectqueue.skipped', COALESCE((SELECT array_agg(u) FROM tried WHERE NOT got), '{EmptyArray}')::text, true)
             """;
-        // The same ranking as every backend: due order, a user's batch within its free slots, emptier users
-        // first by max_running / (running + k). Each row's token is @token + its rank.
+        // Only the rows leased are locked: the ranking reads without locks, then the chosen rows are locked in
+        // rank order, skipping rows another acquirer holds (SKIP LOCKED) and rows leased since our snapshot
+        // (the re-check on the locked row), until @max are held. So concurrent acquirers never come back empty
+        // because others locked candidates they would not lease. "Ranked" tells the caller how many rows were
+        // chosen, so it can try again when rows it wanted were taken under it.
         const string locked = "current_setting('perfectqueue.locked')::text[]";
         const string skipped = "current_setting('perfectqueue.skipped')::text[]";
         _acquireSql = $"""
-            WITH running AS ({string.Format(running, _t, Now, $"AND user_name = ANY({locked})")}),
-            candidates AS (
-                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue
-                FROM {_t} AS c
-                WHERE c.finished_at IS NULL AND c.due_at <= {Now}
-                  AND (c.user_name IS NULL OR c.user_name = ANY({locked})
-                       OR (c.max_running IS NULL AND NOT c.user_name = ANY({skipped})))
-                ORDER BY c.due_at, c.id
-                LIMIT @scan
-                FOR UPDATE OF c SKIP LOCKED),
-            ranked AS (
-                SELECT cid, cu, cmax, cdue, COALESCE(r.rc, 0) AS crun, row_number() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
-                FROM candidates LEFT JOIN running AS r ON r.ru = cu),
-            chosen AS (
-                SELECT cid, row_number() OVER (ORDER BY
-                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE cmax::float8 / (crun + k) END DESC,
-                    cdue, cid) AS ord
-                FROM ranked
-                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
-            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = {Now} + @alive, attempts = attempts + 1
-            FROM chosen
-            WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
-            RETURNING {_columns}
+            WITH RECURSIVE running AS ({string.Format(running, _t, Now, $"AND user_name = ANY({locked})")}),
+            {Candidates($"(c.user_name IS NULL OR c.user_name = ANY({locked}) OR (c.max_running IS NULL AND NOT c.user_name = ANY({skipped})))", $"users.u = ANY({locked})")},
+            held AS (
+                SELECT l.id, chosen.ord FROM {_t} AS l JOIN chosen ON l.id = chosen.cid
+                WHERE l.finished_at IS NULL AND l.due_at <= {Now}
+                ORDER BY chosen.ord
+                LIMIT @max
+                FOR UPDATE OF l SKIP LOCKED),
+            numbered AS (SELECT id AS nid, row_number() OVER (ORDER BY ord) AS n FROM held),
+            leased AS (
+                UPDATE {_t} SET lease_token = @token + numbered.n, due_at = {Now} + @alive, attempts = attempts + 1
+                FROM numbered
+                WHERE {_t}.id = numbered.nid
+                RETURNING {_columns})
+            SELECT leased.*, w.n AS "Ranked" FROM (SELECT count(*) AS n FROM chosen) AS w LEFT JOIN leased ON true
             """;
         // Submit wakes listening workers: notifications are sent at commit, and duplicates within one
         // transaction are folded into one.
@@ -159,6 +178,7 @@ public sealed class PostgresQueueStore : IQueueStore
         CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_user_due")} ON {_t} (user_name, due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
         CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL);
         {WorkersSchemaSql()}
@@ -237,11 +257,14 @@ public sealed class PostgresQueueStore : IQueueStore
         }, RetrySafety.BeforeSent, ct);
     }
 
-    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) =>
+        AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct));
+
+    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
-        if (max <= 0) return Task.FromResult<IReadOnlyList<TaskRow>>([]);
         var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
-        var scan = (max * 4) + 100;
+        var scan = AcquireSql.Scan(max);
+        var quota = AcquireSql.Quota(max);
         // Safe to run again after any failure: leases of a lost attempt simply expire.
         return Run(async c =>
         {
@@ -256,12 +279,13 @@ public sealed class PostgresQueueStore : IQueueStore
                     // bitmap scan that sorts the whole backlog (measured: 13.7 ms instead of 0.25 ms at 20,000
                     // due tasks, and growing). This only affects this transaction.
                     new NpgsqlBatchCommand("SET LOCAL enable_bitmapscan = off"),
-                    new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("ns", _lockNamespace) } },
-                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("max", max), new("alive", aliveMs), new("token", token) } },
+                    new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("quota", quota), new("ns", _lockNamespace) } },
+                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("quota", quota), new("max", max), new("alive", aliveMs), new("token", token) } },
                     new NpgsqlBatchCommand("COMMIT"),
                 },
             };
             var rows = new List<TaskRow>();
+            long ranked = 0;
             await using (var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 do
@@ -269,12 +293,17 @@ public sealed class PostgresQueueStore : IQueueStore
                     if (reader.FieldCount > 0 && reader.GetName(0) == "Id")
                     {
                         var parse = reader.GetRowParser<TaskRow>();
-                        while (await reader.ReadAsync(ct).ConfigureAwait(false)) rows.Add(parse(reader));
+                        var rankedAt = reader.GetOrdinal("Ranked");
+                        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                        {
+                            ranked = reader.GetInt64(rankedAt);
+                            if (!reader.IsDBNull(0)) rows.Add(parse(reader)); // the one row of an empty lease has no task
+                        }
                     }
                 } while (await reader.NextResultAsync(ct).ConfigureAwait(false));
             }
             rows.Sort((x, y) => Nullable.Compare(x.LeaseToken, y.LeaseToken));
-            return (IReadOnlyList<TaskRow>)rows;
+            return (rows, ranked);
         }, RetrySafety.Always, ct);
     }
 
@@ -283,10 +312,11 @@ public sealed class PostgresQueueStore : IQueueStore
         if (leases.Count == 0) return Task.FromResult<IReadOnlyList<ExtendedLease>>([]);
         var ids = leases.Select(l => l.Id).ToArray();
         var tokens = leases.Select(l => l.Token).ToArray();
+        // An expired lease is not revived (see the SQLite store): the holder learns it lost the task.
         return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>($"""
             UPDATE {_t} SET due_at = {Now} + @alive
             FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
-            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL AND {_t}.due_at > {Now}
             RETURNING {_t}.id, {_t}.cancel_requested
             """, new { ids, tokens, alive = aliveMs }).ConfigureAwait(false)).Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(),
             RetrySafety.Always, ct);
@@ -545,7 +575,7 @@ public sealed class PostgresQueueStore : IQueueStore
                 throw new QueueNotInitializedException(
                     $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
             }
-            catch (Exception e) when (attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety))
+            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
             {
                 await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
             }
@@ -555,6 +585,14 @@ public sealed class PostgresQueueStore : IQueueStore
     /// <summary>SQLSTATE class 22 (data exception: NUL in text, a character the database encoding lacks...) or text Npgsql cannot encode.</summary>
     public bool IsValueError(Exception error) =>
         error is PostgresException { SqlState: ['2', '2', ..] } || StoreErrors.IsEncodingError(error);
+
+    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    {
+        // A server restart kills every pooled connection at once: after one broke, drop the idle ones too, so
+        // the next try (and the next command, if this one is not retried) opens fresh connections.
+        if (PostgresErrors.IsBrokenConnection(e)) _dataSource.Clear();
+        return attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety);
+    }
 
     public void Dispose()
     {
@@ -576,8 +614,20 @@ public enum RetrySafety
 /// <summary>How PostgreSQL errors are classified; unit-tested.</summary>
 public static class PostgresErrors
 {
+    /// <summary>
+    /// The server ended the session (an administrator's or a crash shutdown, pg_terminate_backend): a pooled
+    /// connection that a restart killed reports this on its next use. Like a lost connection, the work may or may
+    /// not have been done, so only operations that are safe to run again are retried.
+    /// </summary>
+    public static bool IsSessionEnded(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown };
+
+    /// <summary>The connection is gone (the session ended, or the transport broke): other pooled ones may be too.</summary>
+    public static bool IsBrokenConnection(Exception e) => IsSessionEnded(e) || e is NpgsqlException and not PostgresException && e.InnerException is IOException or System.Net.Sockets.SocketException or EndOfStreamException;
+
     public static bool ShouldRetry(Exception e, bool connectionOpened, RetrySafety safety) => e switch
     {
+        _ when IsSessionEnded(e) => !connectionOpened || safety == RetrySafety.Always,
         // The server rolled the transaction back: nothing happened, any operation may run again.
         PostgresException pe => pe.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
                                    or PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.TooManyConnections

@@ -69,52 +69,88 @@ public sealed class SqlServerQueueStore : IQueueStore
         var userLock = $"N'perfectqueue:{_table}:user:'";
 
         // Acquire, in one batch and one transaction:
-        // 1. Users with due tasks who look below their max_running (a plain read: only a hint of whom to lock).
-        // 2. max_running without a global lock: a transaction-owned try-lock per such user (@LockTimeout = 0).
+        // 1. The users with live tasks, one seek each (a loose scan of <table>_user_due), and the running count
+        //    of every user (a plain read: only a hint of whom to lock).
+        // 2. The candidates as they look now (AcquireSql): the @scan oldest due tasks of users below their
+        //    limit, plus the @quota oldest due tasks of every limited user, so a flood from one user cannot
+        //    hide the others. Ranked as on every backend, the users among the best @scan are the ones to lock.
+        // 3. max_running without a global lock: a transaction-owned try-lock per such user (@LockTimeout = 0).
         //    Users locked by another acquirer are skipped, as READPAST skips rows. Only an acquirer holding a
         //    user's lock leases that user's tasks, and it commits before the lock is released.
-        // 3. The running count per locked user, in a statement that starts after the locks are held. Under
+        // 4. The running count per locked user, in a statement that starts after the locks are held. Under
         //    locking READ COMMITTED it reads committed rows and waits for any writer in flight; under
         //    READ_COMMITTED_SNAPSHOT its snapshot is taken at statement start, after the locks. Either way it
         //    sees every lease of these users that another acquirer committed, and no new one can appear
         //    until we commit, so max_running cannot be exceeded.
-        // 4. The candidates, read without keeping locks, so rows of users locked elsewhere are never held.
-        // 5. The candidates are locked by id (a seek of the clustered key: no scan can lock other rows),
-        //    skipping rows another transaction holds, and re-checked under the lock; then ranked exactly as
-        //    on every backend (due order, a user's batch within its free slots, emptier users first by
-        //    max_running / (running + k)) and leased with UPDATE ... OUTPUT. Each row's token is
-        //    @token + its rank. READCOMMITTEDLOCK makes READPAST legal, and reads current rows rather than
-        //    versions, when the database has READ_COMMITTED_SNAPSHOT on. The target re-checks due_at, so a
-        //    row changed since it was ranked is left alone.
-        // The leased rows are returned only after COMMIT, so an error can never follow rows already read.
+        // 5. The candidates again, of tasks without a user and of locked users only, read without keeping
+        //    locks, and ranked exactly as on every backend (due order, a user's batch within its free slots,
+        //    emptier users first by max_running / (running + k)).
+        // 6. Only what is leased is locked: the ranked rows are locked one by one in rank order, by a seek of
+        //    the clustered key (no scan can lock other rows), skipping rows another transaction holds and
+        //    re-checked under the lock, until @max are held (READPAST, UPDLOCK; FORCE ORDER and LOOP JOIN keep
+        //    the rank order driving the seeks, so TOP stops the locking). READCOMMITTEDLOCK makes READPAST
+        //    legal, and reads current rows rather than versions, when the database has
+        //    READ_COMMITTED_SNAPSHOT on. Then UPDATE ... OUTPUT leases them; each row's token is @token + its rank.
+        // The leased rows are returned only after COMMIT, so an error can never follow rows already read, after
+        // how many rows were ranked, so the caller can try again when rows it wanted were taken under it.
+        string Pool(string table, string windowJoin, string windowFilter, string users) => $"""
+            INSERT INTO {table} (id, user_name, max_running, due_at)
+            SELECT w.id, w.user_name, w.max_running, w.due_at FROM (
+                SELECT TOP (@scan) c.id, c.user_name, c.max_running, c.due_at
+                FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
+                {windowJoin}
+                WHERE c.finished_at IS NULL AND c.due_at <= @now AND {windowFilter}
+                ORDER BY c.due_at, c.id) AS w
+            UNION
+            SELECT p.id, p.user_name, p.max_running, p.due_at FROM {users}
+            CROSS APPLY (
+                SELECT TOP (@quota) id, user_name, max_running, due_at FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
+                WHERE user_name = a.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL
+                ORDER BY due_at, id) AS p;
+            """;
+        string PoolTable(string name) => $"DECLARE {name} TABLE (id bigint NOT NULL PRIMARY KEY, user_name nvarchar(256) COLLATE {Exact} NULL, max_running int NULL, due_at bigint NOT NULL);";
         _acquireSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
+            DECLARE @all TABLE (u nvarchar(256) COLLATE {Exact} NOT NULL PRIMARY KEY);
+            DECLARE @running TABLE (ru nvarchar(256) COLLATE {Exact} NOT NULL PRIMARY KEY, rc int NOT NULL);
+            {PoolTable("@seen")}
+            {PoolTable("@pool")}
             DECLARE @users TABLE (
                 n int IDENTITY(1,1) NOT NULL PRIMARY KEY,
                 u nvarchar(256) COLLATE {Exact} NOT NULL,
                 held bit NOT NULL DEFAULT 0,
                 rc int NOT NULL DEFAULT 0);
-            DECLARE @candidates TABLE (id bigint NOT NULL PRIMARY KEY);
+            DECLARE @ranked TABLE (ord bigint NOT NULL PRIMARY KEY, id bigint NOT NULL);
+            DECLARE @locked TABLE (ord bigint NOT NULL PRIMARY KEY, id bigint NOT NULL);
             DECLARE @leased TABLE (
                 id bigint NOT NULL, task_key nvarchar(256) NOT NULL, task_type nvarchar(256) NOT NULL,
                 user_name nvarchar(256) NULL, data varbinary(max) NULL, max_running int NULL, created_at bigint NOT NULL,
                 due_at bigint NULL, lease_token bigint NULL, attempts int NOT NULL, cancel_requested smallint NOT NULL,
                 finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL);
-            DECLARE @i int = 1, @user_count int, @u nvarchar(256), @lock_resource nvarchar(255), @granted int;
+            DECLARE @i int = 1, @user_count int, @u nvarchar(256), @next nvarchar(256), @lock_resource nvarchar(255), @granted int;
 
+            SET @next = (SELECT TOP (1) user_name FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
+                WHERE finished_at IS NULL AND user_name IS NOT NULL ORDER BY user_name);
+            WHILE @next IS NOT NULL
+            BEGIN
+                INSERT INTO @all (u) VALUES (@next);
+                SET @next = (SELECT TOP (1) user_name FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
+                    WHERE finished_at IS NULL AND user_name > @next ORDER BY user_name);
+            END;
+            INSERT INTO @running (ru, rc)
+            SELECT user_name, COUNT(*) FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
+            WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
+            GROUP BY user_name;
+
+            {Pool("@seen", "LEFT JOIN @running AS r ON r.ru = c.user_name", "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))", "@all AS a")}
+            WITH candidates AS (
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM @seen AS p LEFT JOIN @running AS r ON r.ru = p.user_name),
+            {AcquireSql.RankCtes}
             INSERT INTO @users (u)
-            SELECT DISTINCT d.cu FROM (
-                SELECT TOP (@scan) c.user_name AS cu
-                FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
-                LEFT JOIN (
-                    SELECT user_name AS ru, COUNT(*) AS rc FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
-                    WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
-                    GROUP BY user_name) AS r ON r.ru = c.user_name
-                WHERE c.finished_at IS NULL AND c.due_at <= @now AND c.user_name IS NOT NULL
-                  AND (c.max_running IS NULL OR c.max_running > COALESCE(r.rc, 0))
-                ORDER BY c.due_at, c.id) AS d;
+            SELECT DISTINCT cu FROM chosen WHERE ord <= @scan AND cu IS NOT NULL;
             SET @user_count = @@ROWCOUNT;
 
             BEGIN TRANSACTION;
@@ -134,45 +170,37 @@ public sealed class SqlServerQueueStore : IQueueStore
             FROM @users AS x
             WHERE x.held = 1;
 
-            INSERT INTO @candidates (id)
-            SELECT TOP (@scan) c.id
-            FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
-            LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1
-            WHERE c.finished_at IS NULL AND c.due_at <= @now
-              AND (c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))
-            ORDER BY c.due_at, c.id;
-
+            {Pool("@pool", "LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1", "(c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))", "@users AS a")}
             WITH candidates AS (
-                SELECT TOP (@scan) c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(x.rc, 0) AS crun
-                FROM @candidates AS p
-                INNER JOIN {_t} AS c WITH (ROWLOCK, READPAST, UPDLOCK, READCOMMITTEDLOCK, INDEX ({Quote(_table + "_pk")}), FORCESEEK) ON c.id = p.id
-                LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1
-                WHERE c.finished_at IS NULL AND c.due_at <= @now
-                  AND (c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))
-                ORDER BY c.due_at, c.id),
-            ranked AS (
-                SELECT cid, cu, cmax, cdue, crun, ROW_NUMBER() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
-                FROM candidates),
-            chosen AS (
-                SELECT cid, cdue, ROW_NUMBER() OVER (ORDER BY
-                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE CAST(cmax AS float) / (crun + k) END DESC,
-                    cdue, cid) AS ord
-                FROM ranked
-                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(x.rc, 0) AS crun
+                FROM @pool AS p LEFT JOIN @users AS x ON x.u = p.user_name AND x.held = 1
+                WHERE p.user_name IS NULL OR x.n IS NOT NULL),
+            {AcquireSql.RankCtes}
+            INSERT INTO @ranked (ord, id) SELECT ord, cid FROM chosen;
+
+            INSERT INTO @locked (ord, id)
+            SELECT TOP (@max) r.ord, r.id
+            FROM @ranked AS r
+            INNER JOIN {_t} AS c WITH (ROWLOCK, READPAST, UPDLOCK, READCOMMITTEDLOCK, INDEX ({Quote(_table + "_pk")}), FORCESEEK) ON c.id = r.id
+            WHERE c.finished_at IS NULL AND c.due_at <= @now
+            ORDER BY r.ord
+            OPTION (FORCE ORDER, LOOP JOIN, MAXDOP 1);
+
             UPDATE t SET lease_token = @token + ch.ord, due_at = @now + @alive, attempts = t.attempts + 1
             OUTPUT {insertedColumns}
             INTO @leased ({rowColumns})
-            FROM chosen AS ch
-            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = ch.cid AND t.due_at = ch.cdue AND t.finished_at IS NULL
-            WHERE ch.ord <= @max;
+            FROM (SELECT id AS cid, ROW_NUMBER() OVER (ORDER BY ord) AS ord FROM @locked) AS ch
+            INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = ch.cid;
             COMMIT TRANSACTION;
 
+            SELECT COUNT(*) AS [Ranked] FROM @ranked;
             SELECT {_columns} FROM @leased ORDER BY lease_token;
             """;
 
         // Fenced writes join the batch on the clustered key (FORCESEEK: a plan that scanned the table would
         // take update locks on rows of other holders).
         const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
+        // A heartbeat does not revive an expired lease (see the SQLite store): the holder learns it lost the task.
         _heartbeatSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
@@ -181,7 +209,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             OUTPUT inserted.id AS [Id], inserted.cancel_requested AS [CancelRequested]
             FROM OPENJSON(@batch) WITH (wid bigint '$.id', wtok bigint '$.token') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
-            {fence};
+            {fence} AND t.due_at > @now;
             """;
         // One transaction. A released attempt does not count: release is for shutdown, not failure.
         _applySql = $"""
@@ -401,6 +429,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             ("initialize.index_key", Index("key", $"CREATE UNIQUE NONCLUSTERED INDEX {Quote(_table + "_key")} ON {_t} (task_key)")),
             ("initialize.index_due", Index("due", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL")),
             ("initialize.index_leased", Index("leased", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL")),
+            ("initialize.index_user_due", Index("user_due", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_user_due")} ON {_t} (user_name, due_at, id) WHERE finished_at IS NULL")),
             ("initialize.index_purge", Index("purge", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL")),
             ("initialize.create_workers_table", WorkersTableSql()),
             ("initialize.create_schema_table", """
@@ -446,7 +475,7 @@ public sealed class SqlServerQueueStore : IQueueStore
 
     private object TableArgs() => new { table = _table, version = SchemaVersion };
     private object NameArgs() => new { name = _t };
-    private static object AcquireArgs(int max, long aliveMs, long token) => new { scan = (max * 4) + 100, max, alive = aliveMs, token };
+    private static object AcquireArgs(int max, long aliveMs, long token) => new { scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), max, alive = aliveMs, token };
     private static object HeartbeatArgs(IEnumerable<Lease> leases, long aliveMs) =>
         new { batch = JsonSerializer.Serialize(leases.Select(l => new { id = l.Id, token = l.Token }), Json), alive = aliveMs };
     private static object ApplyArgs(IReadOnlyList<LeaseWrite> writes) => new
@@ -623,17 +652,21 @@ public sealed class SqlServerQueueStore : IQueueStore
         (await c.QueryAsync<string>(Command(_submitSql, SubmitArgs(rows), null, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal),
         RetrySafety.BeforeSent, ct);
 
-    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) =>
+        AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct));
+
+    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
-        if (max <= 0) return Task.FromResult<IReadOnlyList<TaskRow>>([]);
         // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
         var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
         // Safe to run again after any failure: the batch is one transaction, and leases of a lost attempt expire.
         return Run(async c =>
         {
-            var rows = (await c.QueryAsync<TaskRow>(Command(_acquireSql, AcquireArgs(max, aliveMs, token), null, ct)).ConfigureAwait(false)).AsList();
+            using var results = await c.QueryMultipleAsync(Command(_acquireSql, AcquireArgs(max, aliveMs, token), null, ct)).ConfigureAwait(false);
+            var ranked = await results.ReadSingleAsync<long>().ConfigureAwait(false);
+            var rows = (await results.ReadAsync<TaskRow>().ConfigureAwait(false)).AsList();
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
-            return (IReadOnlyList<TaskRow>)rows;
+            return (rows, ranked);
         }, RetrySafety.Always, ct);
     }
 
@@ -791,11 +824,23 @@ public sealed class SqlServerQueueStore : IQueueStore
                 if (await MissingObjectErrorAsync(e).ConfigureAwait(false) is { } explained) throw explained;
                 throw;
             }
-            catch (Exception e) when (attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety))
+            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
             {
                 await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
             }
         }
+    }
+
+    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    {
+        // A server restart or failover breaks every pooled connection at once: after one broke (severity 20
+        // and above), drop the idle ones too, so the next try (and the next command) opens fresh connections.
+        if (e is SqlException se && se.Errors.Cast<SqlError>().Any(x => x.Class >= 20))
+        {
+            using var pooled = new SqlConnection(_connectionString);
+            SqlConnection.ClearPool(pooled);
+        }
+        return attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety);
     }
 
     // XACT_ABORT ON rolls a batch's transaction back on run-time errors and cancellation, but not on

@@ -56,31 +56,39 @@ public sealed class SqliteQueueStore : IQueueStore
             outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", @now AS "Now"
             """;
 
-        // Acquire: count running tasks per user; take due candidates in due order, skipping users at their
-        // limit; number each user's candidates so a batch never exceeds a user's free slots; order by the
-        // original's weight max_running / (running + k) so emptier users come first; lease the first @max.
-        // Each row's token is @token + its rank, so tokens are unique per row and give back the order.
+        // Acquire: count running tasks per user; gather candidates (the oldest due tasks of users below their
+        // limit, plus the oldest few of every limited user, found per user through <table>_user_due, so a flood
+        // from one user cannot hide the others: AcquireSql); rank them the same way on every backend and lease
+        // the first @max. SQLite has one writer at a time (BEGIN IMMEDIATE), so nothing else can take a row
+        // or a slot meanwhile. Each row's token is @token + its rank, so tokens are unique per row and give
+        // back the order.
         _acquireSql = $"""
-            WITH running AS (
+            WITH RECURSIVE running AS (
                 SELECT user_name AS ru, COUNT(*) AS rc FROM {_t}
                 WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
                 GROUP BY user_name),
+            users(u) AS (
+                SELECT (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name IS NOT NULL ORDER BY user_name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name > users.u ORDER BY user_name LIMIT 1)
+                FROM users WHERE users.u IS NOT NULL),
+            pool AS (
+                SELECT * FROM (
+                    SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                    WHERE c.finished_at IS NULL AND c.due_at <= @now
+                      AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                    ORDER BY c.due_at, c.id
+                    LIMIT @scan)
+                UNION
+                SELECT p.id, p.user_name, p.max_running, p.due_at FROM users JOIN {_t} AS p ON p.id IN (
+                    SELECT id FROM {_t}
+                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL
+                    ORDER BY due_at, id
+                    LIMIT @quota)),
             candidates AS (
-                SELECT c.id AS cid, c.user_name AS cu, c.max_running AS cmax, c.due_at AS cdue, COALESCE(r.rc, 0) AS crun
-                FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
-                WHERE c.finished_at IS NULL AND c.due_at <= @now
-                  AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
-                ORDER BY c.due_at, c.id
-                LIMIT @scan),
-            ranked AS (
-                SELECT cid, cu, cmax, cdue, crun, ROW_NUMBER() OVER (PARTITION BY cu ORDER BY cdue, cid) AS k
-                FROM candidates),
-            chosen AS (
-                SELECT cid, ROW_NUMBER() OVER (ORDER BY
-                    CASE WHEN cmax IS NULL OR cu IS NULL THEN 1.0 ELSE CAST(cmax AS REAL) / (crun + k) END DESC,
-                    cdue, cid) AS ord
-                FROM ranked
-                WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
+            {AcquireSql.RankCtes}
             UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1
             FROM chosen
             WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
@@ -88,10 +96,12 @@ public sealed class SqliteQueueStore : IQueueStore
             """;
 
         const string leases = "SELECT json_extract(value, '$[0]') AS wid, json_extract(value, '$[1]') AS wtok";
+        // A lease whose deadline has passed is not revived: the task is due again (maybe acquired, maybe
+        // counted free against its user's max_running), so the holder is told it lost the task.
         _heartbeatSql = $"""
             UPDATE {_t} SET due_at = @now + @alive
             FROM ({leases} FROM json_each(@batch)) AS w
-            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
+            WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL AND {_t}.due_at > @now
             RETURNING id AS "Id", cancel_requested AS "CancelRequested"
             """;
         _finishSql = $"""
@@ -154,12 +164,12 @@ public sealed class SqliteQueueStore : IQueueStore
                 new { table = _table, version = SchemaVersion, now });
             c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
             return 0;
-        }, checkTable: false);
+        }, checkTable: false, create: true);
         return true;
     });
 
     // Why the indexes: due serves acquire's ORDER BY over live tasks only; leased serves the running count
-    // per user; purge serves cleanup; key enforces unique task keys.
+    // per user; user_due serves acquire's per-user candidates; purge serves cleanup; key enforces unique task keys.
     private string SchemaSql() => $"""
         CREATE TABLE IF NOT EXISTS {_t} (
             id INTEGER PRIMARY KEY,
@@ -180,6 +190,7 @@ public sealed class SqliteQueueStore : IQueueStore
         CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS {Quote(_table + "_user_due")} ON {_t} (user_name, due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL;
         CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL);
         {WorkersSchemaSql()}
@@ -208,7 +219,14 @@ public sealed class SqliteQueueStore : IQueueStore
         return Read(c => c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name = _table }) > 0, checkTable: false);
     });
 
-    public Task<long> NowAsync(CancellationToken ct) => Run(ct, () => Read(Now, checkTable: false));
+    // The clock is the host's: without the file, an in-memory database reads it, so nothing is created.
+    public Task<long> NowAsync(CancellationToken ct) => Run(ct, () =>
+    {
+        if (File.Exists(FilePath)) return Read(Now, checkTable: false);
+        using var memory = new SqliteConnection("Data Source=:memory:");
+        memory.Open();
+        return Now(memory);
+    });
 
     private static long Now(SqliteConnection c) => c.ExecuteScalar<long>(NowSql);
 
@@ -234,7 +252,7 @@ public sealed class SqliteQueueStore : IQueueStore
         var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
         return Write(ct, (c, now) =>
         {
-            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = (max * 4) + 100, token }).AsList();
+            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), token }).AsList();
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
             return (IReadOnlyList<TaskRow>)rows;
         });
@@ -346,8 +364,11 @@ public sealed class SqliteQueueStore : IQueueStore
         return names.Contains(_workersTable);
     }
 
-    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
-        $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+    // Says what does not exist, the file or the table, so a mistyped name is noticed; only Initialize (and a
+    // submit, which initializes when auto_initialize is on) creates them.
+    private QueueNotInitializedException NotInitialized(Exception? inner) => File.Exists(FilePath)
+        ? new($"The queue table '{_table}' does not exist in {FilePath}. Check the table name; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner)
+        : new($"The SQLite database {FilePath} does not exist (queue table '{_table}'). Check the path; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner);
 
     public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
     {
@@ -404,7 +425,7 @@ public sealed class SqliteQueueStore : IQueueStore
         catch (Exception e) { return Task.FromException<T>(e); }
     }
 
-    private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable);
+    private T Read<T>(Func<SqliteConnection, T> work, bool checkTable = true) => WithConnection(work, checkTable, create: false);
 
     // One write lock per database file for this process. SQLite's busy handler makes a waiting writer sleep in
     // growing steps (up to 100 ms) instead of handing it the lock, so threads of one process that write the
@@ -412,7 +433,7 @@ public sealed class SqliteQueueStore : IQueueStore
     // free; other processes still meet at SQLite's lock and its busy timeout.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> s_fileWriteLocks = new(StringComparer.Ordinal);
 
-    private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true) => WithConnection(c =>
+    private T Write<T>(CancellationToken ct, Func<SqliteConnection, long, T> work, bool checkTable = true, bool create = false) => WithConnection(c =>
     {
         var gate = _fileWriteLock;
         if (!gate.Wait(BusyTimeoutMs, ct))
@@ -437,11 +458,13 @@ public sealed class SqliteQueueStore : IQueueStore
         {
             gate.Release();
         }
-    }, checkTable);
+    }, checkTable, create);
 
-    private T WithConnection<T>(Func<SqliteConnection, T> work, bool checkTable)
+    // Only Initialize creates the file (create); anything else on a missing file says so, and creates nothing.
+    private T WithConnection<T>(Func<SqliteConnection, T> work, bool checkTable, bool create)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!create && !File.Exists(FilePath)) throw NotInitialized(null);
         var connection = Rent();
         var healthy = false;
         try
@@ -453,8 +476,7 @@ public sealed class SqliteQueueStore : IQueueStore
         catch (SqliteException e) when (checkTable && e.SqliteErrorCode == 1 && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
         {
             healthy = true;
-            throw new QueueNotInitializedException(
-                $"The queue table '{_table}' does not exist in {FilePath}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+            throw NotInitialized(e);
         }
         finally
         {
@@ -466,8 +488,6 @@ public sealed class SqliteQueueStore : IQueueStore
     private SqliteConnection Rent()
     {
         if (_idle.TryTake(out var idle)) return idle;
-        var dir = Path.GetDirectoryName(FilePath);
-        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir)) Directory.CreateDirectory(dir);
         var c = new SqliteConnection(_connectionString);
         c.Open();
         c.Execute($"PRAGMA busy_timeout = {BusyTimeoutMs}");
