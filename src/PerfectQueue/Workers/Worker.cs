@@ -281,7 +281,12 @@ public sealed class Worker
     {
         foreach (var t in tasks)
         {
-            try { await t.ReleaseAsync().ConfigureAwait(false); }
+            try
+            {
+                await t.ReleaseAsync().ConfigureAwait(false);
+                Interlocked.Increment(ref _released);
+                Log($"{t.Key} ({t.Type}) acquired as the worker stopped: released");
+            }
             catch (Exception e) { Log($"{t.Key} acquired as the worker stopped, not released (its lease expires after the alive time): {Describe(e)}"); }
         }
     }
