@@ -18,10 +18,14 @@ public sealed class UntilEmptyTests(SqliteTarget sqlite) : IClassFixture<SqliteT
         // and must still not stop. The queue's own "anything due?" is made to say no, so only the worker's rule
         // (a poll made while a task ran proves nothing) keeps it going.
         Worker? worker = null;
+        var acquireStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var nextPoll = new System.Collections.Concurrent.ConcurrentDictionary<string, Task>();   // per task: the poll after its own
         var (held, _) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table),
             (method, args, inner) => method.Name switch
             {
-                nameof(IQueueStore.AcquireAsync) => HeldAcquireAsync(inner, args!, worker!),
+                nameof(IQueueStore.AcquireAsync) => HeldAcquireAsync(inner, args!, worker!, nextPoll,
+                    Interlocked.Exchange(ref acquireStarted, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)),
+                    () => Volatile.Read(ref acquireStarted).Task),
                 nameof(IQueueStore.AnyDueOrRunningAsync) => Task.FromResult(false),
                 _ => null,
             });
@@ -31,16 +35,20 @@ public sealed class UntilEmptyTests(SqliteTarget sqlite) : IClassFixture<SqliteT
             Processors = 4, PollInterval = TimeSpan.FromMilliseconds(50), AliveTime = TimeSpan.FromSeconds(30),
             HeartbeatInterval = TimeSpan.FromMilliseconds(100), UntilEmpty = true,
         };
-        worker = new Worker(q, options, _ => new DelegateProcessor((_, _) => Task.CompletedTask));
+        // Each handler runs until the worker's next poll has read the queue, so that poll is made while it runs.
+        worker = new Worker(q, options, _ => new DelegateProcessor((t, _) => nextPoll[t.Key]));
         var summary = await worker.RunAsync(default, default).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal("empty", summary.StoppedBecause);
         Assert.Equal(6, summary.Succeeded);
     }
 
-    private static async Task<IReadOnlyList<TaskRow>> HeldAcquireAsync(IQueueStore inner, object?[] args, Worker worker)
+    private static async Task<IReadOnlyList<TaskRow>> HeldAcquireAsync(IQueueStore inner, object?[] args, Worker worker,
+        System.Collections.Concurrent.ConcurrentDictionary<string, Task> nextPoll, TaskCompletionSource started, Func<Task> next)
     {
         var ranDuringPoll = worker.RunningCount > 0;
         var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (CancellationToken)args[2]!);
+        started.SetResult();                                     // the task running meanwhile may end now
+        foreach (var row in rows) nextPoll[row.Key] = next();    // polls are sequential: the next one fires this
         if (ranDuringPoll && rows.Count == 0)
             while (worker.RunningCount > 0) await Task.Delay(5);   // the answer arrives after the running task ended
         return rows;

@@ -151,7 +151,8 @@ public sealed class WorkerOutagePaceTests(SqliteTarget sqlite) : IClassFixture<S
             HeartbeatInterval = TimeSpan.FromMilliseconds(100),
         };
         using var stop = new CancellationTokenSource();
-        var running = new Worker(q, options, _ => new DelegateProcessor((_, _) => Task.CompletedTask), e => log.Enqueue(e.Message)).RunAsync(stop.Token, default);
+        // On a pool thread: a worker that spins without waiting would otherwise never hand the test its thread back.
+        var running = Task.Run(() => new Worker(q, options, _ => new DelegateProcessor((_, _) => Task.CompletedTask), e => log.Enqueue(e.Message)).RunAsync(stop.Token, default));
         // Stop at the 5th acquire: 100 + 200 + 400 + 800 ms of backoff lie before it.
         Eventually.True(() => calls.Count(nameof(IQueueStore.AcquireAsync)) >= 5, "five acquires: " + string.Join(" | ", log));
         stop.Cancel();

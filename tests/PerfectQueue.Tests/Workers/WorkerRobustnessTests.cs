@@ -143,10 +143,13 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         var old = q.Poll()!;
         q["K"].ForceFinish();
         q.Submit("K", "t");
-        Assert.NotNull(q.Poll());                                   // the new task, leased under the same id
-        var error = Assert.Single(q.Heartbeat([old])).Error;
-        Assert.NotNull(error);
-        Assert.Equal(PreemptionReason.Deleted, error!.Reason);     // its own task no longer exists
+        var fresh = q.Poll()!;                                      // the new task, leased under the same id
+        var reports = q.Heartbeat([old, fresh]);                    // one call beats both leases of the row
+        Assert.Equal(HeartbeatResult.Preempted, reports[0].Result);
+        Assert.Equal(PreemptionReason.Deleted, reports[0].Error!.Reason);   // its own task no longer exists
+        Assert.Equal(HeartbeatResult.Alive, reports[1].Result);
+        Assert.Null(fresh.LostBecause);
+        fresh.Finish();
     }
 
     // ---- item 9: a handler's own OperationCanceledException ----
@@ -217,7 +220,7 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
     {
         var q = Open();
         q.Submit("X", "t");
-        var held = q.Poll(TimeSpan.FromMilliseconds(100))!;
+        var held = q.Poll(TimeSpan.FromSeconds(1))!;               // its worker dies after the cancel request
         Assert.Equal(TaskState.CancelRequested, q["X"].CancelRequest());
         Eventually.True(() => q.List(new TaskFilter { Keys = ["X"] }).Single().Timeout <= q.Now(), "the lease to expire");
         var log = new ConcurrentQueue<string>();
