@@ -179,10 +179,16 @@ public sealed class AcquiredTask
     private async Task<PreemptedException> LostAsync(string operation, CancellationToken ct)
     {
         var now = await Queue.Store.GetByIdsAsync([Lease.Id], ct).ConfigureAwait(false);
-        var error = TaskStates.Preempted(Key, now.Count == 1 ? now[0] : null, operation);
+        var error = TaskStates.Preempted(Key, SameTask(now.Count == 1 ? now[0] : null), operation);
         OnLost(error);
         return error;
     }
+
+    /// <summary>
+    /// The row read by this task's id, or null when the id now belongs to another task: a key resubmitted after
+    /// its retention reuses its old row (SQLite, PostgreSQL). Its state says nothing of this holder's loss.
+    /// </summary>
+    internal TaskRow? SameTask(TaskRow? now) => now is { } r && r.Key == _row.Key && r.CreatedAt == _row.CreatedAt ? r : null;
 
     internal void OnExtended(TimeSpan aliveTime, bool cancelRequested)
     {

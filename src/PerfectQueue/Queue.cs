@@ -214,7 +214,16 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     /// <summary>Leases up to <paramref name="max"/> due tasks in one statement (the original's poll_multi).</summary>
     public IReadOnlyList<AcquiredTask> PollMulti(int max, TimeSpan? aliveTime = null) => PollMultiAsync(max, aliveTime).GetAwaiter().GetResult();
 
-    public async Task<IReadOnlyList<AcquiredTask>> PollMultiAsync(int max, TimeSpan? aliveTime = null, CancellationToken ct = default)
+    public async Task<IReadOnlyList<AcquiredTask>> PollMultiAsync(int max, TimeSpan? aliveTime = null, CancellationToken ct = default) =>
+        (await AcquireAsync(max, aliveTime, ct).ConfigureAwait(false)).Tasks;
+
+    /// <summary>
+    /// PollMulti for the worker: also says which tasks the acquire finished instead of handing them out, so
+    /// they are logged and counted, and a poll that only ended tasks is not taken for an empty queue.
+    /// <paramref name="ct"/> cancels only the acquire statement: once it has leased rows, the endings are
+    /// written whatever happens to the token (a cancel then would strand their leases).
+    /// </summary>
+    internal async Task<PollResult> AcquireAsync(int max, TimeSpan? aliveTime, CancellationToken ct)
     {
         if (max is < 1 or > MaxBatch) throw new ArgumentOutOfRangeException(nameof(max), max, $"Poll between 1 and {MaxBatch} tasks at a time.");
         var alive = aliveTime ?? Config.AliveTime;
@@ -224,24 +233,41 @@ public sealed class Queue : IDisposable, IAsyncDisposable
 
         var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, ct).ConfigureAwait(false);
         var acquired = new List<AcquiredTask>(rows.Count);
-        List<LeaseWrite>? endings = null;
+        List<(LeaseWrite Write, AcquireEnding Ending)>? endings = null;
         foreach (var row in rows)
         {
             var lease = new Lease(row.Id, row.LeaseToken!.Value);
             // A task cancelled while held, then given back (or orphaned), is never started again.
             if (row.CancelRequested)
-                (endings ??= []).Add(new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Cancelled), "cancel requested", RetentionMs: RetentionMs));
-            // Its earlier attempts all lost their lease (the worker died): stop once max_attempts is spent.
+                (endings ??= []).Add((new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Cancelled), "cancel requested", RetentionMs: RetentionMs, Uncounted: true),
+                    new AcquireEnding(row.Key, row.Type, TaskOutcome.Cancelled, "cancel requested", row.Attempts - 1)));
+            // Its earlier attempts are spent (their leases expired, or max_attempts was lowered since): this
+            // acquisition is not an attempt, so it is not counted and the message says how many ran.
             else if (RetryPolicy.MaxAttempts is { } maxAttempts && row.Attempts > maxAttempts)
-                (endings ??= []).Add(new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed),
-                    $"gave up after {maxAttempts} attempts: the last lease expired without a finish" + (row.Message is { } m ? $"; last message: {m}" : ""),
-                    RetentionMs: RetentionMs));
+            {
+                var ran = row.Attempts - 1;
+                var text = $"gave up after {ran} attempt{(ran == 1 ? "" : "s")} (max_attempts {maxAttempts}) without running it again" + (row.Message is { } m ? $"; last message: {m}" : "");
+                (endings ??= []).Add((new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: RetentionMs, Uncounted: true),
+                    new AcquireEnding(row.Key, row.Type, TaskOutcome.Failed, text, ran)));
+            }
             else
                 acquired.Add(new AcquiredTask(this, row, alive));
         }
-        if (endings is not null) await _store.ApplyAsync(endings, ct).ConfigureAwait(false);
-        return acquired;
+        if (endings is null) return new PollResult(acquired, []);
+        try
+        {
+            // Not cancellable (see above); a failure leaves them leased: the lease expires and a later acquire ends them.
+            var applied = await _store.ApplyAsync(endings.ConvertAll(e => e.Write), CancellationToken.None).ConfigureAwait(false);
+            return new PollResult(acquired, endings.Where(e => applied.Contains(e.Write.Lease.Id)).Select(e => e.Ending).ToList());
+        }
+        catch (Exception) when (acquired.Count > 0)
+        {
+            return new PollResult(acquired, []); // the tasks handed out must reach their caller, or their leases are stranded
+        }
     }
+
+    /// <summary>True when any task is due or running (what a worker's UntilEmpty waits for to end).</summary>
+    internal Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => _store.AnyDueOrRunningAsync(ct);
 
     /// <summary>Extends the leases of many held tasks in one round trip and reports, per task, what the holder must know.</summary>
     public IReadOnlyList<HeartbeatReport> Heartbeat(IEnumerable<AcquiredTask> tasks, TimeSpan? aliveTime = null) =>
@@ -253,6 +279,15 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         foreach (var t in list)
             if (!ReferenceEquals(t.Queue, this)) throw new ArgumentException($"Task '{t.Key}' was acquired from another queue object.", nameof(tasks));
         var alive = aliveTime ?? Config.AliveTime;
+        if (list.Select(t => t.Lease.Id).Distinct().Count() != list.Count)
+        {
+            // Two leases of one row: an old holder still runs while its key, resubmitted after retention, got the
+            // same id and a new lease. The store reports extended leases by id, so each goes in its own round trip.
+            var byTask = new Dictionary<AcquiredTask, HeartbeatReport>(ReferenceEqualityComparer.Instance);
+            foreach (var round in list.GroupBy(t => t.Lease.Id).SelectMany(g => g.Select((t, i) => (t, i))).GroupBy(x => x.i))
+                foreach (var r in await HeartbeatAsync(round.Select(x => x.t), aliveTime, ct).ConfigureAwait(false)) byTask[r.Task] = r;
+            return list.Select(t => byTask[t]).ToList();
+        }
         var extended = (await _store.HeartbeatAsync(list.Select(t => t.Lease).ToList(), (long)alive.TotalMilliseconds, ct).ConfigureAwait(false))
             .ToDictionary(e => e.Id);
         var lost = list.Where(t => !extended.ContainsKey(t.Lease.Id)).ToList();
@@ -269,7 +304,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
             }
             else
             {
-                var error = TaskStates.Preempted(task.Key, now.GetValueOrDefault(task.Lease.Id), "heartbeat", task.Lease.Token);
+                var error = TaskStates.Preempted(task.Key, task.SameTask(now.GetValueOrDefault(task.Lease.Id)), "heartbeat", task.Lease.Token);
                 task.OnLost(error);
                 reports.Add(new HeartbeatReport(task,
                     error.Reason == PreemptionReason.ForceFinished ? HeartbeatResult.ForceFinished : HeartbeatResult.Preempted, error));

@@ -39,10 +39,11 @@ public readonly record struct Lease(long Id, long Token);
 public enum LeaseWriteKind { Finish, Retry, Release }
 
 /// <summary>
-/// One fenced write: applied only if <see cref="Lease"/> is still current. Finish uses Outcome, Message and
-/// RetentionMs; Retry uses DelayMs and Message; Release uses nothing else.
+/// One fenced write: applied only if <see cref="Lease"/> is still current. Finish uses Outcome, Message,
+/// RetentionMs and Uncounted (the acquisition was no attempt: a finish at acquire takes it off the attempts,
+/// as a release does); Retry uses DelayMs and Message; Release uses nothing else.
 /// </summary>
-public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0)
+public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0, bool Uncounted = false)
 {
     private readonly string? _message = TaskText.CleanMessage(Message);
 
@@ -155,6 +156,12 @@ public interface IQueueStore : IDisposable
 
     /// <summary>Counts of visible tasks per status, type and user, and the database clock they were read at.</summary>
     Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct);
+
+    /// <summary>
+    /// True when any live task is due or running (leased, expired or not): everything but finished and
+    /// scheduled ones. A worker's UntilEmpty asks this before it stops. SQL: <see cref="TaskStateSql.DueOrRunningSql"/>.
+    /// </summary>
+    Task<bool> AnyDueOrRunningAsync(CancellationToken ct);
 
     /// <summary>
     /// Waits until a submit may have made work available, or the timeout passes (false). Backends without

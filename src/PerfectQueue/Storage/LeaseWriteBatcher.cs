@@ -54,19 +54,23 @@ internal sealed class LeaseWriteBatcher(IQueueStore store)
             }
             if (batch.Count == 1 || !await TryApplyAsync(batch).ConfigureAwait(false))
             {
-                // Nothing of a failed batch was written (one transaction). A deadlock victim, or one row's
-                // error, must not fail its neighbours: each write goes again on its own.
-                foreach (var item in batch) await TryApplyAsync([item], reportErrors: true).ConfigureAwait(false);
+                // A failed batch is one transaction: a deadlock victim, or one row's error, wrote nothing, and
+                // must not fail its neighbours, so each write goes again on its own. But a connection lost at
+                // commit may have committed it all: a write refused then is checked against the row, so a
+                // holder is not told its own committed finish was somebody else's.
+                var ambiguous = batch.Count > 1;
+                foreach (var item in batch) await TryApplyAsync([item], reportErrors: true, checkRefused: ambiguous).ConfigureAwait(false);
             }
         }
     }
 
-    private async Task<bool> TryApplyAsync(List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> batch, bool reportErrors = false)
+    private async Task<bool> TryApplyAsync(List<(LeaseWrite Write, TaskCompletionSource<bool> Done)> batch, bool reportErrors = false, bool checkRefused = false)
     {
         try
         {
             var applied = await store.ApplyAsync(batch.ConvertAll(b => b.Write), CancellationToken.None).ConfigureAwait(false);
-            foreach (var (write, done) in batch) done.TrySetResult(applied.Contains(write.Lease.Id));
+            foreach (var (write, done) in batch)
+                done.TrySetResult(applied.Contains(write.Lease.Id) || (checkRefused && await LandedAsync(write).ConfigureAwait(false)));
             return true;
         }
         catch (Exception e) when (reportErrors)
@@ -78,6 +82,26 @@ internal sealed class LeaseWriteBatcher(IQueueStore store)
         catch (Exception)
         {
             return false;
+        }
+    }
+
+    // Whether the row looks as this write leaves it: finished with its outcome (a holder never finishes as
+    // ForceFinished), or given back and held by nobody. Only asked after a batch failed ambiguously; a wrong
+    // yes would only miscount a task whose lease was lost in those same moments, and nothing more is written.
+    private async Task<bool> LandedAsync(LeaseWrite write)
+    {
+        try
+        {
+            var rows = await store.GetByIdsAsync([write.Lease.Id], CancellationToken.None).ConfigureAwait(false);
+            if (rows.Count != 1) return false;
+            var row = rows[0];
+            return write.Kind == LeaseWriteKind.Finish
+                ? row.FinishedAt is not null && row.Outcome == write.Outcome
+                : row.FinishedAt is null && row.LeaseToken is null;
+        }
+        catch (Exception)
+        {
+            return false; // as before: reported lost; its lease expires and the task runs again if it did not land
         }
     }
 }

@@ -26,6 +26,15 @@ public static class TaskStateSql
         GROUP BY s, task_type, user_name
         """;
 
+    /// <summary>
+    /// 1 when any live task is due or running (leased, expired or not), else 0: every live row but scheduled
+    /// ones. Portable SQL (no boolean select, as SQL Server needs).
+    /// </summary>
+    public static string DueOrRunningSql(string quotedTable, string nowParameter) => $"""
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM {quotedTable}
+            WHERE finished_at IS NULL AND (due_at <= {nowParameter} OR lease_token IS NOT NULL)) THEN 1 ELSE 0 END
+        """;
+
     /// <param name="status">The status to match.</param>
     /// <param name="nowParameter">The parameter holding the database's now, e.g. "@now".</param>
     public static string Predicate(TaskState status, string nowParameter) => status switch

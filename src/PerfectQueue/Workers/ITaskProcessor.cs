@@ -16,8 +16,8 @@ public interface ITaskProcessor : IAsyncDisposable
     Task<string?> RunAsync(AcquiredTask task, CancellationToken stop);
 }
 
-/// <summary>No handler is routed for a task's type: the task is retried after retry_wait, never lost.</summary>
-public sealed class NoHandlerException(string type) : Exception($"No handler is routed for task type '{type}'. Add a route for it; the task is retried after retry_wait.")
+/// <summary>No handler is routed for a task's type: the task is retried after retry_wait (at least Worker.UnroutedRetryFloor, 60 s), never lost.</summary>
+public sealed class NoHandlerException(string type) : Exception($"No handler is routed for task type '{type}'. Add a route for it; the task is retried after retry_wait (at least 60 s).")
 {
     public string TaskType { get; } = type;
 }

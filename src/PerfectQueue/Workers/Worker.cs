@@ -29,7 +29,9 @@ public sealed class Worker
     private readonly WorkerOptions _options;
     private readonly Func<int, ITaskProcessor> _createProcessor;
     private readonly Action<WorkerEvent>? _log;
-    private readonly ConcurrentDictionary<long, Running> _running = new();
+    // Keyed by lease, not by row id: a key resubmitted after its retention reuses its row id (SQLite,
+    // PostgreSQL), so an old attempt still running and the new one share an id, never a lease.
+    private readonly ConcurrentDictionary<Lease, Running> _running = new();
     // Completed (and replaced) each time a processor frees up. A round takes the current one before it polls,
     // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
     private TaskCompletionSource _freed = NewSignal();
@@ -38,7 +40,24 @@ public sealed class Worker
     private bool _sessionFailing;
     private int _processed, _succeeded, _retried, _failed, _cancelled, _released, _lost;
 
-    private sealed record Running(AcquiredTask Task, CancellationTokenSource Stop);
+    /// <summary>A no-route task waits at least this long, whatever retry_wait is (0 would be a busy loop).</summary>
+    public static readonly TimeSpan UnroutedRetryFloor = TimeSpan.FromSeconds(60);
+
+    private sealed class Running(AcquiredTask task, CancellationTokenSource stop, long renewedAt)
+    {
+        private long _renewedAt = renewedAt;
+        private int _fenced;
+        public AcquiredTask Task { get; } = task;
+        public CancellationTokenSource Stop { get; } = stop;
+        /// <summary>When the last renewal that succeeded was sent (Stopwatch timestamp): the lease lasts at least alive_time from it.</summary>
+        public long RenewedAt => Interlocked.Read(ref _renewedAt);
+        public void Renewed(long sentAt)
+        {
+            long seen;
+            while ((seen = Interlocked.Read(ref _renewedAt)) < sentAt && Interlocked.CompareExchange(ref _renewedAt, sentAt, seen) != seen) { }
+        }
+        public bool TryFence() => Interlocked.Exchange(ref _fenced, 1) == 0;
+    }
 
     /// <param name="queue">The queue to work on.</param>
     /// <param name="options">How to run.</param>
@@ -91,11 +110,14 @@ public sealed class Worker
         await StartSessionAsync().ConfigureAwait(false);
         var idle = new ConcurrentStack<ITaskProcessor>(processors);
         var handlers = new List<Task>();
+        var lateAcquires = new List<Task>();
         using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(graceful, immediate);
         using var stopBeats = new CancellationTokenSource();
         var beats = Task.Run(() => HeartbeatLoopAsync(stopRequested, stopBeats.Token));
+        var fences = Task.Run(() => FenceLoopAsync(stopBeats.Token));
         string stoppedBecause;
         var acquired = 0;
+        var failures = 0; // acquires failed in a row
         Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}");
         try
         {
@@ -107,43 +129,67 @@ public sealed class Worker
 
                 var freed = Volatile.Read(ref _freed).Task;
                 var free = Math.Min(idle.Count, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
-                IReadOnlyList<AcquiredTask> got = [];
+                var got = PollResult.Empty;
                 var polled = false;
                 // Empty means: nothing came back while nothing of ours ran. A task running during the poll may
                 // have kept its user at max_running and so hidden that user's due tasks; they show once it ends.
                 var idleWhilePolling = _running.IsEmpty;
                 if (free > 0)
                 {
+                    var sentAt = Stopwatch.GetTimestamp();
+                    // Not cancelled by a stop: an acquire in flight may have leased rows already. A stop stops
+                    // waiting for it, and whatever it returns later is released.
+                    var acquire = _queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None);
                     try
                     {
-                        got = await _queue.PollMultiAsync(free, _options.AliveTime, stopWaiting.Token).ConfigureAwait(false);
+                        got = await acquire.WaitAsync(stopWaiting.Token).ConfigureAwait(false);
                         polled = true;
+                        if (failures > 0) Log($"acquire works again after {failures} failure(s)");
+                        failures = 0;
                     }
-                    catch (OperationCanceledException) when (stopWaiting.IsCancellationRequested) { continue; }
-                    catch (Exception e) when (e is DbException or TimeoutException or IOException)
+                    catch (OperationCanceledException) when (stopWaiting.IsCancellationRequested)
                     {
-                        Log($"acquire failed, trying again after the poll interval: {e.Message}");
+                        lateAcquires.Add(ReleaseLateAsync(acquire));
+                        continue;
                     }
-                }
-                foreach (var task in got)
-                {
-                    idle.TryPop(out var processor);
-                    acquired++;
-                    handlers.Add(RunOneAsync(processor!, task, idle));
+                    catch (Exception e)
+                    {
+                        // Whatever the database (or its driver) throws, the worker goes on: a pool timeout, a dropped
+                        // table, a restart. Running handlers are untouched; polling backs off until it works again.
+                        failures++;
+                        var wait = Backoff(failures);
+                        Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {Describe(e)}");
+                        await WaitAsync(ct => Task.Delay(wait, ct), stopWaiting.Token).ConfigureAwait(false);
+                        continue;
+                    }
+                    if (stopWaiting.IsCancellationRequested && got.Tasks.Count > 0)
+                    {
+                        await ReleaseAsync(got.Tasks).ConfigureAwait(false); // a stop came while it ran: give them back
+                        got = got with { Tasks = [] };
+                    }
+                    foreach (var task in got.Tasks)
+                    {
+                        idle.TryPop(out var processor);
+                        acquired++;
+                        handlers.Add(RunOneAsync(processor!, task, idle, sentAt));
+                    }
+                    foreach (var ended in got.Ended) CountEnded(ended);
                 }
                 handlers.RemoveAll(h => h.IsCompleted);
 
-                if (polled && got.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty) { stoppedBecause = "empty"; break; }
-                if (got.Count > 0 && got.Count == free && idle.IsEmpty)
+                if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty
+                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { stoppedBecause = "empty"; break; }
+                if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
+                if (got.Tasks.Count > 0 && got.Tasks.Count == free && idle.IsEmpty)
                 {
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
                     // Finishes committed together free their processors together: let the others land before
                     // polling, so one acquire serves them all.
                     await Task.Yield();
                 }
-                else if (got.Count == 0 || got.Count < free)
+                else if (got.Tasks.Count == 0 || got.Tasks.Count < free)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
-                        _queue.WaitForTasksAsync(_options.PollInterval, ct),
+                        WaitForTasksAsync(ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
 
@@ -161,8 +207,17 @@ public sealed class Worker
         }
         finally
         {
+            // Processors are never disposed under a running handler: if the loop itself failed, stop them first.
+            if (handlers.Any(h => !h.IsCompleted))
+            {
+                StopAll();
+                await Task.WhenAll(handlers).ConfigureAwait(false);
+            }
+            // An acquire a stop left in flight: wait (boundedly) for it, to release what it leased.
+            if (lateAcquires.Count > 0) await Task.WhenAny(Task.WhenAll(lateAcquires), Task.Delay(LateAcquireWait)).ConfigureAwait(false);
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
+            await fences.ConfigureAwait(false);
             foreach (var p in processors) await p.DisposeAsync().ConfigureAwait(false);
             await EndSessionAsync().ConfigureAwait(false);
         }
@@ -174,6 +229,77 @@ public sealed class Worker
         };
         Log($"worker stopped ({stoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost");
         return summary;
+    }
+
+    private static readonly TimeSpan LateAcquireWait = TimeSpan.FromSeconds(10);
+
+    // Doubles from the poll interval up to 30 s (or the poll interval, if longer): an outage costs one try per
+    // 30 s at most, and a short hiccup is retried at the poll interval.
+    private TimeSpan Backoff(int failures)
+    {
+        var cap = TimeSpan.FromTicks(Math.Max(_options.PollInterval.Ticks, TimeSpan.FromSeconds(30).Ticks));
+        var ticks = _options.PollInterval.Ticks * Math.Pow(2, Math.Min(failures - 1, 30));
+        return ticks >= cap.Ticks ? cap : TimeSpan.FromTicks((long)ticks);
+    }
+
+    private static string Describe(Exception e) => e is QueueNotInitializedException or DbException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+
+    // The idle wait between polls. A store whose wait fails (a listener that cannot connect) must not make the
+    // worker poll faster: the wait then lasts the poll interval anyway.
+    private async Task WaitForTasksAsync(CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        try { await _queue.WaitForTasksAsync(_options.PollInterval, ct).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var rest = _options.PollInterval - clock.Elapsed;
+            if (rest > TimeSpan.Zero) await Task.Delay(rest, ct).ConfigureAwait(false);
+        }
+    }
+
+    // UntilEmpty stops on an empty poll only if the queue agrees: due tasks another acquirer had locked, or
+    // tasks running on other workers (or leased by a dead one, until their lease expires and this worker
+    // takes them over), keep it polling. A failure to tell counts as not empty.
+    private async Task<bool> AnyDueOrRunningAsync()
+    {
+        try { return await _queue.AnyDueOrRunningAsync(CancellationToken.None).ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            Log($"could not tell whether the queue is empty, polling on: {Describe(e)}");
+            return true;
+        }
+    }
+
+    private void CountEnded(AcquireEnding ended)
+    {
+        var outcome = ended.Outcome == TaskOutcome.Cancelled ? Count(ref _cancelled, "cancelled at acquire (cancel was requested)") : Count(ref _failed, $"failed at acquire: {ended.Message}");
+        Interlocked.Increment(ref _processed);
+        Log($"end {ended.Key} ({ended.Type}) not started: {outcome}");
+    }
+
+    private async Task ReleaseAsync(IEnumerable<AcquiredTask> tasks)
+    {
+        foreach (var t in tasks)
+        {
+            try
+            {
+                await t.ReleaseAsync().ConfigureAwait(false);
+                Interlocked.Increment(ref _released);
+                Log($"{t.Key} ({t.Type}) acquired as the worker stopped: released");
+            }
+            catch (Exception e) { Log($"{t.Key} acquired as the worker stopped, not released (its lease expires after the alive time): {Describe(e)}"); }
+        }
+    }
+
+    private async Task ReleaseLateAsync(Task<PollResult> acquire)
+    {
+        try
+        {
+            var got = await acquire.ConfigureAwait(false);
+            foreach (var ended in got.Ended) CountEnded(ended);
+            await ReleaseAsync(got.Tasks).ConfigureAwait(false);
+        }
+        catch (Exception) { /* it leased nothing */ }
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -190,16 +316,21 @@ public sealed class Worker
     private void StopAll()
     {
         _hardStopping = true;
-        foreach (var r in _running.Values) r.Stop.Cancel();
+        foreach (var r in _running.Values)
+        {
+            try { r.Stop.Cancel(); }
+            catch (ObjectDisposedException) { /* it ended meanwhile */ }
+        }
     }
 
-    private async Task RunOneAsync(ITaskProcessor processor, AcquiredTask task, ConcurrentStack<ITaskProcessor> idle)
+    private async Task RunOneAsync(ITaskProcessor processor, AcquiredTask task, ConcurrentStack<ITaskProcessor> idle, long acquiredAt)
     {
         using var stop = new CancellationTokenSource();
         // A cancel request or a lost lease cancels the task's token: the handler is asked to stop, and after
         // the grace period it is stopped.
         using var graceRegistration = task.CancellationToken.Register(() => stop.CancelAfter(CancelGracePeriod));
-        _running[task.Lease.Id] = new Running(task, stop);
+        var entry = new Running(task, stop, acquiredAt);
+        _running[task.Lease] = entry;
         Interlocked.Increment(ref _processed);
         var clock = Stopwatch.StartNew();
         Log($"start {task.Key} ({task.Type}) attempt {task.Attempt}");
@@ -216,11 +347,11 @@ public sealed class Worker
             {
                 failure = e;
             }
-            outcome = await ConcludeAsync(task, failure, result).ConfigureAwait(false);
+            outcome = await ConcludeAsync(task, failure, result, stop.Token).ConfigureAwait(false);
         }
-        catch (PreemptedException)
+        catch (PreemptedException e)
         {
-            outcome = Count(ref _lost, "lost (another worker holds it now, or it was force-finished)");
+            outcome = Count(ref _lost, $"lost ({e.Reason}); nothing written");
         }
         catch (Exception e)
         {
@@ -229,14 +360,14 @@ public sealed class Worker
         }
         finally
         {
-            _running.TryRemove(task.Lease.Id, out _);
+            _running.TryRemove(new KeyValuePair<Lease, Running>(task.Lease, entry)); // only the entry this run added
             idle.Push(processor);
             Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult();
         }
         Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
     }
 
-    private async Task<string> ConcludeAsync(AcquiredTask task, Exception? failure, string? result)
+    private async Task<string> ConcludeAsync(AcquiredTask task, Exception? failure, string? result, CancellationToken stopped)
     {
         if (task.LostBecause is { } lost) return Count(ref _lost, $"lost ({lost.Reason}); nothing written");
         if (task.IsCompleted) return task.FinishedAs switch
@@ -256,12 +387,17 @@ public sealed class Worker
             await task.FinishAsync(result).ConfigureAwait(false);
             return Count(ref _succeeded, "succeeded");
         }
-        if (_hardStopping && failure is OperationCanceledException)
+        // Released only when the worker's stop stopped this handler. A handler's own OperationCanceledException
+        // (an HTTP timeout's TaskCanceledException) is a failure like any other: released, it would be due
+        // again at once and uncounted, a loop.
+        if (_hardStopping && stopped.IsCancellationRequested && failure is OperationCanceledException)
         {
             await task.ReleaseAsync().ConfigureAwait(false);
             return Count(ref _released, "released (worker stopping)");
         }
-        var delay = failure is NoHandlerException ? _queue.RetryPolicy.Wait : (TimeSpan?)null;
+        var delay = failure is NoHandlerException
+            ? (_queue.RetryPolicy.Wait > UnroutedRetryFloor ? _queue.RetryPolicy.Wait : UnroutedRetryFloor)
+            : (TimeSpan?)null;
         return await task.RetryAsync(Message(failure), delay).ConfigureAwait(false)
             ? Count(ref _retried, $"retried: {Message(failure)}")
             : Count(ref _failed, $"failed after {task.Attempt} attempt(s): {Message(failure)}");
@@ -292,7 +428,7 @@ public sealed class Worker
                 _sessionStartedAt = await _queue.RegisterWorkerAsync(SessionBeat()).ConfigureAwait(false);
                 if (_sessionStartedAt is not null) return;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e)
             {
                 _sessionFailing = true;
                 Log($"worker session {SessionId} not recorded, tasks go on (Get-PQWorker lists this worker once a heartbeat records it): {e.Message}");
@@ -315,7 +451,7 @@ public sealed class Worker
                 await stopRequested.CancelAsync().ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             if (!_sessionFailing) Log($"worker session beat failed, tasks go on; trying again every heartbeat: {e.Message}");
             _sessionFailing = true;
@@ -326,7 +462,7 @@ public sealed class Worker
     private async Task EndSessionAsync()
     {
         try { await _queue.RemoveWorkerAsync(SessionId!).ConfigureAwait(false); }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             Log($"worker session {SessionId} not removed (it shows as dead after the alive time, and cleanup deletes it): {e.Message}");
         }
@@ -345,21 +481,68 @@ public sealed class Worker
 
     private async Task HeartbeatTasksAsync()
     {
-        var held = _running.Values.Select(r => r.Task).Where(t => !t.IsCompleted && t.LostBecause is null).ToList();
+        var held = _running.Values.Where(r => !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
         if (held.Count == 0) return;
+        var sentAt = Stopwatch.GetTimestamp();
         try
         {
-            foreach (var report in await _queue.HeartbeatAsync(held, _options.AliveTime).ConfigureAwait(false))
+            var reports = await _queue.HeartbeatAsync(held.Select(r => r.Task), _options.AliveTime).ConfigureAwait(false);
+            for (var i = 0; i < reports.Count; i++)
             {
+                var report = reports[i];
+                if (report.Error is null) held[i].Renewed(sentAt);
                 if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
                     Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
                 else if (report.Error is { } lost && !report.Task.IsCompleted)
                     Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            Log($"heartbeat failed, trying again in {_options.HeartbeatInterval.TotalSeconds:F0}s: {e.Message}");
+            Log($"heartbeat failed, trying again in {_options.HeartbeatInterval.TotalSeconds:0.###}s: {Describe(e)}");
+        }
+    }
+
+    // Self-fencing. A lease this worker could not renew for alive_time may be another worker's now: before
+    // it runs out (a margin of at least one heartbeat interval, or a tenth of alive_time), the handler is
+    // stopped at once and nothing more is written to the task. This loop touches no database, so a stalled
+    // connection that holds the heartbeat up cannot hold it up too.
+    private async Task FenceLoopAsync(CancellationToken stop)
+    {
+        var period = TimeSpan.FromTicks(Math.Clamp(_options.HeartbeatInterval.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
+        while (!stop.IsCancellationRequested)
+        {
+            try { await Task.Delay(period, stop).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            FenceUnrenewed();
+        }
+    }
+
+    /// <summary>How long a lease may go unrenewed before its handler is stopped: alive_time less the margin.</summary>
+    internal TimeSpan FenceAfter
+    {
+        get
+        {
+            var margin = Math.Max(_options.HeartbeatInterval.Ticks, _options.AliveTime.Ticks / 10);
+            return TimeSpan.FromTicks(Math.Max(_options.AliveTime.Ticks - margin, 0));
+        }
+    }
+
+    private void FenceUnrenewed()
+    {
+        var limit = FenceAfter;
+        foreach (var r in _running.Values)
+        {
+            if (r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
+            var unrenewed = Stopwatch.GetElapsedTime(r.RenewedAt);
+            if (unrenewed < limit || !r.TryFence()) continue;
+            r.Task.OnLost(new PreemptedException(
+                $"This worker no longer holds task '{r.Task.Key}': its lease could not be renewed for {unrenewed.TotalSeconds:0.#}s (alive_time {_options.AliveTime.TotalSeconds:0.#}s), so another worker may hold it now.",
+                r.Task.Key, PreemptionReason.LeaseExpired));
+            Log($"{r.Task.Key}: its lease could not be renewed for {unrenewed.TotalSeconds:0.#}s (alive_time {_options.AliveTime.TotalSeconds:0.#}s) and another worker may hold it now: its handler is stopped and nothing more is written to it");
+            try { r.Stop.Cancel(); }
+            catch (AggregateException) { /* a processor's stop callback threw; the token is cancelled anyway */ }
+            catch (ObjectDisposedException) { /* it ended meanwhile */ }
         }
     }
 }

@@ -284,17 +284,24 @@ public sealed class WorkerIdleCostTests(SqliteTarget sqlite) : IClassFixture<Sql
         var config = sqlite.NewConfig();
         using var real = Queue.Open(config);
         real.Initialize(); // opening a SQLite file other than the embedded default creates nothing
-        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var at = new ConcurrentQueue<TimeSpan>();
+        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table),
+            (method, _, _) => { if (method.Name == nameof(IQueueStore.AcquireAsync)) at.Enqueue(clock.Elapsed); return null; });
         using var q = Queue.OpenWith(config, counting);
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        using var stop = new CancellationTokenSource();
         var options = Fast(processors: 8);
         options.UntilEmpty = false;
         options.PollInterval = TimeSpan.FromMilliseconds(200);
-        var summary = await WorkerSuiteRun(q, options, (_, _) => Task.CompletedTask, graceful: stop.Token);
+        var running = WorkerSuiteRun(q, options, (_, _) => Task.CompletedTask, graceful: stop.Token);
+        Eventually.True(() => calls.Count(nameof(IQueueStore.AcquireAsync)) >= 6, "six idle polls");
+        stop.Cancel();
+        var summary = await running.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal("graceful stop", summary.StoppedBecause);
-        // At most about 1 s / 0.2 s (+2 for the first poll and timing); 8 processors polling on their own would
-        // make ~40. Fewer is fine: on a loaded machine the worker may start late.
-        Assert.InRange(calls.Count(nameof(IQueueStore.AcquireAsync)), 1, 7);
+        // One acquire per poll interval: 8 processors polling on their own would make 8 per interval.
+        var polls = at.ToArray();
+        for (var i = 1; i < 6; i++)
+            Assert.True(polls[i] - polls[i - 1] >= TimeSpan.FromMilliseconds(180), $"poll {i + 1} came {(polls[i] - polls[i - 1]).TotalMilliseconds:F0} ms after the one before");
     }
 
 }
@@ -306,7 +313,10 @@ public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture
     {
         // Regression: every idle round left a wait for a free processor behind; the first release then woke
         // a stale one, and the worker waited for ever once it was busy.
-        using var q = Queue.Open(target.NewConfig());
+        var config = target.NewConfig();
+        using var real = Queue.Open(config);
+        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
+        using var q = Queue.OpenWith(config, counting);
         var options = new WorkerOptions
         {
             Processors = 1, PollInterval = TimeSpan.FromMilliseconds(20), AliveTime = TimeSpan.FromSeconds(30),
@@ -315,7 +325,7 @@ public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture
         var log = new ConcurrentQueue<string>();
         var worker = new Worker(q, options, _ => new DelegateProcessor((_, _) => Task.CompletedTask), e => log.Enqueue(e.Message));
         var running = worker.RunAsync(default, default);
-        await Task.Delay(300);          // ~15 idle rounds
+        Eventually.True(() => calls.Count(nameof(IQueueStore.AcquireAsync)) >= 15, "15 idle rounds");
         q.Submit("late", "t");
         await Task.WhenAny(running, Task.Delay(TimeSpan.FromSeconds(10)));
         Assert.True(running.IsCompleted, "the worker did not stop: " + string.Join(" | ", log));

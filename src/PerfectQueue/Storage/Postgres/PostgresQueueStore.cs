@@ -338,14 +338,15 @@ public sealed class PostgresQueueStore : IQueueStore
             await using var tx = kinds > 1 ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
             if (finishes.Count > 0)
                 done.UnionWith(await c.QueryAsync<long>($"""
-                    UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL
-                    FROM unnest(@ids::bigint[], @tokens::bigint[], @outcomes::text[], @messages::text[], @retentions::bigint[]) AS w(wid, wtok, o, m, r)
+                    UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL,
+                        attempts = GREATEST({_t}.attempts - w.u, 0)
+                    FROM unnest(@ids::bigint[], @tokens::bigint[], @outcomes::text[], @messages::text[], @retentions::bigint[], @uncounted::int[]) AS w(wid, wtok, o, m, r, u)
                     {string.Format(fence, _t)}
                     """, new
                 {
                     ids = finishes.Select(w => w.Lease.Id).ToArray(), tokens = finishes.Select(w => w.Lease.Token).ToArray(),
                     outcomes = finishes.Select(w => w.Outcome).ToArray(), messages = finishes.Select(w => w.Message).ToArray(),
-                    retentions = finishes.Select(w => w.RetentionMs).ToArray(),
+                    retentions = finishes.Select(w => w.RetentionMs).ToArray(), uncounted = finishes.Select(w => w.Uncounted ? 1 : 0).ToArray(),
                 }, tx).ConfigureAwait(false));
             if (retries.Count > 0)
                 done.UnionWith(await c.QueryAsync<long>($"""
@@ -405,6 +406,9 @@ public sealed class PostgresQueueStore : IQueueStore
         await tx.CommitAsync(ct).ConfigureAwait(false);
         return ((IReadOnlyList<SummaryRow>)rows, now);
     }, RetrySafety.Always, ct);
+
+    public Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<int>(TaskStateSql.DueOrRunningSql(_t, Now)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
     {
@@ -527,6 +531,7 @@ public sealed class PostgresQueueStore : IQueueStore
             await Task.Delay(timeout, ct).ConfigureAwait(false);
             return false;
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             if (_listener is null)
@@ -541,11 +546,18 @@ public sealed class PostgresQueueStore : IQueueStore
             _notified = false;
             return woken;
         }
-        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            // The listening connection broke: drop it and let the caller poll; the next wait reconnects.
-            if (_listener is { } broken) await broken.DisposeAsync().ConfigureAwait(false);
+            // The listening connection broke (or cannot connect): drop it; the next wait reconnects. The wait
+            // still lasts its timeout, so an outage does not make callers poll faster.
+            if (_listener is { } broken)
+            {
+                try { await broken.DisposeAsync().ConfigureAwait(false); }
+                catch (Exception) { /* already broken */ }
+            }
             _listener = null;
+            var rest = timeout - clock.Elapsed;
+            if (rest > TimeSpan.Zero) await Task.Delay(rest, ct).ConfigureAwait(false);
             return false;
         }
         finally

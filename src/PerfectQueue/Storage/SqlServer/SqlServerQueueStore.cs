@@ -218,9 +218,10 @@ public sealed class SqlServerQueueStore : IQueueStore
             DECLARE @now bigint = {NowSql};
             DECLARE @done TABLE (id bigint NOT NULL);
             BEGIN TRANSACTION;
-            UPDATE t SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL
+            UPDATE t SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL,
+                attempts = CASE WHEN t.attempts > w.u THEN t.attempts - w.u ELSE 0 END
             OUTPUT inserted.id INTO @done (id)
-            FROM OPENJSON(@finishes) WITH (wid bigint '$.id', wtok bigint '$.token', o nvarchar(max) '$.outcome', m nvarchar(max) '$.message', r bigint '$.retention') AS w
+            FROM OPENJSON(@finishes) WITH (wid bigint '$.id', wtok bigint '$.token', o nvarchar(max) '$.outcome', m nvarchar(max) '$.message', r bigint '$.retention', u int '$.uncounted') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
             {fence};
             UPDATE t SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, t.message)
@@ -481,7 +482,7 @@ public sealed class SqlServerQueueStore : IQueueStore
     private static object ApplyArgs(IReadOnlyList<LeaseWrite> writes) => new
     {
         finishes = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Finish)
-            .Select(w => new { id = w.Lease.Id, token = w.Lease.Token, outcome = w.Outcome, message = w.Message, retention = w.RetentionMs }), Json),
+            .Select(w => new { id = w.Lease.Id, token = w.Lease.Token, outcome = w.Outcome, message = w.Message, retention = w.RetentionMs, uncounted = w.Uncounted ? 1 : 0 }), Json),
         retries = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Retry)
             .Select(w => new { id = w.Lease.Id, token = w.Lease.Token, delay = w.DelayMs, message = w.Message }), Json),
         releases = JsonSerializer.Serialize(writes.Where(w => w.Kind == LeaseWriteKind.Release)
@@ -536,11 +537,13 @@ public sealed class SqlServerQueueStore : IQueueStore
     /// operations use (the List query once per filter combination). For tests: no server is needed.
     /// </summary>
     // The clock and the counts in one batch: the counts' Waiting/Running split uses the same @now.
+    private string DueOrRunningBatch => $"DECLARE @now bigint = {NowSql};\n{TaskStateSql.DueOrRunningSql(_t, "@now")};";
     private string SummaryBatch => $"DECLARE @now bigint = {NowSql};\nSELECT @now;\n{TaskStateSql.SummarySql(_t, "@now", NotExpired)};";
 
     internal IEnumerable<(string Name, string Sql, object? Parameters)> Statements()
     {
         yield return ("summarize", SummaryBatch, null);
+        yield return ("due_or_running", DueOrRunningBatch, null);
         yield return ("now", NowQuery, null);
         yield return ("is_initialized", _isInitializedSql, NameArgs());
         yield return ("probe_missing_table", _probeSql, NameArgs());
@@ -709,6 +712,9 @@ public sealed class SqlServerQueueStore : IQueueStore
         var rows = (await results.ReadAsync<SummaryRow>().ConfigureAwait(false)).AsList();
         return ((IReadOnlyList<SummaryRow>)rows, now);
     }, RetrySafety.Always, ct);
+
+    public Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => Run(async c =>
+        await c.ExecuteScalarAsync<int>(Command(DueOrRunningBatch, null, null, ct)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
         Enum.Parse<CancelRequestResult>(await c.ExecuteScalarAsync<string>(Command(_requestCancelSql, RequestCancelArgs(key, message, retentionMs), null, ct)).ConfigureAwait(false)

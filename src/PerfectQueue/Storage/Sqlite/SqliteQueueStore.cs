@@ -105,9 +105,10 @@ public sealed class SqliteQueueStore : IQueueStore
             RETURNING id AS "Id", cancel_requested AS "CancelRequested"
             """;
         _finishSql = $"""
-            UPDATE {_t} SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL
-            FROM ({leases}, json_extract(value, '$[2]') AS o, json_extract(value, '$[3]') AS m, json_extract(value, '$[4]') AS r
-                  FROM json_each(@batch)) AS w
+            UPDATE {_t} SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL,
+                attempts = MAX({_t}.attempts - w.u, 0)
+            FROM ({leases}, json_extract(value, '$[2]') AS o, json_extract(value, '$[3]') AS m, json_extract(value, '$[4]') AS r,
+                  json_extract(value, '$[5]') AS u FROM json_each(@batch)) AS w
             WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
             RETURNING id
             """;
@@ -270,7 +271,7 @@ public sealed class SqliteQueueStore : IQueueStore
     {
         var done = new HashSet<long>();
         if (writes.Count == 0) return (IReadOnlySet<long>)done;
-        var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.Outcome, w.Message, w.RetentionMs }).ToList();
+        var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.Outcome, w.Message, w.RetentionMs, w.Uncounted ? 1 : 0 }).ToList();
         var retries = writes.Where(w => w.Kind == LeaseWriteKind.Retry).Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.DelayMs, w.Message }).ToList();
         var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).Select(w => new object?[] { w.Lease.Id, w.Lease.Token }).ToList();
         return Write(ct, (c, now) =>
@@ -314,6 +315,9 @@ public sealed class SqliteQueueStore : IQueueStore
         var now = Now(c);
         return ((IReadOnlyList<SummaryRow>)c.Query<SummaryRow>(TaskStateSql.SummarySql(_t, "@now", NotExpired), new { now }).AsList(), now);
     }));
+
+    public Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => Run(ct, () =>
+        Read(c => c.ExecuteScalar<long>(TaskStateSql.DueOrRunningSql(_t, "@now"), new { now = Now(c) }) == 1));
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) =>
