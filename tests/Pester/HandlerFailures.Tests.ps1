@@ -84,7 +84,7 @@ Describe 'Start-PQWorker -AsJob without -LogPath' {
         try {
             $null = $job | Wait-Job -Timeout 120
             $job.State | Should -Be 'Completed'
-            $max = [PerfectQueue.PowerShell.Hosting.WorkerJob]::MaxLogLines
+            $max = 1000   # WorkerJob.MaxLogLines, as documented
             $job.Information.Count | Should -BeLessOrEqual ($max + 1)
             $received = @($job | Receive-Job 6>&1)
             @($received | Where-Object { $_ -is [PerfectQueue.Workers.WorkerSummary] }).Count | Should -Be 1
