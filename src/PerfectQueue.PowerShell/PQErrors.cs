@@ -50,14 +50,16 @@ public static class PQErrors
             _ => (QueueError, ErrorCategory.NotSpecified),
         };
         if (e is ArgumentException a) e = WithoutParameterName(a);
-        else if (IsConnectFailure(e))
-        {
-            var reason = UrlText.Mask(e.Message).TrimEnd();
-            e = new DatabaseUnreachableException(
-                $"Cannot connect to the database of the queue{(queue is null ? "" : " " + queue)}: {reason}{(reason.EndsWith('.') ? "" : ".")} " +
-                "Check that the database server is running, that the host and port are right and no firewall blocks them, and the user name and password.", e);
-        }
         var record = new ErrorRecord(e, id, category, target);
+        if (IsConnectFailure(e))
+        {
+            // The message shown (ErrorDetails); the exception stays the driver's own, for catch and diagnosis.
+            var reason = UrlText.Mask(e.Message).TrimEnd();
+            record.ErrorDetails = new ErrorDetails(
+                $"Cannot connect to the database of the queue{(queue is null ? "" : " " + queue)}: {reason}{(reason.EndsWith('.') ? "" : ".")} " +
+                "Check that the database server is running, that the host and port are right and no firewall blocks them, and the user name and password.")
+            { RecommendedAction = "Check the server, its host and port, the firewall between, and the credentials in the queue's URL or connection string." };
+        }
         if (e is QueueNotInitializedException)
             record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Run Initialize-PQQueue (once, with rights to create tables)." };
         return record;
@@ -91,5 +93,3 @@ public static class PQErrors
     public static bool IsTerminating(Exception e) => e is QueueNotInitializedException or ConfigException or DbException;
 }
 
-/// <summary>The queue's database server cannot be reached; the message names the queue and what to check.</summary>
-public sealed class DatabaseUnreachableException(string message, Exception inner) : DbException(message, inner);

@@ -42,7 +42,7 @@ public sealed class WorkerJob : Job
             }
             catch (Exception e)
             {
-                Error.Add(PQErrors.For(e, _host.Log.Path));
+                Error.Add(PQErrors.For(e, _host.Log.Path, _host.QueueDescription));
                 SetJobState(JobState.Failed);
             }
             finally
