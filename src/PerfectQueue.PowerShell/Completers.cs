@@ -18,11 +18,11 @@ public abstract class QueueValueCompleter : IArgumentCompleter
         try
         {
             var queue = PQSession.Resolve(fakeBoundParameters["Queue"] as Queue ?? (fakeBoundParameters["Queue"] as PSObject)?.BaseObject as Queue);
-            var prefix = wordToComplete.Trim('\'', '"');
+            var prefix = Unquote(wordToComplete);
             return Values(queue, prefix)
                 .Where(v => v.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
                 .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Take(Limit)
-                .Select(v => new CompletionResult(v.Contains(' ') || v.Contains('\'') ? "'" + v.Replace("'", "''") + "'" : v, v, CompletionResultType.ParameterValue, v))
+                .Select(v => new CompletionResult(Quote(v), v, CompletionResultType.ParameterValue, v))
                 .ToList();
         }
         catch (Exception)
@@ -32,6 +32,24 @@ public abstract class QueueValueCompleter : IArgumentCompleter
     }
 
     protected abstract IEnumerable<string> Values(Queue queue, string prefix);
+
+    /// <summary>
+    /// Always single-quoted: a value comes from whoever submitted the task, and the completed line is run by the
+    /// operator who pressed Tab, so `;`, `$( )` or a typographic quote (’, which PowerShell also ends a string
+    /// with) must stay text. EscapeSingleQuotedStringContent doubles every kind of single quote PowerShell knows.
+    /// </summary>
+    internal static string Quote(string value) => "'" + CodeGeneration.EscapeSingleQuotedStringContent(value) + "'";
+
+    // What the user typed so far, as the value it means. PowerShell hands over a quoted word already unescaped
+    // ('o''n arrives as 'o'n), so only the quotes around it go.
+    private static string Unquote(string word)
+    {
+        if (word.Length == 0 || !IsQuote(word[0])) return word;
+        var inner = word[1..];
+        return inner.Length > 0 && IsQuote(inner[^1]) ? inner[..^1] : inner;
+    }
+
+    private static bool IsQuote(char c) => c is '\'' or '"' or '\u2018' or '\u2019' or '\u201A' or '\u201B' or '\u201C' or '\u201D' or '\u201E';
 }
 
 /// <summary>Completes -Key with keys of live (unfinished) tasks first, at most 100.</summary>

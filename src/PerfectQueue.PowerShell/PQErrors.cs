@@ -39,7 +39,11 @@ public static class PQErrors
         new ItemNotFoundException($"No worker session has the id '{id}' in {queue}. Get-PQWorker lists the sessions; a worker that stopped has removed its own."),
         WorkerNotFound, ErrorCategory.ObjectNotFound, id);
 
-    public static ErrorRecord For(Exception e, object? target)
+    /// <summary>
+    /// The error record for an engine exception. <paramref name="queue"/> is the queue's masked description: a
+    /// connection failure names it, and what to check, since the driver's text names only an address.
+    /// </summary>
+    public static ErrorRecord For(Exception e, object? target, string? queue = null)
     {
         var (id, category) = e switch
         {
@@ -57,12 +61,47 @@ public static class PQErrors
             DbException => (DatabaseError, ErrorCategory.ConnectionError),
             _ => (QueueError, ErrorCategory.NotSpecified),
         };
+        if (e is ArgumentException a) e = WithoutParameterName(a);
         var record = new ErrorRecord(e, id, category, target);
+        if (IsConnectFailure(e))
+        {
+            // The message shown (ErrorDetails); the exception stays the driver's own, for catch and diagnosis.
+            var reason = UrlText.Mask(e.Message).TrimEnd();
+            record.ErrorDetails = new ErrorDetails(
+                $"Cannot connect to the database of the queue{(queue is null ? "" : " " + queue)}: {reason}{(reason.EndsWith('.') ? "" : ".")} " +
+                "Check that the database server is running, that the host and port are right and no firewall blocks them, and the user name and password.")
+            { RecommendedAction = "Check the server, its host and port, the firewall between, and the credentials in the queue's URL or connection string." };
+        }
         if (e is QueueNotInitializedException)
             record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Run Initialize-PQQueue (once, with rights to create tables)." };
         return record;
     }
 
+    /// <summary>A bad argument as an error: the message without .NET's " (Parameter 'options')", which names a C# parameter, not a cmdlet's.</summary>
+    public static ErrorRecord InvalidArgumentError(ArgumentException e, object? target) =>
+        new(WithoutParameterName(e), InvalidArgument, ErrorCategory.InvalidArgument, target);
+
+    private static ArgumentException WithoutParameterName(ArgumentException e)
+    {
+        if (e.ParamName is null) return e;
+        // The suffix is localized: take it from the runtime instead of spelling it.
+        var suffix = new ArgumentException("", e.ParamName).Message;
+        return e.Message.EndsWith(suffix, StringComparison.Ordinal) && e.Message.Length > suffix.Length
+            ? new ArgumentException(e.Message[..^suffix.Length].TrimEnd(), e)
+            : e;
+    }
+
+    // The server could not be reached at all (refused, unreachable, name not found, timed out while connecting).
+    private static bool IsConnectFailure(Exception e)
+    {
+        if (e is not DbException) return false;
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is System.Net.Sockets.SocketException) return true;
+        return e.Message.StartsWith("Failed to connect to", StringComparison.Ordinal)                 // Npgsql
+            || e.Message.Contains("error occurred while establishing a connection", StringComparison.Ordinal); // SqlClient
+    }
+
     /// <summary>Errors after which the command cannot go on with other items.</summary>
     public static bool IsTerminating(Exception e) => e is QueueNotInitializedException or ConfigException or DbException;
 }
+

@@ -22,7 +22,8 @@ public sealed class Queue : IDisposable, IAsyncDisposable
 
     private Queue(QueueConfig config, IQueueStore store, bool autoInitialize = false)
     {
-        Config = config;
+        Settings = config;
+        Config = config.Masked();
         _store = store;
         _autoInitialize = autoInitialize;
         _writes = new LeaseWriteBatcher(store);
@@ -30,8 +31,14 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         ScheduleCleanup();
     }
 
-    /// <summary>The configuration this queue was opened with (a copy; changing it changes nothing).</summary>
+    /// <summary>
+    /// The configuration this queue was opened with (a copy of the one given to Open), with the password of
+    /// its url or connection_string masked: a queue object travels in every task object, which scripts print,
+    /// log and ConvertTo-Json.
+    /// </summary>
     public QueueConfig Config { get; }
+    /// <summary>The configuration with its secrets, for the engine and the module that opens queues from it; never shown.</summary>
+    internal QueueConfig Settings { get; }
     public RetryPolicy RetryPolicy { get; }
     /// <summary>Where the queue lives, without secrets.</summary>
     public string Description => _store.Description;

@@ -44,8 +44,11 @@ public sealed class QueueConfig
     /// <summary>'thread' (runspaces in the worker process, our default) or 'process'.</summary>
     public string ProcessorType { get; set; } = "thread";
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
-    /// <summary>How long a finished task is kept; its key is refused for submit until then.</summary>
-    public TimeSpan RetentionTime { get; set; } = TimeSpan.FromSeconds(300);
+    /// <summary>
+    /// How long a finished task is kept; its key is refused for submit until then. One day, not the original's
+    /// 300 s: a scheduled job re-submitted minutes (or hours) later must not run twice. retention_time: 300 restores it.
+    /// </summary>
+    public TimeSpan RetentionTime { get; set; } = TimeSpan.FromDays(1);
     public TimeSpan TaskHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
     /// <summary>The lease length: a task whose holder does not heartbeat within it is given to another worker.</summary>
     public TimeSpan AliveTime { get; set; } = TimeSpan.FromSeconds(300);
@@ -93,6 +96,15 @@ public sealed class QueueConfig
     }
 
     public QueueConfig Clone() => (QueueConfig)MemberwiseClone();
+
+    /// <summary>A copy whose url and connection_string show no password (for anything that may be printed).</summary>
+    internal QueueConfig Masked()
+    {
+        var copy = Clone();
+        if (copy.Url is not null) copy.Url = UrlText.Mask(copy.Url);
+        if (copy.ConnectionString is not null) copy.ConnectionString = UrlText.Mask(copy.ConnectionString);
+        return copy;
+    }
 
     /// <summary>Checks every value; throws <see cref="ConfigException"/> naming the first bad key.</summary>
     public void Validate()

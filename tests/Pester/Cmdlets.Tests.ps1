@@ -1186,8 +1186,8 @@ Describe 'Tab completion' {
     }
 
     It 'offers the session queue''s types for Submit-PQTask -Type' {
-        Get-Completion 'Submit-PQTask -Type ba' | Should -Be @('backup', 'batch')
-        Get-Completion 'Get-PQTask -Type ' | Should -Be @('backup', 'batch', 'report')
+        Get-Completion 'Submit-PQTask -Type ba' | Should -Be @("'backup'", "'batch'")   # always quoted: values are data, never code
+        Get-Completion 'Get-PQTask -Type ' | Should -Be @("'backup'", "'batch'", "'report'")
     }
 
     It 'offers the task states for Get-PQTask -Status' {
@@ -1196,15 +1196,15 @@ Describe 'Tab completion' {
     }
 
     It 'offers keys for -Key' {
-        Get-Completion 'Get-PQTask -Key k' | Should -Be @('key-backup', 'key-batch')
-        Get-Completion 'Request-PQCancel -Key o' | Should -Be @('other')
+        Get-Completion 'Get-PQTask -Key k' | Should -Be @("'key-backup'", "'key-batch'")
+        Get-Completion 'Request-PQCancel -Key o' | Should -Be @("'other'")
     }
 
     It 'offers the keys of the queue named by -Queue' {
         $script:CompletionOther = [PerfectQueue.Queue]::Open((New-PQTestUrl 'completion'))
         try {
             Submit-PQTask -Queue $CompletionOther -Key key-elsewhere -Type t
-            Get-Completion 'Get-PQTask -Queue $CompletionOther -Key key-' | Should -Be @('key-elsewhere')
+            Get-Completion 'Get-PQTask -Queue $CompletionOther -Key key-' | Should -Be @("'key-elsewhere'")
         }
         finally { $CompletionOther.Dispose() }
     }

@@ -10,6 +10,7 @@ namespace PerfectQueue.PowerShell.Commands;
 public abstract class PQCmdlet : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
+    private Queue? _resolved;
 
     /// <summary>The queue to use. Default: the session's (Connect-PQQueue), then $env:PERFECTQUEUE_URL, then the embedded default.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -25,7 +26,7 @@ public abstract class PQCmdlet : PSCmdlet, IDisposable
     {
         try
         {
-            return PQSession.Resolve(Queue);
+            return _resolved = PQSession.Resolve(Queue);
         }
         catch (Exception e) when (e is not PipelineStoppedException)
         {
@@ -50,8 +51,9 @@ public abstract class PQCmdlet : PSCmdlet, IDisposable
         }
         catch (Exception e) when (e is PerfectQueueException or ArgumentException or TimeoutException or System.Data.Common.DbException)
         {
-            if (PQErrors.IsTerminating(e)) ThrowTerminatingError(PQErrors.For(e, target));
-            else WriteError(PQErrors.For(e, target));
+            var queue = (Queue ?? _resolved)?.Description;
+            if (PQErrors.IsTerminating(e)) ThrowTerminatingError(PQErrors.For(e, target, queue));
+            else WriteError(PQErrors.For(e, target, queue));
         }
     }
 

@@ -128,6 +128,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     public string[] ImportModule { get; set; } = [];
 
     private WorkerHost? _host;
+    private string? _queueDescription; // named by a connection failure's error
     private int _interrupts;
 
     // PowerShell calls StopProcessing once per pipeline (and also after this command has returned, for a later
@@ -158,6 +159,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         var assemblyPath = ParameterSetName == AssemblySet ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(AssemblyPath) : null;
         var logPath = LogPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
         var sessionQueue = configPath is null ? CurrentQueue() : null;
+        _queueDescription = sessionQueue?.Description;
         var state = SessionStateFor();
         var inline = ParameterSetName == HandlerSet ? NewRoutes(Handler) : null;
         var initialization = InitializationScript?.ToString();
@@ -166,12 +168,12 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         Action<string> toHost = _ => { };
         WorkerPlan Load()
         {
-            var config = configPath is null ? sessionQueue!.Config.Clone() : QueueConfigFile.Load(configPath, Environment);
+            var config = configPath is null ? sessionQueue!.Settings.Clone() : QueueConfigFile.Load(configPath, Environment);
             if (RetryWait is { } wait) config.RetryWait = wait;
             if (MaxAttempts is { } attempts) config.MaxAttempts = attempts;
             if (config.ProcessorType != "thread")
                 throw new ConfigException($"processor_type: '{config.ProcessorType}' is not available yet; use thread (runspaces).", "processor_type");
-            var queue = sessionQueue is not null && PQSession.SettingsKey(config) == PQSession.SettingsKey(sessionQueue.Config) ? sessionQueue : PQSession.Open(config);
+            var queue = sessionQueue is not null && PQSession.SettingsKey(config) == PQSession.SettingsKey(sessionQueue.Settings) ? sessionQueue : PQSession.Open(config);
 
             var options = WorkerOptions.From(config);
             if (Processors is { } p) options.Processors = p;
@@ -207,6 +209,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         try
         {
             first = Load();
+            _queueDescription = first.Queue.Description;
             log = new WorkerLog(first.LogPath, line => toHost(line));
         }
         catch (Exception e) when (e is PerfectQueueException or ArgumentException or System.Data.Common.DbException)
@@ -219,7 +222,8 @@ public sealed class StartPQWorkerCommand : PQCmdlet
 
         if (AsJob)
         {
-            var job = new WorkerJob(MyInvocation.Line, JobName, _host);
+            // Get-Job shows the command line: an inline URL's password must not be part of it.
+            var job = new WorkerJob(UrlText.Mask(MyInvocation.Line), JobName, _host);
             toHost = job.WriteLine;
             JobRepository.Add(job);
             job.Start();
@@ -231,9 +235,9 @@ public sealed class StartPQWorkerCommand : PQCmdlet
 
     private void Terminate(Exception e, object? target)
     {
-        var record = e is ArgumentException
-            ? new ErrorRecord(e, PQErrors.InvalidArgument, ErrorCategory.InvalidArgument, target)
-            : PQErrors.For(e, target);
+        var record = e is ArgumentException a
+            ? PQErrors.InvalidArgumentError(a, target)
+            : PQErrors.For(e, target, _queueDescription);
         ThrowTerminatingError(record);
     }
 

@@ -19,7 +19,10 @@ internal static class HandlerScript
         runspace.Open();
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = runspace;
-        ps.AddScript($"Set-Location -LiteralPath '{Path.GetDirectoryName(path)!.Replace("'", "''")}'; . '{path.Replace("'", "''")}'");
+        // The paths are arguments of a fixed script, never part of its text: a folder named `a’; Remove-Item ...; ’`
+        // (’ ends a PowerShell string too) or just `John’s handlers` must be a path and nothing else.
+        ps.AddScript("param([string] $folder, [string] $script) Set-Location -LiteralPath $folder; . $script")
+            .AddArgument(Path.GetDirectoryName(path)!).AddArgument(path);
         IReadOnlyList<PSObject> result;
         try { result = ps.Invoke(); }
         catch (RuntimeException e) { throw new ConfigException($"The handler script '{path}' failed: {e.Message}", "handler_path", e); }

@@ -7,8 +7,10 @@ namespace PerfectQueue.PowerShell.Hosting;
 /// <summary>
 /// A processor that runs scriptblock handlers in its own runspace, reused from task to task. The handlers
 /// are rebuilt from their text inside this runspace: a ScriptBlock belongs to the runspace that created it
-/// and must never run in several at once. $ErrorActionPreference is Stop there, so a failing command fails
-/// the task (which is then retried) instead of being ignored.
+/// and must never run in several at once. $ErrorActionPreference is Stop there, and so is a native command's
+/// non-zero exit code ($PSNativeCommandUseErrorActionPreference): a failing command or program (pg_dump, rsync,
+/// robocopy ...) fails the task, which is then retried, instead of being ignored. Native stderr and other error
+/// records go to the worker log, a line each, tagged with the task key.
 /// </summary>
 internal sealed class RunspaceProcessor : ITaskProcessor
 {
@@ -28,7 +30,8 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         // which cost about 1 ms of CPU per task (measured by build.ps1 bench's author).
         _runspace.ThreadOptions = PSThreadOptions.ReuseThread;
         _runspace.Open();
-        Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
+        Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
+            "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
             [routes.Texts.ToArray()], "loading the handlers");
         if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
     }
@@ -57,6 +60,17 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         output.DataAdded += (_, e) => _log($"{task.Key}: {output[e.Index]}");
         ps.Streams.Warning.DataAdded += (_, e) => _log($"{task.Key}: WARNING: {ps.Streams.Warning[e.Index]}");
         ps.Streams.Information.DataAdded += (_, e) => _log($"{task.Key}: {ps.Streams.Information[e.Index]}");
+        string? lastStderr = null;
+        ps.Streams.Error.DataAdded += (_, e) =>
+        {
+            var record = ps.Streams.Error[e.Index];
+            if (IsStderr(record))
+            {
+                lastStderr = record.Exception.Message;
+                _log($"{task.Key}: stderr: {lastStderr}");
+            }
+            else _log($"{task.Key}: ERROR: {record}");
+        };
         using var stopping = stop.Register(() => ps.BeginStop(null, null));
         try
         {
@@ -70,11 +84,24 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         {
             throw new OperationCanceledException(e.Message, e, task.CancellationToken);
         }
+        catch (ActionPreferenceStopException e) when (e.ErrorRecord is { } record)
+        {
+            // "The running command stopped because the preference variable ... is set to Stop: " is noise in a task's
+            // message: keep the handler's own text (Write-Error's, or the native program's exit code), and the
+            // program's last stderr line, which usually says why.
+            var text = record.ToString();
+            if (record.Exception is NativeCommandExitException && lastStderr is not null) text += $" Its last stderr line: {lastStderr}";
+            throw new RuntimeException(text, e, record);
+        }
         stop.ThrowIfCancellationRequested();
         // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
         // it), so Get-PQTask shows what it did.
         return output.LastOrDefault(o => o is not null)?.ToString();
     }
+
+    // A line a native program wrote to stderr: PowerShell wraps each in an error record of its own.
+    private static bool IsStderr(ErrorRecord record) =>
+        record.Exception is RemoteException && record.FullyQualifiedErrorId is "NativeCommandError" or "NativeCommandErrorMessage";
 
     public ValueTask DisposeAsync()
     {

@@ -35,6 +35,9 @@ internal sealed class WorkerHost : IDisposable
 
     public WorkerLog Log { get; }
 
+    /// <summary>The queue the worker runs on, masked: for errors that name it.</summary>
+    public string QueueDescription => _plan.Queue.Description;
+
     public bool IsStopping => _graceful.IsCancellationRequested || _immediate.IsCancellationRequested;
 
     /// <summary>Stop acquiring, let running tasks end (up to the graceful kill limit), then exit.</summary>

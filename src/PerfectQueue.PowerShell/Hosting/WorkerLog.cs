@@ -63,7 +63,10 @@ internal sealed class WorkerLog : IDisposable
         {
             var folder = System.IO.Path.GetDirectoryName(path);
             if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
-            var stream = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete };
+            // Task keys, data and errors are in it: only its owner may read a new log file (an existing one keeps its mode).
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            var stream = new FileStream(path, options);
             return new StreamWriter(stream) { AutoFlush = false };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)

@@ -141,7 +141,7 @@ internal static class QueueStores
     {
         const string prefix = "sqlite:///";
         if (!url.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || url.Length == prefix.Length)
-            throw new ConfigException($"url: '{url}' has no file path. Use sqlite:///relative.db or sqlite:////absolute/path.db.", "url");
+            throw new ConfigException($"url: '{UrlText.Mask(url)}' has no file path. Use sqlite:///relative.db or sqlite:////absolute/path.db.", "url");
         var path = Uri.UnescapeDataString(url[prefix.Length..]);
         if (path.Contains('?')) path = path[..path.IndexOf('?')];
         return path;

@@ -33,7 +33,7 @@ public abstract class QueueConformance : IDisposable
     /// <summary>A second client of the same queue, on its own connections.</summary>
     protected Queue OpenAnother(Queue queue, Action<QueueConfig>? configure = null)
     {
-        var config = queue.Config.Clone();
+        var config = queue.Settings.Clone(); // Config masks the password: reopening needs the real one
         configure?.Invoke(config);
         var other = Queue.Open(config);
         lock (_opened) _opened.Add(other);

@@ -24,7 +24,7 @@ public abstract class WorkerSessionConformance(IBackendTarget target) : IDisposa
 
     private Queue OpenAnother(Queue queue, Action<QueueConfig> configure)
     {
-        var config = queue.Config.Clone();
+        var config = queue.Settings.Clone(); // Config masks the password: reopening needs the real one
         configure(config);
         var other = Queue.Open(config);
         lock (_opened) _opened.Add(other);

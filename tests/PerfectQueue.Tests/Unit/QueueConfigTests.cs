@@ -11,7 +11,7 @@ public sealed class QueueConfigTests
         var c = new QueueConfig();
         Assert.Equal(1, c.Processors);
         Assert.Equal(TimeSpan.FromSeconds(1), c.PollInterval);
-        Assert.Equal(TimeSpan.FromSeconds(300), c.RetentionTime);
+        Assert.Equal(TimeSpan.FromDays(1), c.RetentionTime); // ours, not the original's 300 s (docs/configuration.md)
         Assert.Equal(TimeSpan.FromSeconds(2), c.TaskHeartbeatInterval);
         Assert.Equal(TimeSpan.FromSeconds(300), c.AliveTime);
         Assert.Equal(TimeSpan.FromSeconds(300), c.RetryWait);
