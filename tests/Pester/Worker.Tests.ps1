@@ -315,6 +315,14 @@ production:
 
 Describe 'Start-PQWorker in a process of its own: signals (Linux and macOS)' -Skip:$IsWindows {
     BeforeAll {
+        # A signal ignored when a process starts stays ignored in it (.NET does not take it back), and ignored
+        # signals are inherited: a test run started with nohup (SIGHUP) or with & from a script (SIGINT, SIGQUIT)
+        # would start workers deaf to them, and these tests would only time out. Say so instead.
+        if (Test-Path /proc/self/status) {
+            $mask = [Convert]::ToUInt64((((Get-Content /proc/self/status) -match '^SigIgn:') -split '\s+')[1], 16)
+            $deaf = @(foreach ($s in ([ordered]@{ 1 = 'SIGHUP'; 2 = 'SIGINT'; 3 = 'SIGQUIT' }).GetEnumerator()) { if ($mask -band (1 -shl ($s.Key - 1))) { $s.Value } })
+            if ($deaf) { throw "This test process ignores $($deaf -join ', ') (started with nohup, or in the background from a script), and so would every worker it starts: run the tests in the foreground." }
+        }
         # Starts a worker in a child pwsh; its handler appends "<key> <attempt> <pid>" to $Marker when it starts.
         function Start-WorkerProcess([string] $Url, [string] $Marker, [string] $Body, [string] $Extra = '') {
             Start-PwshScript @"
