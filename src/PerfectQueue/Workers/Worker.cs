@@ -57,6 +57,11 @@ public sealed class Worker
             while ((seen = Interlocked.Read(ref _renewedAt)) < sentAt && Interlocked.CompareExchange(ref _renewedAt, sentAt, seen) != seen) { }
         }
         public bool TryFence() => Interlocked.Exchange(ref _fenced, 1) == 0;
+        /// <summary>
+        /// Set once its handler ended and the worker writes its end: a heartbeat then would find the row finished by
+        /// this very write and report it lost to somebody else, so the heartbeat and the fence leave it alone.
+        /// </summary>
+        public volatile bool Concluding;
     }
 
     /// <param name="queue">The queue to work on.</param>
@@ -347,6 +352,7 @@ public sealed class Worker
             {
                 failure = e;
             }
+            entry.Concluding = true;
             outcome = await ConcludeAsync(task, failure, result, stop.Token).ConfigureAwait(false);
         }
         catch (PreemptedException e)
@@ -481,7 +487,7 @@ public sealed class Worker
 
     private async Task HeartbeatTasksAsync()
     {
-        var held = _running.Values.Where(r => !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
+        var held = _running.Values.Where(r => !r.Concluding && !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
         if (held.Count == 0) return;
         var sentAt = Stopwatch.GetTimestamp();
         try
@@ -493,7 +499,7 @@ public sealed class Worker
                 if (report.Error is null) held[i].Renewed(sentAt);
                 if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
                     Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
-                else if (report.Error is { } lost && !report.Task.IsCompleted)
+                else if (report.Error is { } lost && !report.Task.IsCompleted && !held[i].Concluding)
                     Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
             }
         }
@@ -533,7 +539,7 @@ public sealed class Worker
         var limit = FenceAfter;
         foreach (var r in _running.Values)
         {
-            if (r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
+            if (r.Concluding || r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
             var unrenewed = Stopwatch.GetElapsedTime(r.RenewedAt);
             if (unrenewed < limit || !r.TryFence()) continue;
             r.Task.OnLost(new PreemptedException(

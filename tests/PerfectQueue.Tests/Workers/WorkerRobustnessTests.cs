@@ -285,6 +285,30 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         Assert.Equal(1, summary.Succeeded);
     }
 
+    [BackendFact]
+    public async Task A_heartbeat_that_meets_the_workers_own_finish_in_flight_does_not_report_the_task_lost()
+    {
+        // The finish commits, then its answer is held back for 2 s, or until the worker logs a loss: heartbeats
+        // meanwhile find the row finished. They must not take the worker's own finish for somebody else's.
+        var log = new ConcurrentQueue<string>();
+        var (q, _, _) = OpenIntercepted(null, (method, args, inner) =>
+            method.Name == nameof(IQueueStore.ApplyAsync) ? FinishThenHoldAsync(inner, args!, log) : null);
+        q.Submit("mine", "t");
+        var summary = await Within(NewWorker(q, Fast(), (_, _) => Task.CompletedTask, log).RunAsync(default, default), log);
+        Assert.Equal(1, summary.Succeeded);
+        Assert.Equal(0, summary.Lost);
+        Assert.DoesNotContain(log, l => l.Contains("was lost"));
+    }
+
+    private static async Task<IReadOnlySet<long>> FinishThenHoldAsync(IQueueStore inner, object?[] args, ConcurrentQueue<string> log)
+    {
+        var applied = await inner.ApplyAsync((IReadOnlyList<LeaseWrite>)args[0]!, CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // 20 heartbeat intervals: a worker that beat the task meanwhile has reported it lost by then.
+        while (!log.Any(l => l.Contains("was lost")) && clock.Elapsed < TimeSpan.FromSeconds(2)) await Task.Delay(10);
+        return applied;
+    }
+
     // ---- item 3: the worker survives its database ----
 
     [BackendFact]
