@@ -123,6 +123,7 @@ public sealed class Worker
         string stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
+        Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
         Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}");
         try
         {
@@ -194,7 +195,7 @@ public sealed class Worker
                 }
                 else if (got.Tasks.Count == 0 || got.Tasks.Count < free)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
-                        WaitForTasksAsync(ct),
+                        storeWait = WaitForTasksAsync(ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
 
@@ -220,6 +221,8 @@ public sealed class Worker
             }
             // An acquire a stop left in flight: wait (boundedly) for it, to release what it leased.
             if (lateAcquires.Count > 0) await Task.WhenAny(Task.WhenAll(lateAcquires), Task.Delay(LateAcquireWait)).ConfigureAwait(false);
+            // A caller disposes the queue once the worker returned: a PostgreSQL listen still unwinding then fails.
+            await Task.WhenAny(storeWait, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
