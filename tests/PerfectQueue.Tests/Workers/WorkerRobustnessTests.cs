@@ -393,6 +393,28 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         Assert.All(q.List(), t => { Assert.Equal(TaskState.Waiting, t.Status); Assert.Equal(0, t.Attempts); });
     }
 
+    [BackendFact]
+    public async Task A_cancel_that_lands_after_the_acquire_leased_rows_still_lets_it_write_its_endings()
+    {
+        using var cancel = new CancellationTokenSource();
+        var (q, _, _) = OpenIntercepted(null, (method, args, inner) => method.Name == nameof(IQueueStore.AcquireAsync) ? CancelAfterAcquireAsync(inner, args!, cancel) : null);
+        q.Submit("X", "t");
+        Assert.NotNull(q.Poll(TimeSpan.FromSeconds(1)));         // its worker dies after the cancel request
+        q["X"].CancelRequest();
+        Eventually.True(() => q.List(new TaskFilter { Keys = ["X"] }).Single().Timeout <= q.Now(), "the lease to expire");
+        var got = await q.PollMultiAsync(5, ct: cancel.Token);   // the acquire leased X; the cancel came after
+        Assert.Empty(got);
+        var info = q["X"].GetInfo();
+        Assert.Equal(TaskOutcome.Cancelled, info.Outcome);       // not left leased for alive_time
+    }
+
+    private static async Task<IReadOnlyList<TaskRow>> CancelAfterAcquireAsync(IQueueStore inner, object?[] args, CancellationTokenSource cancel)
+    {
+        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, CancellationToken.None);
+        if (rows.Count > 0) cancel.Cancel();
+        return rows;
+    }
+
     private static async Task<IReadOnlyList<TaskRow>> HeldAcquireAsync(IQueueStore inner, object?[] args, TaskCompletionSource inAcquire, TaskCompletionSource letGo)
     {
         var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, CancellationToken.None);
