@@ -57,6 +57,11 @@ public sealed class Worker
             while ((seen = Interlocked.Read(ref _renewedAt)) < sentAt && Interlocked.CompareExchange(ref _renewedAt, sentAt, seen) != seen) { }
         }
         public bool TryFence() => Interlocked.Exchange(ref _fenced, 1) == 0;
+        /// <summary>
+        /// Set once its handler ended and the worker writes its end: a heartbeat then would find the row finished by
+        /// this very write and report it lost to somebody else, so the heartbeat and the fence leave it alone.
+        /// </summary>
+        public volatile bool Concluding;
     }
 
     /// <param name="queue">The queue to work on.</param>
@@ -118,6 +123,7 @@ public sealed class Worker
         string stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
+        Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
         Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}");
         try
         {
@@ -189,7 +195,7 @@ public sealed class Worker
                 }
                 else if (got.Tasks.Count == 0 || got.Tasks.Count < free)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
-                        WaitForTasksAsync(ct),
+                        storeWait = WaitForTasksAsync(ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
 
@@ -215,6 +221,8 @@ public sealed class Worker
             }
             // An acquire a stop left in flight: wait (boundedly) for it, to release what it leased.
             if (lateAcquires.Count > 0) await Task.WhenAny(Task.WhenAll(lateAcquires), Task.Delay(LateAcquireWait)).ConfigureAwait(false);
+            // A caller disposes the queue once the worker returned: a PostgreSQL listen still unwinding then fails.
+            await Task.WhenAny(storeWait, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
@@ -347,6 +355,7 @@ public sealed class Worker
             {
                 failure = e;
             }
+            entry.Concluding = true;
             outcome = await ConcludeAsync(task, failure, result, stop.Token).ConfigureAwait(false);
         }
         catch (PreemptedException e)
@@ -481,7 +490,7 @@ public sealed class Worker
 
     private async Task HeartbeatTasksAsync()
     {
-        var held = _running.Values.Where(r => !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
+        var held = _running.Values.Where(r => !r.Concluding && !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
         if (held.Count == 0) return;
         var sentAt = Stopwatch.GetTimestamp();
         try
@@ -493,7 +502,7 @@ public sealed class Worker
                 if (report.Error is null) held[i].Renewed(sentAt);
                 if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
                     Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
-                else if (report.Error is { } lost && !report.Task.IsCompleted)
+                else if (report.Error is { } lost && !report.Task.IsCompleted && !held[i].Concluding)
                     Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
             }
         }
@@ -533,7 +542,7 @@ public sealed class Worker
         var limit = FenceAfter;
         foreach (var r in _running.Values)
         {
-            if (r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
+            if (r.Concluding || r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
             var unrenewed = Stopwatch.GetElapsedTime(r.RenewedAt);
             if (unrenewed < limit || !r.TryFence()) continue;
             r.Task.OnLost(new PreemptedException(

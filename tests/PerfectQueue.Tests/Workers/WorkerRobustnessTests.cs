@@ -285,6 +285,30 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         Assert.Equal(1, summary.Succeeded);
     }
 
+    [BackendFact]
+    public async Task A_heartbeat_that_meets_the_workers_own_finish_in_flight_does_not_report_the_task_lost()
+    {
+        // The finish commits, then its answer is held back for 2 s, or until the worker logs a loss: heartbeats
+        // meanwhile find the row finished. They must not take the worker's own finish for somebody else's.
+        var log = new ConcurrentQueue<string>();
+        var (q, _, _) = OpenIntercepted(null, (method, args, inner) =>
+            method.Name == nameof(IQueueStore.ApplyAsync) ? FinishThenHoldAsync(inner, args!, log) : null);
+        q.Submit("mine", "t");
+        var summary = await Within(NewWorker(q, Fast(), (_, _) => Task.CompletedTask, log).RunAsync(default, default), log);
+        Assert.Equal(1, summary.Succeeded);
+        Assert.Equal(0, summary.Lost);
+        Assert.DoesNotContain(log, l => l.Contains("was lost"));
+    }
+
+    private static async Task<IReadOnlySet<long>> FinishThenHoldAsync(IQueueStore inner, object?[] args, ConcurrentQueue<string> log)
+    {
+        var applied = await inner.ApplyAsync((IReadOnlyList<LeaseWrite>)args[0]!, CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // 20 heartbeat intervals: a worker that beat the task meanwhile has reported it lost by then.
+        while (!log.Any(l => l.Contains("was lost")) && clock.Elapsed < TimeSpan.FromSeconds(2)) await Task.Delay(10);
+        return applied;
+    }
+
     // ---- item 3: the worker survives its database ----
 
     [BackendFact]
@@ -367,6 +391,28 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         Assert.Equal(0, Volatile.Read(ref ran));
         Assert.Equal(2, summary.Released);
         Assert.All(q.List(), t => { Assert.Equal(TaskState.Waiting, t.Status); Assert.Equal(0, t.Attempts); });
+    }
+
+    [BackendFact]
+    public async Task A_cancel_that_lands_after_the_acquire_leased_rows_still_lets_it_write_its_endings()
+    {
+        using var cancel = new CancellationTokenSource();
+        var (q, _, _) = OpenIntercepted(null, (method, args, inner) => method.Name == nameof(IQueueStore.AcquireAsync) ? CancelAfterAcquireAsync(inner, args!, cancel) : null);
+        q.Submit("X", "t");
+        Assert.NotNull(q.Poll(TimeSpan.FromSeconds(1)));         // its worker dies after the cancel request
+        q["X"].CancelRequest();
+        Eventually.True(() => q.List(new TaskFilter { Keys = ["X"] }).Single().Timeout <= q.Now(), "the lease to expire");
+        var got = await q.PollMultiAsync(5, ct: cancel.Token);   // the acquire leased X; the cancel came after
+        Assert.Empty(got);
+        var info = q["X"].GetInfo();
+        Assert.Equal(TaskOutcome.Cancelled, info.Outcome);       // not left leased for alive_time
+    }
+
+    private static async Task<IReadOnlyList<TaskRow>> CancelAfterAcquireAsync(IQueueStore inner, object?[] args, CancellationTokenSource cancel)
+    {
+        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, CancellationToken.None);
+        if (rows.Count > 0) cancel.Cancel();
+        return rows;
     }
 
     private static async Task<IReadOnlyList<TaskRow>> HeldAcquireAsync(IQueueStore inner, object?[] args, TaskCompletionSource inAcquire, TaskCompletionSource letGo)

@@ -608,7 +608,8 @@ public sealed class PostgresQueueStore : IQueueStore
 
     public void Dispose()
     {
-        _listener?.Dispose();
+        try { _listener?.Dispose(); }
+        catch (Exception) { /* a listen still unwinding (NpgsqlOperationInProgressException): the data source closes it */ }
         _dataSource.Dispose();
         _listenGate.Dispose();
     }
