@@ -76,9 +76,12 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         {
             await Task.Factory.FromAsync(ps.BeginInvoke<PSObject, PSObject>(null, output), ps.EndInvoke).ConfigureAwait(false);
         }
-        catch (PipelineStoppedException) when (stop.IsCancellationRequested)
+        catch (RuntimeException e) when (stop.IsCancellationRequested)
         {
-            throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", stop);
+            // Whatever a stop interrupted ends as stopped, so the task is released, not retried: usually that is a
+            // PipelineStoppedException, but a stop that lands while a command's module is being auto-loaded
+            // surfaces as "found in the module ... but the module could not be loaded".
+            throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", e, stop);
         }
         catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
         {
