@@ -93,6 +93,9 @@ BeforeAll {
             $runspace = [runspacefactory]::CreateRunspace($state)
             $runspace.Open()
             $runspace.SessionStateProxy.Path.SetLocation([System.Management.Automation.WildcardPattern]::Escape($dir)) | Out-Null
+            # A fresh, empty queue: connecting and reading never create one, so it is created here.
+            $init = [powershell]::Create($runspace)
+            try { $null = $init.AddCommand('Initialize-PQQueue').Invoke() } finally { $init.Dispose() }
             $ps = [powershell]::Create($runspace)
             $null = $ps.AddScript($Code).AddCommand('Out-String').AddParameter('Width', 160)
             $async = $ps.BeginInvoke()

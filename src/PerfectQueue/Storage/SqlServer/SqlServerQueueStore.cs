@@ -630,23 +630,61 @@ public sealed class SqlServerQueueStore : IQueueStore
         for (var i = 0; i < tasks.Count; i++)
             if (seen.Add(tasks[i].Key)) unique.Add((i, tasks[i]));
         var result = new bool[tasks.Count];
-        try
+        foreach (var part in SplitBySize(unique.Select(u => u.Row).ToList(), MaxBatchChars).Select(p => p.Select(i => unique[i]).ToList()))
         {
-            var stored = await InsertAsync(unique.Select(u => u.Row), ct).ConfigureAwait(false);
-            foreach (var (index, row) in unique) result[index] = stored.Contains(row.Key);
-        }
-        catch (SqlException e) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(e)))
-        {
-            // The batch met a key taken after its NOT EXISTS check (a concurrent submit, or two keys SQL
-            // Server compares as equal), so the whole insert rolled back. Row by row, each duplicate is
-            // told by its error number and the others are stored.
-            foreach (var (index, row) in unique)
+            try
             {
-                try { result[index] = (await InsertAsync([row], ct).ConfigureAwait(false)).Contains(row.Key); }
-                catch (SqlException one) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(one))) { result[index] = false; }
+                var stored = await InsertAsync(part.Select(u => u.Row), ct).ConfigureAwait(false);
+                foreach (var (index, row) in part) result[index] = stored.Contains(row.Key);
+            }
+            catch (SqlException e) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(e)))
+            {
+                // The batch met a key taken after its NOT EXISTS check (a concurrent submit, or two keys SQL
+                // Server compares as equal), so the whole insert rolled back. Row by row, each duplicate is
+                // told by its error number and the others are stored.
+                foreach (var (index, row) in part)
+                {
+                    try { result[index] = (await InsertAsync([row], ct).ConfigureAwait(false)).Contains(row.Key); }
+                    catch (SqlException one) when (SqlServerErrors.IsDuplicateKey(SqlServerErrors.Numbers(one))) { result[index] = false; }
+                }
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// The most characters of JSON one submit batch carries (about 64 MB of nvarchar). Data travels as hex
+    /// text inside it, 2 characters a byte (4 bytes of UTF-16), so 500 tasks of 1 MB would otherwise build one
+    /// string of about a billion characters: too big for the client's memory and the server's.
+    /// </summary>
+    internal const long MaxBatchChars = 32L * 1024 * 1024;
+
+    /// <summary>About how many characters a row takes in the submit batch's JSON.</summary>
+    internal static long JsonChars(NewTaskRow row) =>
+        160 + 2L * (row.Key.Length + row.Type.Length + (row.User?.Length ?? 0)) + (row.Data is null ? 0 : 2 + 2L * row.Data.Length);
+
+    /// <summary>
+    /// Splits rows, in order, into consecutive batches (as row indexes) of at most <paramref name="maxChars"/>
+    /// characters each; a row bigger than that is a batch of its own. Each batch is one transaction.
+    /// </summary>
+    internal static List<List<int>> SplitBySize(IReadOnlyList<NewTaskRow> rows, long maxChars)
+    {
+        var batches = new List<List<int>>();
+        List<int>? current = null;
+        long size = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var chars = JsonChars(rows[i]);
+            if (current is null || (size + chars > maxChars && current.Count > 0))
+            {
+                current = [];
+                batches.Add(current);
+                size = 0;
+            }
+            current.Add(i);
+            size += chars;
+        }
+        return batches;
     }
 
     // Not retried on an ambiguous connection loss: the insert may have committed, and a second try would

@@ -149,8 +149,7 @@ public sealed class SqliteQueueStore : IQueueStore
 
     public Task InitializeAsync(bool force, CancellationToken ct) => Run(ct, () =>
     {
-        var dir = Path.GetDirectoryName(FilePath);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        CreatePrivately();
         Write(ct, (c, now) =>
         {
             if (force)
@@ -168,6 +167,30 @@ public sealed class SqliteQueueStore : IQueueStore
         }, checkTable: false, create: true);
         return true;
     });
+
+    // Task data is often private: on Unix, folders this store creates are 0700 and the database file is
+    // created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database file's mode),
+    // whatever the umask. Existing folders and files keep the modes their owner gave them.
+    private void CreatePrivately()
+    {
+        var dir = Path.GetDirectoryName(FilePath);
+        if (OperatingSystem.IsWindows())
+        {
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            return;
+        }
+        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir))
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (File.Exists(FilePath)) return;
+        try
+        {
+            using var created = new FileStream(FilePath, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+        catch (IOException) when (File.Exists(FilePath)) { /* another process created it first */ }
+    }
 
     // Why the indexes: due serves acquire's ORDER BY over live tasks only; leased serves the running count
     // per user; user_due serves acquire's per-user candidates; purge serves cleanup; key enforces unique task keys.
