@@ -315,6 +315,7 @@ public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture
         // a stale one, and the worker waited for ever once it was busy.
         var config = target.NewConfig();
         using var real = Queue.Open(config);
+        real.Initialize(); // a queue over a store the test built never creates its table
         var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
         using var q = Queue.OpenWith(config, counting);
         var options = new WorkerOptions
