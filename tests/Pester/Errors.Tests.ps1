@@ -85,12 +85,15 @@ Describe 'A database error' {
         finally { $broken.Dispose() }
     }
 
-    It 'opening a file that is not a database is DatabaseError, terminating' {
+    It 'reading a file that is not a database is DatabaseError, terminating' {
         $file = Join-Path $TestDrive 'not-a-database.db'
         Set-Content -Path $file -Value ('this is a text file, not SQLite ' * 200)
         $caught = $null
+        # Connecting opens nothing (it never creates or reads a file other than the embedded default's):
+        # the first command that reads finds out.
+        Connect-PQQueue "sqlite:///$file"
         try {
-            Connect-PQQueue "sqlite:///$file" -ErrorAction SilentlyContinue
+            Get-PQTask -ErrorAction SilentlyContinue
             'not reached'
         }
         catch { $caught = $_ }

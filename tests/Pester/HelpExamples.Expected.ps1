@@ -45,7 +45,7 @@ $waiting = '\|Waiting\|\|'
         Files  = 'reports.db'
     }
     'Connect-PQQueue: Example 4: Keep two queues at hand' = @{
-        Output = 'smoke-test-2026-11-26\s+smoke-test\s+Waiting', 'Queue : \S*/production\.db \(table perfectqueue\)', 'Total : 0'
+        Output = 'smoke-test-2026-11-26\s+smoke-test\s+Waiting', 'Queue : \S*/production\.db \(table perfectqueue\)', 'Total : 1'
         Files  = 'staging.db', 'production.db'
     }
 

@@ -44,8 +44,6 @@ Describe 'An unreachable database server' {
 
 Describe 'retention_time' {
     It 'defaults to one day: a finished key stays taken for a day' {
-        Connect-PQQueue (New-TestUrl)
-        (Get-PQTask -First 1 -ErrorAction SilentlyContinue) | Out-Null
         $q = Connect-PQQueue (New-TestUrl) -PassThru
         $q.Config.RetentionTime | Should -Be ([timespan]::FromDays(1))
         Submit-PQTask -Key daily -Type t
