@@ -8,34 +8,9 @@ namespace PerfectQueue.Tests.Conformance;
 /// tasks, max_running holds there too under concurrent acquirers, and concurrent acquirers never come back
 /// empty while due tasks nobody holds remain. Runs on every backend.
 /// </summary>
-public abstract class AcquireConformance : IDisposable
+public abstract class AcquireConformance(IBackendTarget target) : BackendSuite(target)
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(10);
-    private readonly IBackendTarget _target;
-    private readonly List<Queue> _opened = [];
-
-    protected AcquireConformance(IBackendTarget target) => _target = target;
-
-    private Queue Open()
-    {
-        var queue = Queue.Open(_target.NewConfig());
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    private Queue OpenAnother(Queue queue)
-    {
-        var other = Queue.Open(queue.Config.Clone());
-        lock (_opened) _opened.Add(other);
-        return other;
-    }
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
 
     private static IEnumerable<TaskSubmission> Tasks(string prefix, int count, DateTimeOffset from, string? user = null, int? maxRunning = null) =>
         Enumerable.Range(0, count).Select(i => new TaskSubmission($"{prefix}{i:D5}", "t", null,

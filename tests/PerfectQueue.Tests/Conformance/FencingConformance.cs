@@ -12,39 +12,12 @@ namespace PerfectQueue.Tests.Conformance;
 /// flag or the <c>finished_at</c> guard refuse it and hide a missing token fence.) Every refused write must
 /// leave the row exactly as it was: the second holder still holds it and can finish it.
 /// </summary>
-public abstract class FencingConformance : IDisposable
+public abstract class FencingConformance(IBackendTarget target) : BackendSuite(target)
 {
     // The first holder's lease: short, because every test waits it out (by polling the database clock).
     private static readonly TimeSpan StaleLease = TimeSpan.FromMilliseconds(300);
     // The second holder's lease: long enough never to run out during a test on a loaded machine.
     private static readonly TimeSpan LiveLease = TimeSpan.FromMinutes(5);
-
-    private readonly IBackendTarget _target;
-    private readonly List<Queue> _opened = [];
-
-    protected FencingConformance(IBackendTarget target) => _target = target;
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
-
-    private Queue Open()
-    {
-        var queue = Queue.Open(_target.NewConfig());
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    /// <summary>Another worker of the same queue, on its own connections.</summary>
-    private Queue OpenAnother(Queue queue)
-    {
-        var other = Queue.Open(queue.Config.Clone());
-        lock (_opened) _opened.Add(other);
-        return other;
-    }
 
     /// <summary>Waits until the database clock has passed <paramref name="deadline"/>: then that lease has expired.</summary>
     private static void WaitPast(Queue q, DateTimeOffset deadline) =>
@@ -172,15 +145,15 @@ public abstract class FencingConformance : IDisposable
         var second = OpenAnother(q);
         Task? hold = null;
         var batchSizes = new ConcurrentQueue<int>();
-        var (store, _) = InterceptingStore.Wrap(QueueStores.Create(q.Config).Store, (method, args, inner) =>
+        var (store, _) = InterceptingStore.Wrap(QueueStores.Create(q.Settings).Store, (method, args, inner) =>
         {
             if (method.Name != nameof(IQueueStore.ApplyAsync)) return null;
             var writes = (IReadOnlyList<LeaseWrite>)args![0]!;
             batchSizes.Enqueue(writes.Count);
             return Volatile.Read(ref hold) is { } h ? HeldApplyAsync(h, inner, writes) : null;
         });
-        var first = Queue.OpenWith(q.Config, store);   // the first holder, whose group commits the test can hold back
-        lock (_opened) _opened.Add(first);
+        var first = Queue.OpenWith(q.Settings, store);   // the first holder, whose group commits the test can hold back
+        Track(first);
 
         q.Submit("lead", "t");
         q.Submit("live", "t");

@@ -9,28 +9,8 @@ namespace PerfectQueue.Tests.Conformance;
 /// and users, refused names, duplicate JSON names, rows that cannot be read, gzip kept by UpdateData, and
 /// Retry(TimeSpan). Each test passes only when every backend behaves the same.
 /// </summary>
-public abstract class InputConformance : IDisposable
+public abstract class InputConformance(IBackendTarget target) : BackendSuite(target)
 {
-    private readonly IBackendTarget _target;
-    private readonly List<Queue> _opened = [];
-
-    protected InputConformance(IBackendTarget target) => _target = target;
-
-    private Queue Open(Action<QueueConfig>? configure = null)
-    {
-        var config = _target.NewConfig();
-        configure?.Invoke(config);
-        var queue = Queue.Open(config);
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
 
     private const string Emoji = "\U0001F600"; // 4 bytes in UTF-8, 2 UTF-16 code units
 

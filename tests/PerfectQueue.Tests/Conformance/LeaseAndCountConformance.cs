@@ -7,36 +7,9 @@ namespace PerfectQueue.Tests.Conformance;
 /// revives an expired lease, an orphaned task neither blocks its user's max_running nor survives a cancel,
 /// and the summary's oldest waiting age looks only at waiting tasks. Runs on every backend.
 /// </summary>
-public abstract class LeaseAndCountConformance : IDisposable
+public abstract class LeaseAndCountConformance(IBackendTarget target) : BackendSuite(target)
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(10);
-    private readonly IBackendTarget _target;
-    private readonly List<Queue> _opened = [];
-
-    protected LeaseAndCountConformance(IBackendTarget target) => _target = target;
-
-    private Queue Open(Action<QueueConfig>? configure = null)
-    {
-        var config = _target.NewConfig();
-        configure?.Invoke(config);
-        var queue = Queue.Open(config);
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    private Queue OpenAnother(Queue queue)
-    {
-        var other = Queue.Open(queue.Config.Clone());
-        lock (_opened) _opened.Add(other);
-        return other;
-    }
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
 
     private static int RunningOf(Queue q, string user) =>
         q.List(new TaskFilter { Statuses = [TaskState.Running], Users = [user] }).Count;

@@ -10,41 +10,11 @@ namespace PerfectQueue.Tests.Conformance;
 /// unchanged through a subclass that supplies its <see cref="IBackendTarget"/>. Times are kept short
 /// (leases and delays of a fraction of a second) and waited for by polling, never by fixed sleeps.
 /// </summary>
-public abstract class QueueConformance : IDisposable
+public abstract class QueueConformance(IBackendTarget target) : BackendSuite(target)
 {
     // Long enough not to run out between two steps of a test on a loaded 2-core machine, short enough to
     // wait out (always by polling, with Eventually).
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(1500);
-    private readonly IBackendTarget _target;
-    private readonly List<Queue> _opened = [];
-
-    protected QueueConformance(IBackendTarget target) => _target = target;
-
-    protected Queue Open(Action<QueueConfig>? configure = null, QueueConfig? config = null)
-    {
-        config ??= _target.NewConfig();
-        configure?.Invoke(config);
-        var queue = Queue.Open(config);
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    /// <summary>A second client of the same queue, on its own connections.</summary>
-    protected Queue OpenAnother(Queue queue, Action<QueueConfig>? configure = null)
-    {
-        var config = queue.Settings.Clone(); // Config masks the password: reopening needs the real one
-        configure?.Invoke(config);
-        var other = Queue.Open(config);
-        lock (_opened) _opened.Add(other);
-        return other;
-    }
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
 
     private static TaskState StatusOf(Queue q, string key) => q[key].GetInfo().Status;
 
@@ -678,7 +648,7 @@ public abstract class QueueConformance : IDisposable
     {
         foreach (var table in new[] { "bad name", "tasks; DROP TABLE x", "1tasks", "t\"x", "", "a-b", new string('t', 51) })
         {
-            var config = _target.NewConfig();
+            var config = Target.NewConfig();
             config.Table = table;
             var e = Assert.Throws<ConfigException>(() => Queue.Open(config));
             Assert.Equal("table", e.ConfigKey);
@@ -689,7 +659,7 @@ public abstract class QueueConformance : IDisposable
     [BackendFact]
     public void A_missing_table_gives_an_error_that_says_how_to_create_it()
     {
-        var config = _target.NewConfig();
+        var config = Target.NewConfig();
         config.AutoInitialize = false;
         using var q = Queue.Open(config);
         Assert.False(q.IsInitialized());

@@ -8,34 +8,8 @@ namespace PerfectQueue.Tests.Conformance;
 /// stop requests, removal, death and cleanup, and queues created before the table existed. Written once,
 /// run per backend like <see cref="QueueConformance"/>.
 /// </summary>
-public abstract class WorkerSessionConformance(IBackendTarget target) : IDisposable
+public abstract class WorkerSessionConformance(IBackendTarget target) : BackendSuite(target)
 {
-    private readonly List<Queue> _opened = [];
-
-    private Queue Open(Action<QueueConfig>? configure = null)
-    {
-        var config = target.NewConfig();
-        configure?.Invoke(config);
-        var queue = Queue.Open(config);
-        queue.Initialize();
-        lock (_opened) _opened.Add(queue);
-        return queue;
-    }
-
-    private Queue OpenAnother(Queue queue, Action<QueueConfig> configure)
-    {
-        var config = queue.Settings.Clone(); // Config masks the password: reopening needs the real one
-        configure(config);
-        var other = Queue.Open(config);
-        lock (_opened) _opened.Add(other);
-        return other;
-    }
-
-    public void Dispose()
-    {
-        lock (_opened) foreach (var q in _opened) q.Dispose();
-        GC.SuppressFinalize(this);
-    }
 
     private static WorkerBeat Session(string id, int running = 0, long aliveMs = 60_000, long? startedAt = null) =>
         new(id, "host-a", 4242, 3, running, aliveMs, startedAt);
@@ -198,7 +172,7 @@ public abstract class WorkerSessionConformance(IBackendTarget target) : IDisposa
     [BackendFact]
     public async Task Sessions_of_a_queue_whose_table_does_not_exist_are_QueueNotInitialized()
     {
-        var config = target.NewConfig();
+        var config = Target.NewConfig();
         config.AutoInitialize = false;
         using var q = Queue.Open(config);
         Assert.Contains("Initialize-PQQueue", Assert.Throws<QueueNotInitializedException>(() => q.ListWorkers()).Message);
