@@ -70,4 +70,4 @@ $succeeded = @($finished | Where-Object Outcome -EQ 'Succeeded').Count
 $cancelled = @($finished | Where-Object Outcome -EQ 'Cancelled').Count
 Disconnect-PQQueue
 if ($succeeded -ne $jobs.Count - 2 -or $cancelled -ne 2) { throw "Expected $($jobs.Count - 2) succeeded and 2 cancelled tasks." }
-Write-Host "Demo done: $succeeded tasks succeeded, $cancelled cancelled. Finished tasks stay listed for retention_time (300 s), then are cleaned up."
+Write-Host "Demo done: $succeeded tasks succeeded, $cancelled cancelled. Finished tasks stay listed (and their keys taken) for retention_time ($($queue.Config.RetentionTime)), then are cleaned up."
