@@ -124,11 +124,13 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     private volatile bool _created;
 
     // With auto_initialize (SQLite), the commands that bring or take work (submit, poll, a worker's start)
-    // create a missing queue, once per queue object; reads never do.
+    // create a missing queue, once per queue object; reads never do. The (idempotent) schema statement runs
+    // even when the table exists, so a queue made by an older version gains what this one added (an index)
+    // at its first write, as Initialize-PQQueue gives it on a server.
     private async Task EnsureCreatedAsync(CancellationToken ct)
     {
         if (!_autoInitialize || _created) return;
-        if (!await _store.IsInitializedAsync(ct).ConfigureAwait(false)) await _store.InitializeAsync(force: false, ct).ConfigureAwait(false);
+        await _store.InitializeAsync(force: false, ct).ConfigureAwait(false);
         _created = true;
     }
 

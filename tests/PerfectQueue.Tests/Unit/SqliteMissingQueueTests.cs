@@ -90,4 +90,40 @@ public sealed class SqliteMissingQueueTests : IDisposable
         q.Submit("k", "t");
         Assert.True(q["k"].Exists());
     }
+
+    [Fact]
+    public void A_queue_made_by_an_older_version_gains_the_new_index_at_its_first_write()
+    {
+        // Acquire's per-user candidates (issue 9) need <table>_user_due; an embedded queue created before it
+        // existed must not stay without it just because its table is there.
+        var path = Path.Combine(_dir, "old.db");
+        using (var made = Queue.Open(Config(path))) made.Submit("k", "t");
+        SqliteConnection.ClearAllPools();
+        Exec(path, "DROP INDEX tasks_user_due");
+        Assert.Equal(0L, IndexCount(path, "tasks_user_due"));
+        using var q = Queue.Open(Config(path));
+        q.List();
+        Assert.Equal(0L, IndexCount(path, "tasks_user_due"));     // a read changes nothing
+        Assert.NotNull(q.Poll());
+        Assert.Equal(1L, IndexCount(path, "tasks_user_due"));
+    }
+
+    private static void Exec(string path, string sql)
+    {
+        using var c = new SqliteConnection($"Data Source={path}");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static long IndexCount(string path, string name)
+    {
+        using var c = new SqliteConnection($"Data Source={path};Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $name";
+        cmd.Parameters.AddWithValue("$name", name);
+        return (long)cmd.ExecuteScalar()!;
+    }
 }
