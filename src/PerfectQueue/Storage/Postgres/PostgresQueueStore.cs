@@ -104,16 +104,19 @@ public sealed class PostgresQueueStore : IQueueStore
         // rank order, skipping rows another acquirer holds (SKIP LOCKED) and rows leased since our snapshot
         // (the re-check on the locked row), until @max are held. So concurrent acquirers never come back empty
         // because others locked candidates they would not lease. "Ranked" tells the caller how many rows were
-        // chosen, so it can try again when rows it wanted were taken under it.
+        // chosen, so it can try again when rows it wanted were taken under it. The chosen ids go in as one
+        // array, so the rows are fetched by primary key: a join on the CTE let the planner walk every due row
+        // against every candidate (57 ms at 1,000 due tasks, growing with the backlog; 1.6 ms this way).
         const string locked = "current_setting('perfectqueue.locked')::text[]";
         const string skipped = "current_setting('perfectqueue.skipped')::text[]";
         _acquireSql = $"""
             WITH RECURSIVE running AS ({string.Format(running, _t, Now, $"AND user_name = ANY({locked})")}),
             {Candidates($"(c.user_name IS NULL OR c.user_name = ANY({locked}) OR (c.max_running IS NULL AND NOT c.user_name = ANY({skipped})))", $"users.u = ANY({locked})")},
+            ranked_ids AS (SELECT ARRAY(SELECT cid FROM chosen ORDER BY ord) AS ids),
             held AS (
-                SELECT l.id, chosen.ord FROM {_t} AS l JOIN chosen ON l.id = chosen.cid
-                WHERE l.finished_at IS NULL AND l.due_at <= {Now}
-                ORDER BY chosen.ord
+                SELECT l.id, array_position((SELECT ids FROM ranked_ids), l.id) AS ord FROM {_t} AS l
+                WHERE l.id = ANY((SELECT ids FROM ranked_ids)::bigint[]) AND l.finished_at IS NULL AND l.due_at <= {Now}
+                ORDER BY 2
                 LIMIT @max
                 FOR UPDATE OF l SKIP LOCKED),
             numbered AS (SELECT id AS nid, row_number() OVER (ORDER BY ord) AS n FROM held),
