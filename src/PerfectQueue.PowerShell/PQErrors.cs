@@ -81,15 +81,8 @@ public static class PQErrors
     public static ErrorRecord InvalidArgumentError(ArgumentException e, object? target) =>
         new(WithoutParameterName(e), InvalidArgument, ErrorCategory.InvalidArgument, target);
 
-    private static ArgumentException WithoutParameterName(ArgumentException e)
-    {
-        if (e.ParamName is null) return e;
-        // The suffix is localized: take it from the runtime instead of spelling it.
-        var suffix = new ArgumentException("", e.ParamName).Message;
-        return e.Message.EndsWith(suffix, StringComparison.Ordinal) && e.Message.Length > suffix.Length
-            ? new ArgumentException(e.Message[..^suffix.Length].TrimEnd(), e)
-            : e;
-    }
+    private static ArgumentException WithoutParameterName(ArgumentException e) =>
+        ArgumentText.WithoutParameterName(e) is var text && text != e.Message ? new ArgumentException(text, e) : e;
 
     // The server could not be reached at all (refused, unreachable, name not found, timed out while connecting).
     private static bool IsConnectFailure(Exception e)

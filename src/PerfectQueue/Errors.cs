@@ -135,3 +135,20 @@ public sealed class QueueNotInitializedException : PerfectQueueException
 {
     public QueueNotInitializedException(string message, Exception? inner = null) : base(message, inner) { }
 }
+
+/// <summary>What an <see cref="ArgumentException"/> says, for people.</summary>
+internal static class ArgumentText
+{
+    /// <summary>
+    /// The message without .NET's " (Parameter 'x')", which names a C# parameter, not anything a user typed.
+    /// The suffix is localized: it is taken from the runtime, not spelled here.
+    /// </summary>
+    public static string WithoutParameterName(ArgumentException e)
+    {
+        if (e.ParamName is null) return e.Message;
+        var suffix = new ArgumentException("", e.ParamName).Message;
+        return e.Message.EndsWith(suffix, StringComparison.Ordinal) && e.Message.Length > suffix.Length
+            ? e.Message[..^suffix.Length].TrimEnd()
+            : e.Message;
+    }
+}

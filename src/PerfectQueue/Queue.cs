@@ -163,8 +163,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         try { data = TaskData.Encode(s.Data, o.Compression ?? Config.Compression); }
         catch (ArgumentException e)
         {
-            var text = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message;
-            throw new ArgumentException($"Task '{key}': {text}", "data", e);
+            throw new ArgumentException($"Task '{key}': {ArgumentText.WithoutParameterName(e)}", "data", e);
         }
         return new NewTaskRow(key, s.Type, string.IsNullOrEmpty(o.User) ? null : o.User, data, o.MaxRunning,
             o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null);
