@@ -116,6 +116,35 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [DurationTransformation]
     public TimeSpan CancelGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Thread: a runspace per processor in this process (the default). Process: a child pwsh per processor, which a hung, crashed or leaking handler cannot take down. Default: the config's processor_type.</summary>
+    [Parameter]
+    public ProcessorType? ProcessorType { get; set; }
+
+    /// <summary>The longest one attempt may run; a route's or a task's own timeout may be tighter (the tightest wins). The handler is then stopped and its task retried.</summary>
+    [Parameter]
+    [DurationTransformation]
+    public TimeSpan? Timeout { get; set; }
+
+    /// <summary>Replaces a processor (a new runspace or child process) after it ran this many tasks: for leaky scripts.</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int? MaxTasksPerProcessor { get; set; }
+
+    /// <summary>The step of a hard stop (child_kill_interval, 2 s): a child is sent its stop message, SIGTERM after one and two steps, SIGKILL after three; a runspace is abandoned after three.</summary>
+    [Parameter]
+    [DurationTransformation]
+    public TimeSpan? ChildKillInterval { get; set; }
+
+    /// <summary>How often a child process says it is alive (child_heartbeat_interval, 2 s).</summary>
+    [Parameter]
+    [DurationTransformation]
+    public TimeSpan? ChildHeartbeatInterval { get; set; }
+
+    /// <summary>A child silent this long is taken as frozen, killed, and its task retried (child_heartbeat_limit, 10 s).</summary>
+    [Parameter]
+    [DurationTransformation]
+    public TimeSpan? ChildHeartbeatLimit { get; set; }
+
     /// <summary>Runs once in each processor's runspace before any task (functions, variables, connections).</summary>
     [Parameter(ParameterSetName = HandlerSet)]
     [Parameter(ParameterSetName = HandlerPathSet)]
@@ -160,50 +189,26 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         var logPath = LogPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(LogPath);
         var sessionQueue = configPath is null ? CurrentQueue() : null;
         _queueDescription = sessionQueue?.Description;
-        var state = SessionStateFor();
-        var inline = ParameterSetName == HandlerSet ? NewRoutes(Handler) : null;
-        var initialization = InitializationScript?.ToString();
+        var handlers = new HandlerSource(ParameterSetName == HandlerSet ? NewRoutes(Handler) : null, handlerPath, assemblyPath, Dispatch)
+        {
+            InitializationScript = InitializationScript?.ToString(),
+            ImportModules = ResolveModules(),
+        };
+        var overrides = new WorkerPlanBuilder.Overrides
+        {
+            ProcessorType = ProcessorType, Processors = Processors, PollInterval = PollInterval, AliveTime = AliveTime,
+            HeartbeatInterval = HeartbeatInterval, RetryWait = RetryWait, MaxAttempts = MaxAttempts, GracefulKillLimit = GracefulKillLimit,
+            CancelGracePeriod = CancelGracePeriod, Timeout = Timeout, MaxTasksPerProcessor = MaxTasksPerProcessor,
+            ChildKillInterval = ChildKillInterval, ChildHeartbeatInterval = ChildHeartbeatInterval, ChildHeartbeatLimit = ChildHeartbeatLimit,
+            MaxTasks = MaxTasks, UntilEmpty = UntilEmpty, LogPath = logPath,
+        };
+        var builder = new WorkerPlanBuilder(sessionQueue, configPath, Environment, handlers, overrides,
+            Path.Combine(MyInvocation.MyCommand.Module.ModuleBase, "PerfectQueue.psd1"));
 
         WorkerLog? log = null;
         Action<string> toHost = _ => { };
-        WorkerPlan Load()
-        {
-            var config = configPath is null ? sessionQueue!.Settings.Clone() : QueueConfigFile.Load(configPath, Environment);
-            if (RetryWait is { } wait) config.RetryWait = wait;
-            if (MaxAttempts is { } attempts) config.MaxAttempts = attempts;
-            if (config.ProcessorType != "thread")
-                throw new ConfigException($"processor_type: '{config.ProcessorType}' is not available yet; use thread (runspaces).", "processor_type");
-            var queue = sessionQueue is not null && PQSession.SettingsKey(config) == PQSession.SettingsKey(sessionQueue.Settings) ? sessionQueue : PQSession.Open(config);
-
-            var options = WorkerOptions.From(config);
-            if (Processors is { } p) options.Processors = p;
-            if (PollInterval is { } pi) options.PollInterval = pi;
-            if (AliveTime is { } at) options.AliveTime = at;
-            if (HeartbeatInterval is { } hb) options.HeartbeatInterval = hb;
-            if (GracefulKillLimit is { } gk) options.GracefulKillLimit = gk;
-            options.MaxTasks = MaxTasks;
-            options.UntilEmpty = UntilEmpty;
-            options.Validate();
-
-            Func<int, ITaskProcessor> create;
-            string routes;
-            Action? retire = null;
-            if (assemblyPath is not null)
-            {
-                var dispatch = HandlerAssembly.LoadDispatch(assemblyPath, Dispatch);
-                create = _ => new CompiledProcessor(dispatch);
-                routes = $"{string.Join(", ", dispatch.RouteNames)} ({dispatch.GetType().FullName})";
-                retire = () => HandlerAssembly.Unload(dispatch);
-            }
-            else
-            {
-                var table = handlerPath is not null ? HandlerScript.Load(handlerPath, state) : inline!;
-                create = i => new RunspaceProcessor(i + 1, state, table, initialization, queue, line => log!.Write(line));
-                routes = string.Join(", ", table.Names);
-            }
-            var logFile = logPath ?? config.Log; // a config file's log is already relative to the file (QueueConfigFile)
-            return new WorkerPlan(queue, options, CancelGracePeriod, create, routes, logFile is null ? null : Path.GetFullPath(logFile)) { Retire = retire };
-        }
+        builder.Log = line => log!.Write(line);
+        WorkerPlan Load() => builder.Build();
 
         WorkerPlan first;
         try
@@ -318,12 +323,25 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         catch (PlatformNotSupportedException) { return null; }
     }
 
-    // Each processor's runspace: PowerShell's defaults, this module (for $Task's type and the cmdlets), and -ImportModule.
-    private InitialSessionState SessionStateFor()
+    // -ImportModule names a module that cannot be found: fail the start, not every task later. A module already
+    // imported here, a path that exists, or a module Get-Module -ListAvailable finds is taken as given.
+    private string[] ResolveModules()
     {
-        var state = InitialSessionState.CreateDefault2();
-        state.ImportPSModule(Path.Combine(MyInvocation.MyCommand.Module.ModuleBase, "PerfectQueue.psd1"));
-        if (ImportModule.Length > 0) state.ImportPSModule(ImportModule);
-        return state;
+        foreach (var name in ImportModule)
+        {
+            var looksLikePath = name.IndexOfAny(['/', '\\']) >= 0 || name.EndsWith(".psd1", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".psm1", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+            if (looksLikePath)
+            {
+                var full = SessionState.Path.GetUnresolvedProviderPathFromPSPath(name);
+                if (File.Exists(full) || Directory.Exists(full)) continue;
+            }
+            else
+            {
+                var found = InvokeCommand.InvokeScript("param($n) @(Get-Module -Name $n) + @(Get-Module -ListAvailable -Name $n) | Select-Object -First 1", true, PipelineResultTypes.None, null, name);
+                if (found.Count > 0 && found[0] is not null) continue;
+            }
+            Terminate(new ArgumentException($"-ImportModule: the module '{name}' was not found. Install it (Install-PSResource {name}), give its path, or correct the name; Get-Module -ListAvailable lists what this session can import."), name);
+        }
+        return [.. ImportModule.Select(m => m.IndexOfAny(['/', '\\']) >= 0 ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(m) : m)];
     }
 }

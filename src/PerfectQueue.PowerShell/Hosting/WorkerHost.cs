@@ -3,13 +3,6 @@ using PerfectQueue.Workers;
 
 namespace PerfectQueue.PowerShell.Hosting;
 
-/// <summary>What one worker run uses; a restart loads a new one (config file, handler script or assembly read again).</summary>
-internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, TimeSpan CancelGracePeriod, Func<int, ITaskProcessor> CreateProcessor, string Routes, string? LogPath)
-{
-    /// <summary>Called when a restart has replaced this plan (compiled handlers: let their load context go).</summary>
-    public Action? Retire { get; init; }
-}
-
 /// <summary>
 /// Runs a worker for Start-PQWorker, in the foreground or as a job, and restarts it on request: a graceful
 /// restart (SIGUSR1) lets running tasks end, an immediate one (SIGHUP) stops them and releases their tasks;
@@ -23,7 +16,8 @@ internal sealed class WorkerHost : IDisposable
     private readonly CancellationTokenSource _immediate = new();
     private readonly object _gate = new();
     private CancellationTokenSource? _runGraceful, _runImmediate;
-    private string? _restart; // null, "graceful" or "immediate"
+    private enum RestartKind { Graceful, Immediate }
+    private RestartKind? _restart;
     private WorkerPlan _plan;
 
     public WorkerHost(WorkerPlan first, Func<WorkerPlan> load, WorkerLog log)
@@ -62,7 +56,7 @@ internal sealed class WorkerHost : IDisposable
         {
             if (IsStopping) return;
             Log.Write($"{why}: {(immediate ? "immediate" : "graceful")} restart");
-            if (immediate || _restart is null) _restart = immediate ? "immediate" : "graceful";
+            if (immediate || _restart is null) _restart = immediate ? RestartKind.Immediate : RestartKind.Graceful;
             (immediate ? _runImmediate : _runGraceful)?.Cancel();
         }
     }
@@ -100,10 +94,10 @@ internal sealed class WorkerHost : IDisposable
             {
                 _runGraceful = graceful;
                 _runImmediate = immediate;
-                if (_restart is { } pending) (pending == "immediate" ? immediate : graceful).Cancel(); // asked for between runs
+                if (_restart is { } pending) (pending == RestartKind.Immediate ? immediate : graceful).Cancel(); // asked for between runs
             }
             Log.Write($"routes: {plan.Routes}");
-            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { CancelGracePeriod = plan.CancelGracePeriod };
+            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { RouteTimeout = plan.RouteTimeout };
             WorkerSummary summary;
             try { summary = await worker.RunAsync(graceful.Token, immediate.Token).ConfigureAwait(false); }
             catch (Exception e) when (previous is not null && e is not OperationCanceledException)
@@ -124,20 +118,20 @@ internal sealed class WorkerHost : IDisposable
             previous?.Retire?.Invoke();
             previous = null;
 
-            string? restart;
+            RestartKind? restart;
             lock (_gate) { restart = _restart; _restart = null; }
             // Stop-PQWorker asked this worker to stop: that wins over a restart asked meanwhile.
-            if (restart is null || IsStopping || summary.StoppedBecause == "stop requested") break;
+            if (restart is null || IsStopping || summary.Reason == WorkerStopReason.StopRequested) break;
             try
             {
                 var next = _load();
                 if (next.LogPath != Log.Path) SwitchLog(next.LogPath);
                 (previous, _plan) = (_plan, next);
-                Log.Write($"restarted ({restart}): configuration and handlers loaded again");
+                Log.Write($"restarted ({restart.Value.ToString().ToLowerInvariant()}): configuration and handlers loaded again");
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                Log.Write($"restart ({restart}): loading the configuration or handlers failed, so the previous ones are kept: {e.Message}");
+                Log.Write($"restart ({restart.Value.ToString().ToLowerInvariant()}): loading the configuration or handlers failed, so the previous ones are kept: {e.Message}");
             }
         }
         var last = runs.LastOrDefault();
@@ -150,9 +144,12 @@ internal sealed class WorkerHost : IDisposable
             Cancelled = runs.Sum(r => r.Cancelled),
             Released = runs.Sum(r => r.Released),
             Lost = runs.Sum(r => r.Lost),
+            TimedOut = runs.Sum(r => r.TimedOut),
+            Killed = runs.Sum(r => r.Killed),
+            ProcessorRestarts = runs.Sum(r => r.ProcessorRestarts),
             Restarts = Math.Max(0, runs.Count - 1),
             Duration = clock.Elapsed,
-            StoppedBecause = last?.StoppedBecause ?? (IsStopping ? "graceful stop" : "max tasks"),
+            Reason = last?.Reason ?? (IsStopping ? WorkerStopReason.GracefulStop : WorkerStopReason.MaxTasks),
             SessionId = last?.SessionId,
         };
     }

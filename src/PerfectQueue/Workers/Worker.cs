@@ -71,14 +71,17 @@ public sealed class Worker
     public Worker(Queue queue, WorkerOptions options, Func<int, ITaskProcessor> createProcessor, Action<WorkerEvent>? log = null)
     {
         _queue = queue;
-        _options = options;
+        _options = options.Clone();
         _createProcessor = createProcessor;
         _log = log;
         options.Validate();
     }
 
     /// <summary>How long a handler may go on after its task's cancel was asked (or the task was lost) before it is stopped.</summary>
-    public TimeSpan CancelGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan CancelGracePeriod { get => _options.CancelGracePeriod; init => _options.CancelGracePeriod = value; }
+
+    /// <summary>A route's own timeout for a task type (the tightest of the worker's, the route's and the task's wins).</summary>
+    public Func<string, TimeSpan?>? RouteTimeout { get; init; }
 
     /// <summary>Tasks running now.</summary>
     public int RunningCount => _running.Count;
@@ -120,7 +123,7 @@ public sealed class Worker
         using var stopBeats = new CancellationTokenSource();
         var beats = Task.Run(() => HeartbeatLoopAsync(stopRequested, stopBeats.Token));
         var fences = Task.Run(() => FenceLoopAsync(stopBeats.Token));
-        string stoppedBecause;
+        WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
@@ -129,9 +132,9 @@ public sealed class Worker
         {
             while (true)
             {
-                if (immediate.IsCancellationRequested) { stoppedBecause = "immediate stop"; break; }
-                if (graceful.IsCancellationRequested) { stoppedBecause = stopRequested.IsCancellationRequested ? "stop requested" : "graceful stop"; break; }
-                if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = "max tasks"; break; }
+                if (immediate.IsCancellationRequested) { stoppedBecause = WorkerStopReason.ImmediateStop; break; }
+                if (graceful.IsCancellationRequested) { stoppedBecause = stopRequested.IsCancellationRequested ? WorkerStopReason.StopRequested : WorkerStopReason.GracefulStop; break; }
+                if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = WorkerStopReason.MaxTasks; break; }
 
                 var freed = Volatile.Read(ref _freed).Task;
                 var free = Math.Min(idle.Count, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
@@ -184,7 +187,7 @@ public sealed class Worker
                 handlers.RemoveAll(h => h.IsCompleted);
 
                 if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty
-                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { stoppedBecause = "empty"; break; }
+                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { stoppedBecause = WorkerStopReason.Empty; break; }
                 if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
                 if (got.Tasks.Count > 0 && got.Tasks.Count == free && idle.IsEmpty)
                 {
@@ -199,7 +202,7 @@ public sealed class Worker
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
 
-            if (stoppedBecause == "immediate stop") StopAll();
+            if (stoppedBecause == WorkerStopReason.ImmediateStop) StopAll();
             else if (_options.GracefulKillLimit is { } limit && !_running.IsEmpty)
             {
                 var drained = Task.WhenAll(handlers);
@@ -208,8 +211,8 @@ public sealed class Worker
             using (immediate.Register(StopAll)) await Task.WhenAll(handlers).ConfigureAwait(false);
             // What ended the run last says why it stopped: an immediate stop while draining, or a Stop-PQWorker
             // that came after a graceful stop (a host deciding whether to restart must see it).
-            if (immediate.IsCancellationRequested) stoppedBecause = "immediate stop";
-            else if (stopRequested.IsCancellationRequested && stoppedBecause == "graceful stop") stoppedBecause = "stop requested";
+            if (immediate.IsCancellationRequested) stoppedBecause = WorkerStopReason.ImmediateStop;
+            else if (stopRequested.IsCancellationRequested && stoppedBecause == WorkerStopReason.GracefulStop) stoppedBecause = WorkerStopReason.StopRequested;
         }
         finally
         {
@@ -233,9 +236,9 @@ public sealed class Worker
         var summary = new WorkerSummary
         {
             Processed = _processed, Succeeded = _succeeded, Retried = _retried, Failed = _failed, Cancelled = _cancelled,
-            Released = _released, Lost = _lost, Duration = clock.Elapsed, StoppedBecause = stoppedBecause, SessionId = SessionId,
+            Released = _released, Lost = _lost, Duration = clock.Elapsed, Reason = stoppedBecause, SessionId = SessionId,
         };
-        Log($"worker stopped ({stoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost");
+        Log($"worker stopped ({summary.StoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost");
         return summary;
     }
 
