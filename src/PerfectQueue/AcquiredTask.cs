@@ -10,6 +10,7 @@ namespace PerfectQueue;
 public sealed class AcquiredTask
 {
     private readonly CancellationTokenSource _cancellation = new();
+    private readonly CancellationTokenSource _stopRequested = new();
     private readonly TaskRow _row;
     private JsonObject? _data;
     private string? _gaveBack; // what this holder did with the task, once it did
@@ -50,6 +51,16 @@ public sealed class AcquiredTask
     public bool IsCancellationRequested => _cancellation.IsCancellationRequested;
     /// <summary>Cancelled when a heartbeat sees a cancel request, a force finish or a preemption.</summary>
     public CancellationToken CancellationToken => _cancellation.Token;
+    /// <summary>
+    /// True once the worker running this task began a graceful stop (Ctrl+C, SIGTERM, Stop-PQWorker, Stop-Job): a long
+    /// handler may checkpoint (UpdateData) and Release() the task, which another worker then goes on with.
+    /// </summary>
+    public bool IsStopRequested => _stopRequested.IsCancellationRequested;
+    /// <summary>Cancelled when the worker begins a graceful stop (see <see cref="IsStopRequested"/>).</summary>
+    public CancellationToken StopRequestedToken => _stopRequested.Token;
+    /// <summary>When the worker stops this attempt for running too long (null: no timeout). Worker clock, not the database's.</summary>
+    public DateTimeOffset? Deadline { get; internal set; }
+
     /// <summary>Set when a heartbeat found the task lost; every later write would fail.</summary>
     public PreemptedException? LostBecause { get; private set; }
     /// <summary>True once this holder finished, retried or released the task.</summary>
@@ -200,6 +211,13 @@ public sealed class AcquiredTask
     {
         LostBecause ??= error;
         Cancel();
+    }
+
+    /// <summary>The worker began a graceful stop: tell the handler (it may release the task itself).</summary>
+    internal void OnStopRequested()
+    {
+        try { _stopRequested.Cancel(); }
+        catch (AggregateException) { /* a callback registered by the handler threw; the token is cancelled anyway */ }
     }
 
     private void Cancel()

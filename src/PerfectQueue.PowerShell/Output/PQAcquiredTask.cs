@@ -31,6 +31,10 @@ public sealed class PQAcquiredTask
     /// <summary>Cancelled when cancel is asked for this task, or it is lost; pass it to long operations.</summary>
     public CancellationToken CancellationToken => Task.CancellationToken;
     public bool IsCompleted => Task.IsCompleted;
+    /// <summary>True once the worker began a graceful stop: checkpoint (UpdateData) and Release() to let another worker go on.</summary>
+    public bool IsStopRequested => Task.IsStopRequested;
+    /// <summary>When the worker stops this attempt for running too long (null: no timeout).</summary>
+    public DateTime? Deadline => Task.Deadline?.LocalDateTime;
 
     public void Finish() => Task.Finish();
     public void Finish(string message) => Task.Finish(message);
