@@ -1,80 +1,56 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Data.Common;
 using PerfectQueue.Storage;
 
 namespace PerfectQueue.Workers;
 
 /// <summary>
-/// Runs handlers for a queue's tasks on a set of processors. One fetcher acquires for every free processor in
-/// one statement; one heartbeat loop extends every lease in one round trip, so an idle worker costs one acquire
-/// per poll interval whatever its processor count. What a handler's end means lives here, once:
-/// <list type="bullet">
-/// <item>returned normally: finished Succeeded (Cancelled if cancel was asked);</item>
-/// <item>threw: retried with the error as message (Failed once max_attempts is spent; Cancelled if cancel was asked);</item>
-/// <item>stopped by a shutdown: released, the attempt not counted;</item>
-/// <item>the task was lost (re-acquired elsewhere, force-finished): nothing is written to it.</item>
-/// </list>
-/// A handler that finished, retried or released the task itself is left as it did.
+/// Runs handlers for a queue's tasks on a set of processors (runspaces, compiled handlers or child processes). One
+/// fetcher acquires for every free processor in one statement; the <see cref="LeaseKeeper"/> extends every lease in
+/// one round trip, so an idle worker costs one acquire per poll interval whatever its processor count. What a
+/// handler's end means lives in <see cref="TaskConclusion"/>; how processors are made and replaced in
+/// <see cref="ProcessorSlots"/>; the session row in <see cref="WorkerSession"/>.
 /// <para>
-/// While it runs, the worker keeps a session row (host, pid, processors, running count, last beat) that the
-/// heartbeat loop beats every heartbeat interval, so any host can list it (<see cref="Queue.ListWorkers"/>) and
-/// ask it to stop (<see cref="Queue.RequestWorkerStop"/>), which stops it as its graceful token would. Session
-/// writes are bookkeeping: when they fail the worker logs it and goes on processing tasks.
+/// Every handler can be stopped in bounded time: a cancel's grace period, a timeout, a lost lease, the graceful kill
+/// limit or an immediate stop tells its processor to stop it (a pipeline stop, a child's stop message and then its
+/// signals), and one that has not ended after <see cref="WorkerOptions.StopLimit"/> is abandoned: its task is
+/// concluded without it, its lease never extended again, and its processor replaced.
 /// </para>
 /// </summary>
 public sealed class Worker
 {
     private readonly Queue _queue;
     private readonly WorkerOptions _options;
-    private readonly Func<int, ITaskProcessor> _createProcessor;
     private readonly Action<WorkerEvent>? _log;
     // Keyed by lease, not by row id: a key resubmitted after its retention reuses its row id (SQLite,
     // PostgreSQL), so an old attempt still running and the new one share an id, never a lease.
-    private readonly ConcurrentDictionary<Lease, Running> _running = new();
+    private readonly ConcurrentDictionary<Lease, RunningTask> _running = new();
+    private readonly WorkerCounters _counters = new();
+    private readonly ProcessorSlots _slots;
+    private readonly TaskConclusion _conclusion;
+    private readonly LeaseKeeper _leases;
+    private readonly WorkerSession _session;
     // Completed (and replaced) each time a processor frees up. A round takes the current one before it polls,
     // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
     private TaskCompletionSource _freed = NewSignal();
     private volatile bool _hardStopping;
-    private long? _sessionStartedAt;
-    private bool _sessionFailing;
-    private int _processed, _succeeded, _retried, _failed, _cancelled, _released, _lost;
 
     /// <summary>A no-route task waits at least this long, whatever retry_wait is (0 would be a busy loop).</summary>
-    public static readonly TimeSpan UnroutedRetryFloor = TimeSpan.FromSeconds(60);
-
-    private sealed class Running(AcquiredTask task, CancellationTokenSource stop, long renewedAt)
-    {
-        private long _renewedAt = renewedAt;
-        private int _fenced;
-        public AcquiredTask Task { get; } = task;
-        public CancellationTokenSource Stop { get; } = stop;
-        /// <summary>When the last renewal that succeeded was sent (Stopwatch timestamp): the lease lasts at least alive_time from it.</summary>
-        public long RenewedAt => Interlocked.Read(ref _renewedAt);
-        public void Renewed(long sentAt)
-        {
-            long seen;
-            while ((seen = Interlocked.Read(ref _renewedAt)) < sentAt && Interlocked.CompareExchange(ref _renewedAt, sentAt, seen) != seen) { }
-        }
-        public bool TryFence() => Interlocked.Exchange(ref _fenced, 1) == 0;
-        /// <summary>
-        /// Set once its handler ended and the worker writes its end: a heartbeat then would find the row finished by
-        /// this very write and report it lost to somebody else, so the heartbeat and the fence leave it alone.
-        /// </summary>
-        public volatile bool Concluding;
-    }
+    public static readonly TimeSpan UnroutedRetryFloor = TaskConclusion.UnroutedRetryFloor;
 
     /// <param name="queue">The queue to work on.</param>
     /// <param name="options">How to run.</param>
-    /// <param name="createProcessor">Makes processor number i (0-based); each runs one task at a time.</param>
+    /// <param name="createProcessor">Makes the processor for slot i (0-based); each runs one task at a time. Called again for a slot whose processor is replaced.</param>
     /// <param name="log">Receives a line per task start and end, and per notable event. Called from worker threads.</param>
     public Worker(Queue queue, WorkerOptions options, Func<int, ITaskProcessor> createProcessor, Action<WorkerEvent>? log = null)
     {
         _queue = queue;
         _options = options.Clone();
-        _createProcessor = createProcessor;
         _log = log;
         options.Validate();
+        _slots = new ProcessorSlots(createProcessor, _options, _counters, Log);
+        _conclusion = new TaskConclusion(queue, _counters);
+        _leases = new LeaseKeeper(queue, _options, _running, Log);
+        _session = new WorkerSession(queue, _options, () => _running.Count, Log);
     }
 
     /// <summary>How long a handler may go on after its task's cancel was asked (or the task was lost) before it is stopped.</summary>
@@ -87,47 +63,47 @@ public sealed class Worker
     public int RunningCount => _running.Count;
 
     /// <summary>This worker's session id (as Get-PQWorker shows it), set when <see cref="RunAsync"/> starts.</summary>
-    public string? SessionId { get; private set; }
+    public string? SessionId => _session.Id;
+
+    /// <summary>How long a lease may go unrenewed before its handler is stopped: alive_time less the margin.</summary>
+    internal TimeSpan FenceAfter => _leases.FenceAfter;
+
+    // A child processor kills its child at the stop limit; the worker waits one step more before it gives up on it.
+    private TimeSpan AbandonAfter => _options.ProcessorType == ProcessorType.Process ? _options.StopLimit + _options.Child.KillInterval : _options.StopLimit;
 
     private void Log(string message) => _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, message));
 
     /// <summary>
     /// Runs until <paramref name="graceful"/> (stop acquiring, let running tasks end, stop them after the
     /// graceful kill limit and release them), <paramref name="immediate"/> (stop handlers now and release
-    /// their tasks), MaxTasks, or UntilEmpty. Returns what it did.
+    /// their tasks), MaxTasks, or UntilEmpty. Returns what it did. Throws when a processor cannot be started
+    /// (at start, or when one that had to be replaced keeps failing to start).
     /// </summary>
     public async Task<WorkerSummary> RunAsync(CancellationToken graceful, CancellationToken immediate)
     {
-        var clock = Stopwatch.StartNew();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         // A stop requested through the session row (Stop-PQWorker) is a graceful stop like the caller's.
         using var stopRequested = new CancellationTokenSource();
-        using var gracefulOrRequested = CancellationTokenSource.CreateLinkedTokenSource(graceful, stopRequested.Token);
+        using var gracefulOrRequested = CancellationTokenSource.CreateLinkedTokenSource(graceful, stopRequested.Token, _slots.Failed.Token);
         graceful = gracefulOrRequested.Token;
         // Processors first: one that cannot start (a failing initialization script) ends the run before a
         // session row exists, and the ones already made are disposed.
-        var processors = new List<ITaskProcessor>();
-        try
-        {
-            for (var i = 0; i < _options.Processors; i++) processors.Add(_createProcessor(i));
-        }
-        catch
-        {
-            foreach (var p in processors) await p.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-        await StartSessionAsync().ConfigureAwait(false);
-        var idle = new ConcurrentStack<ITaskProcessor>(processors);
+        await _slots.StartAsync().ConfigureAwait(false);
+        await _session.StartAsync().ConfigureAwait(false);
         var handlers = new List<Task>();
         var lateAcquires = new List<Task>();
         using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(graceful, immediate);
+        using var loopEnded = CancellationTokenSource.CreateLinkedTokenSource(stopWaiting.Token);
         using var stopBeats = new CancellationTokenSource();
-        var beats = Task.Run(() => HeartbeatLoopAsync(stopRequested, stopBeats.Token));
-        var fences = Task.Run(() => FenceLoopAsync(stopBeats.Token));
+        // A graceful stop is visible to the handlers running then ($Task.IsStopRequested), so long ones can checkpoint and release.
+        using var tellHandlers = graceful.Register(() => { foreach (var r in _running.Values) r.Task.OnStopRequested(); });
+        var beats = Task.Run(() => _leases.HeartbeatLoopAsync(() => _session.BeatAsync(stopRequested), stopBeats.Token));
+        var fences = Task.Run(() => _leases.FenceLoopAsync(stopBeats.Token));
         WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
-        Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}");
+        Log($"worker started: {_options.Processors} {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")} processor(s) on {_queue.Description}, session {SessionId}");
         try
         {
             while (true)
@@ -137,7 +113,8 @@ public sealed class Worker
                 if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = WorkerStopReason.MaxTasks; break; }
 
                 var freed = Volatile.Read(ref _freed).Task;
-                var free = Math.Min(idle.Count, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
+                var idleCount = _slots.IdleCount;
+                var free = Math.Min(idleCount, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
                 var got = PollResult.Empty;
                 var polled = false;
                 // Empty means: nothing came back while nothing of ours ran. A task running during the poll may
@@ -145,7 +122,7 @@ public sealed class Worker
                 var idleWhilePolling = _running.IsEmpty;
                 if (free > 0)
                 {
-                    var sentAt = Stopwatch.GetTimestamp();
+                    var sentAt = RunningTask.Now;
                     // Not cancelled by a stop: an acquire in flight may have leased rows already. A stop stops
                     // waiting for it, and whatever it returns later is released.
                     var acquire = _queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None);
@@ -167,7 +144,7 @@ public sealed class Worker
                         // table, a restart. Running handlers are untouched; polling backs off until it works again.
                         failures++;
                         var wait = Backoff(failures);
-                        Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {Describe(e)}");
+                        Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {LeaseKeeper.Describe(e)}");
                         await WaitAsync(ct => Task.Delay(wait, ct), stopWaiting.Token).ConfigureAwait(false);
                         continue;
                     }
@@ -178,9 +155,9 @@ public sealed class Worker
                     }
                     foreach (var task in got.Tasks)
                     {
-                        idle.TryPop(out var processor);
+                        _slots.TryTake(out var slot);
                         acquired++;
-                        handlers.Add(RunOneAsync(processor!, task, idle, sentAt));
+                        handlers.Add(RunOneAsync(slot, task, sentAt, graceful, loopEnded.Token));
                     }
                     foreach (var ended in got.Ended) CountEnded(ended);
                 }
@@ -189,7 +166,7 @@ public sealed class Worker
                 if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty
                     && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { stoppedBecause = WorkerStopReason.Empty; break; }
                 if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
-                if (got.Tasks.Count > 0 && got.Tasks.Count == free && idle.IsEmpty)
+                if (free == 0 || (got.Tasks.Count > 0 && got.Tasks.Count == free && _slots.IdleCount == 0))
                 {
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
                     // Finishes committed together free their processors together: let the others land before
@@ -201,12 +178,17 @@ public sealed class Worker
                         storeWait = WaitForTasksAsync(ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
+            loopEnded.Cancel();
 
             if (stoppedBecause == WorkerStopReason.ImmediateStop) StopAll();
             else if (_options.GracefulKillLimit is { } limit && !_running.IsEmpty)
             {
                 var drained = Task.WhenAll(handlers);
-                if (await Task.WhenAny(drained, Task.Delay(limit, immediate)).ConfigureAwait(false) != drained) StopAll();
+                if (await Task.WhenAny(drained, Task.Delay(limit, immediate)).ConfigureAwait(false) != drained)
+                {
+                    if (!immediate.IsCancellationRequested) Log($"graceful kill limit ({limit.TotalSeconds:0.###}s) reached: the handlers still running are stopped and their tasks released");
+                    StopAll();
+                }
             }
             using (immediate.Register(StopAll)) await Task.WhenAll(handlers).ConfigureAwait(false);
             // What ended the run last says why it stopped: an immediate stop while draining, or a Stop-PQWorker
@@ -216,7 +198,9 @@ public sealed class Worker
         }
         finally
         {
-            // Processors are never disposed under a running handler: if the loop itself failed, stop them first.
+            loopEnded.Cancel();
+            // Processors are never disposed under a running handler: if the loop itself failed, stop them first
+            // (every handler ends or is abandoned within the stop limit).
             if (handlers.Any(h => !h.IsCompleted))
             {
                 StopAll();
@@ -229,16 +213,24 @@ public sealed class Worker
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
-            foreach (var p in processors) await p.DisposeAsync().ConfigureAwait(false);
-            await EndSessionAsync().ConfigureAwait(false);
+            await _slots.DisposeAsync().ConfigureAwait(false);
+            await _session.EndAsync().ConfigureAwait(false);
         }
 
+        var c = _counters;
         var summary = new WorkerSummary
         {
-            Processed = _processed, Succeeded = _succeeded, Retried = _retried, Failed = _failed, Cancelled = _cancelled,
-            Released = _released, Lost = _lost, Duration = clock.Elapsed, Reason = stoppedBecause, SessionId = SessionId,
+            Processed = c.Processed, Succeeded = c.Succeeded, Retried = c.Retried, Failed = c.Failed, Cancelled = c.Cancelled,
+            Released = c.Released, Lost = c.Lost, TimedOut = c.TimedOut, Killed = c.Killed, ProcessorRestarts = c.ProcessorRestarts,
+            Duration = clock.Elapsed, Reason = stoppedBecause, SessionId = SessionId,
         };
-        Log($"worker stopped ({summary.StoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost");
+        var extra = (c.TimedOut, c.Killed, c.ProcessorRestarts) == (0, 0, 0) ? "" : $", {c.TimedOut} timed out, {c.Killed} killed, {c.ProcessorRestarts} processor restart(s)";
+        if (_slots.Fatal is { } fatal)
+        {
+            Log($"worker stopped (a processor could not be started): {summary.Processed} processed{extra}");
+            throw fatal;
+        }
+        Log($"worker stopped ({summary.StoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost{extra}");
         return summary;
     }
 
@@ -253,13 +245,11 @@ public sealed class Worker
         return ticks >= cap.Ticks ? cap : TimeSpan.FromTicks((long)ticks);
     }
 
-    private static string Describe(Exception e) => e is QueueNotInitializedException or DbException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-
     // The idle wait between polls. A store whose wait fails (a listener that cannot connect) must not make the
     // worker poll faster: the wait then lasts the poll interval anyway.
     private async Task WaitForTasksAsync(CancellationToken ct)
     {
-        var clock = Stopwatch.StartNew();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try { await _queue.WaitForTasksAsync(_options.PollInterval, ct).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -276,15 +266,18 @@ public sealed class Worker
         try { return await _queue.AnyDueOrRunningAsync(CancellationToken.None).ConfigureAwait(false); }
         catch (Exception e)
         {
-            Log($"could not tell whether the queue is empty, polling on: {Describe(e)}");
+            Log($"could not tell whether the queue is empty, polling on: {LeaseKeeper.Describe(e)}");
             return true;
         }
     }
 
     private void CountEnded(AcquireEnding ended)
     {
-        var outcome = ended.Outcome == TaskOutcome.Cancelled ? Count(ref _cancelled, "cancelled at acquire (cancel was requested)") : Count(ref _failed, $"failed at acquire: {ended.Message}");
-        Interlocked.Increment(ref _processed);
+        var c = _counters;
+        var outcome = ended.Outcome == TaskOutcome.Cancelled
+            ? WorkerCounters.Count(ref c.Cancelled, "cancelled at acquire (cancel was requested)")
+            : WorkerCounters.Count(ref c.Failed, $"failed at acquire: {ended.Message}");
+        Interlocked.Increment(ref c.Processed);
         Log($"end {ended.Key} ({ended.Type}) not started: {outcome}");
     }
 
@@ -295,10 +288,10 @@ public sealed class Worker
             try
             {
                 await t.ReleaseAsync().ConfigureAwait(false);
-                Interlocked.Increment(ref _released);
+                Interlocked.Increment(ref _counters.Released);
                 Log($"{t.Key} ({t.Type}) acquired as the worker stopped: released");
             }
-            catch (Exception e) { Log($"{t.Key} acquired as the worker stopped, not released (its lease expires after the alive time): {Describe(e)}"); }
+            catch (Exception e) { Log($"{t.Key} acquired as the worker stopped, not released (its lease expires after the alive time): {LeaseKeeper.Describe(e)}"); }
         }
     }
 
@@ -327,43 +320,71 @@ public sealed class Worker
     private void StopAll()
     {
         _hardStopping = true;
-        foreach (var r in _running.Values)
-        {
-            try { r.Stop.Cancel(); }
-            catch (ObjectDisposedException) { /* it ended meanwhile */ }
-        }
+        foreach (var r in _running.Values) r.StopNow(HandlerStop.Shutdown);
     }
 
-    private async Task RunOneAsync(ITaskProcessor processor, AcquiredTask task, ConcurrentStack<ITaskProcessor> idle, long acquiredAt)
+    /// <summary>The attempt's limit: the tightest of the worker's, the route's and the task's own.</summary>
+    private TimeSpan? TimeoutOf(AcquiredTask task)
     {
-        using var stop = new CancellationTokenSource();
-        // A cancel request or a lost lease cancels the task's token: the handler is asked to stop, and after
-        // the grace period it is stopped.
-        using var graceRegistration = task.CancellationToken.Register(() => stop.CancelAfter(CancelGracePeriod));
-        var entry = new Running(task, stop, acquiredAt);
+        TimeSpan? tightest = null;
+        foreach (var t in new[] { _options.Timeout, RouteTimeout?.Invoke(task.Type) })
+            if (t is { } v && (tightest is null || v < tightest)) tightest = v;
+        return tightest;
+    }
+
+    private async Task RunOneAsync(ProcessorSlot slot, AcquiredTask task, long acquiredAt, CancellationToken graceful, CancellationToken loopEnded)
+    {
+        var timeout = TimeoutOf(task);
+        var entry = new RunningTask(task, acquiredAt, AbandonAfter) { Timeout = timeout };
+        if (timeout is { } t) task.Deadline = DateTimeOffset.Now + t;
         _running[task.Lease] = entry;
-        Interlocked.Increment(ref _processed);
-        var clock = Stopwatch.StartNew();
-        Log($"start {task.Key} ({task.Type}) attempt {task.Attempt}");
+        if (graceful.IsCancellationRequested) task.OnStopRequested();
+        if (_hardStopping) entry.StopNow(HandlerStop.Shutdown);
+        Interlocked.Increment(ref _counters.Processed);
+        Log($"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        // The attempt's time is up: its handler is stopped, and its task retried.
+        using var timer = timeout is { } after ? new Timer(_ =>
+        {
+            if (entry.StopNow(HandlerStop.TimedOut)) Log($"{task.Key} timed out after {TaskConclusion.Seconds(after)}: its handler is stopped");
+        }, null, after, Timeout.InfiniteTimeSpan) : null;
+        // A cancel request or a lost lease cancels the task's token: the handler is asked to stop, and after the
+        // grace period it is stopped.
+        Timer? grace = null;
+        using var graceRegistration = task.CancellationToken.Register(() =>
+            grace = new Timer(_ => entry.StopNow(task.LostBecause is null ? HandlerStop.CancelRequested : HandlerStop.Lost), null, CancelGracePeriod, Timeout.InfiniteTimeSpan));
+
+        var processor = slot.Processor!;
+        Exception? failure = null;
+        var abandoned = false;
         string outcome;
         try
         {
-            Exception? failure = null;
             string? result = null;
-            try
+            var run = Task.Run(() => processor.RunAsync(task, entry.StopToken));
+            if (await Task.WhenAny(run, entry.Abandoned).ConfigureAwait(false) == run)
             {
-                result = await Task.Run(() => processor.RunAsync(task, stop.Token)).ConfigureAwait(false);
+                try { result = await run.ConfigureAwait(false); }
+                catch (Exception e) { failure = e; }
             }
-            catch (Exception e)
+            else
             {
-                failure = e;
+                // The handler ignored its stop for the whole stop limit: go on without it. Its lease is not extended
+                // again, its task is concluded as its stop says, and its processor is replaced.
+                abandoned = true;
+                _ = run.ContinueWith(r => _ = r.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                failure = new ProcessorKilledException($"its handler did not stop within {TaskConclusion.Seconds(entry.StopLimit)} of being told to, and was abandoned");
+                Log($"{task.Key}: its handler did not stop within {TaskConclusion.Seconds(entry.StopLimit)} of being stopped ({entry.StoppedBy}): it is abandoned and {slot.Name} replaced");
             }
+            entry.Ended();
             entry.Concluding = true;
-            outcome = await ConcludeAsync(task, failure, result, stop.Token).ConfigureAwait(false);
+            if (abandoned || failure is ProcessorKilledException || failure is ProcessorFailedException { Killed: true }) Interlocked.Increment(ref _counters.Killed);
+            outcome = await _conclusion.ConcludeAsync(entry, failure, result).ConfigureAwait(false);
         }
         catch (PreemptedException e)
         {
-            outcome = Count(ref _lost, $"lost ({e.Reason}); nothing written");
+            outcome = WorkerCounters.Count(ref _counters.Lost, $"lost ({e.Reason}); nothing written");
         }
         catch (Exception e)
         {
@@ -372,189 +393,12 @@ public sealed class Worker
         }
         finally
         {
-            _running.TryRemove(new KeyValuePair<Lease, Running>(task.Lease, entry)); // only the entry this run added
-            idle.Push(processor);
-            Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult();
+            entry.Ended();
+            grace?.Dispose();
+            _running.TryRemove(new KeyValuePair<Lease, RunningTask>(task.Lease, entry)); // only the entry this run added
         }
         Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
-    }
-
-    private async Task<string> ConcludeAsync(AcquiredTask task, Exception? failure, string? result, CancellationToken stopped)
-    {
-        if (task.LostBecause is { } lost) return Count(ref _lost, $"lost ({lost.Reason}); nothing written");
-        if (task.IsCompleted) return task.FinishedAs switch
-        {
-            TaskOutcome.Succeeded => Count(ref _succeeded, "finished by the handler"),
-            TaskOutcome.Cancelled => Count(ref _cancelled, "cancelled by the handler"),
-            TaskOutcome.Failed => Count(ref _failed, "failed by the handler"),
-            _ => task.Completion == "retried" ? Count(ref _retried, "retried by the handler") : Count(ref _released, "released by the handler"),
-        };
-        if (task.IsCancellationRequested)
-        {
-            await task.FinishAsync(TaskOutcome.Cancelled, failure is null ? "cancelled on request" : $"cancelled on request ({Message(failure)})").ConfigureAwait(false);
-            return Count(ref _cancelled, "cancelled on request");
-        }
-        if (failure is null)
-        {
-            await task.FinishAsync(result).ConfigureAwait(false);
-            return Count(ref _succeeded, "succeeded");
-        }
-        // Released only when the worker's stop stopped this handler. A handler's own OperationCanceledException
-        // (an HTTP timeout's TaskCanceledException) is a failure like any other: released, it would be due
-        // again at once and uncounted, a loop.
-        if (_hardStopping && stopped.IsCancellationRequested && failure is OperationCanceledException)
-        {
-            await task.ReleaseAsync().ConfigureAwait(false);
-            return Count(ref _released, "released (worker stopping)");
-        }
-        var delay = failure is NoHandlerException
-            ? (_queue.RetryPolicy.Wait > UnroutedRetryFloor ? _queue.RetryPolicy.Wait : UnroutedRetryFloor)
-            : (TimeSpan?)null;
-        return await task.RetryAsync(Message(failure), delay).ConfigureAwait(false)
-            ? Count(ref _retried, $"retried: {Message(failure)}")
-            : Count(ref _failed, $"failed after {task.Attempt} attempt(s): {Message(failure)}");
-    }
-
-    private static string Message(Exception e) => e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message;
-
-    private static string Count(ref int counter, string outcome)
-    {
-        Interlocked.Increment(ref counter);
-        return outcome;
-    }
-
-    // ---- the worker's session row ----
-
-    private WorkerBeat SessionBeat() => new(SessionId!, Environment.MachineName, Environment.ProcessId, _options.Processors, _running.Count,
-        (long)_options.AliveTime.TotalMilliseconds, _sessionStartedAt);
-
-    // Registers under a fresh id (another on the rare clash). On failure the worker runs on: its beats
-    // insert the row once the database takes them.
-    private async Task StartSessionAsync()
-    {
-        for (var attempt = 1; attempt <= 3; attempt++)
-        {
-            SessionId = Queue.NewWorkerId();
-            try
-            {
-                _sessionStartedAt = await _queue.RegisterWorkerAsync(SessionBeat()).ConfigureAwait(false);
-                if (_sessionStartedAt is not null) return;
-            }
-            catch (Exception e)
-            {
-                _sessionFailing = true;
-                Log($"worker session {SessionId} not recorded, tasks go on (Get-PQWorker lists this worker once a heartbeat records it): {e.Message}");
-                return;
-            }
-        }
-    }
-
-    // One beat of the session row: its running count, and whether Stop-PQWorker asked this worker to stop.
-    private async Task BeatSessionAsync(CancellationTokenSource stopRequested)
-    {
-        try
-        {
-            var stop = await _queue.BeatWorkerAsync(SessionBeat()).ConfigureAwait(false);
-            if (_sessionFailing) Log($"worker session {SessionId} recorded again");
-            _sessionFailing = false;
-            if (stop && !stopRequested.IsCancellationRequested)
-            {
-                Log("stop requested by Stop-PQWorker: graceful stop (nothing new is acquired; running tasks end)");
-                await stopRequested.CancelAsync().ConfigureAwait(false);
-            }
-        }
-        catch (Exception e)
-        {
-            if (!_sessionFailing) Log($"worker session beat failed, tasks go on; trying again every heartbeat: {e.Message}");
-            _sessionFailing = true;
-        }
-    }
-
-    // A clean exit removes the row; a killed worker leaves it, to show as dead until cleanup deletes it.
-    private async Task EndSessionAsync()
-    {
-        try { await _queue.RemoveWorkerAsync(SessionId!).ConfigureAwait(false); }
-        catch (Exception e)
-        {
-            Log($"worker session {SessionId} not removed (it shows as dead after the alive time, and cleanup deletes it): {e.Message}");
-        }
-    }
-
-    private async Task HeartbeatLoopAsync(CancellationTokenSource stopRequested, CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            try { await Task.Delay(_options.HeartbeatInterval, stop).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
-            await HeartbeatTasksAsync().ConfigureAwait(false);
-            await BeatSessionAsync(stopRequested).ConfigureAwait(false);
-        }
-    }
-
-    private async Task HeartbeatTasksAsync()
-    {
-        var held = _running.Values.Where(r => !r.Concluding && !r.Task.IsCompleted && r.Task.LostBecause is null).ToList();
-        if (held.Count == 0) return;
-        var sentAt = Stopwatch.GetTimestamp();
-        try
-        {
-            var reports = await _queue.HeartbeatAsync(held.Select(r => r.Task), _options.AliveTime).ConfigureAwait(false);
-            for (var i = 0; i < reports.Count; i++)
-            {
-                var report = reports[i];
-                if (report.Error is null) held[i].Renewed(sentAt);
-                if (report.Result == HeartbeatResult.CancelRequested && !report.Task.IsCompleted)
-                    Log($"cancel requested for {report.Task.Key}: its handler is told, and stopped after {CancelGracePeriod.TotalSeconds:F0}s");
-                else if (report.Error is { } lost && !report.Task.IsCompleted && !held[i].Concluding)
-                    Log($"{report.Task.Key} was lost ({lost.Reason}): its handler is stopped; nothing more is written to it");
-            }
-        }
-        catch (Exception e)
-        {
-            Log($"heartbeat failed, trying again in {_options.HeartbeatInterval.TotalSeconds:0.###}s: {Describe(e)}");
-        }
-    }
-
-    // Self-fencing. A lease this worker could not renew for alive_time may be another worker's now: before
-    // it runs out (a margin of at least one heartbeat interval, or a tenth of alive_time), the handler is
-    // stopped at once and nothing more is written to the task. This loop touches no database, so a stalled
-    // connection that holds the heartbeat up cannot hold it up too.
-    private async Task FenceLoopAsync(CancellationToken stop)
-    {
-        var period = TimeSpan.FromTicks(Math.Clamp(_options.HeartbeatInterval.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        while (!stop.IsCancellationRequested)
-        {
-            try { await Task.Delay(period, stop).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
-            FenceUnrenewed();
-        }
-    }
-
-    /// <summary>How long a lease may go unrenewed before its handler is stopped: alive_time less the margin.</summary>
-    internal TimeSpan FenceAfter
-    {
-        get
-        {
-            var margin = Math.Max(_options.HeartbeatInterval.Ticks, _options.AliveTime.Ticks / 10);
-            return TimeSpan.FromTicks(Math.Max(_options.AliveTime.Ticks - margin, 0));
-        }
-    }
-
-    private void FenceUnrenewed()
-    {
-        var limit = FenceAfter;
-        foreach (var r in _running.Values)
-        {
-            if (r.Concluding || r.Task.IsCompleted || r.Task.LostBecause is not null) continue;
-            var unrenewed = Stopwatch.GetElapsedTime(r.RenewedAt);
-            if (unrenewed < limit || !r.TryFence()) continue;
-            r.Task.OnLost(new PreemptedException(
-                $"This worker no longer holds task '{r.Task.Key}': its lease could not be renewed for {unrenewed.TotalSeconds:0.#}s (alive_time {_options.AliveTime.TotalSeconds:0.#}s), so another worker may hold it now.",
-                r.Task.Key, PreemptionReason.LeaseExpired));
-            Log($"{r.Task.Key}: its lease could not be renewed for {unrenewed.TotalSeconds:0.#}s (alive_time {_options.AliveTime.TotalSeconds:0.#}s) and another worker may hold it now: its handler is stopped and nothing more is written to it");
-            try { r.Stop.Cancel(); }
-            catch (AggregateException) { /* a processor's stop callback threw; the token is cancelled anyway */ }
-            catch (ObjectDisposedException) { /* it ended meanwhile */ }
-        }
+        try { await _slots.ReturnAsync(slot, abandoned, failure, loopEnded).ConfigureAwait(false); }
+        finally { Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult(); }
     }
 }

@@ -1,0 +1,71 @@
+using PerfectQueue.Storage;
+
+namespace PerfectQueue.Workers;
+
+/// <summary>
+/// The worker's session row (host, pid, processors, running count, last beat), beaten with the leases, so any
+/// host can list it (<see cref="Queue.ListWorkers"/>) and ask it to stop (<see cref="Queue.RequestWorkerStop"/>).
+/// Session writes are bookkeeping: when they fail the worker logs it and goes on processing tasks.
+/// </summary>
+internal sealed class WorkerSession(Queue queue, WorkerOptions options, Func<int> runningCount, Action<string> log)
+{
+    private long? _startedAt;
+    private bool _failing;
+
+    public string? Id { get; private set; }
+
+    private WorkerBeat Beat() => new(Id!, Environment.MachineName, Environment.ProcessId, options.Processors, runningCount(),
+        (long)options.AliveTime.TotalMilliseconds, _startedAt);
+
+    // Registers under a fresh id (another on the rare clash). On failure the worker runs on: its beats
+    // insert the row once the database takes them.
+    public async Task StartAsync()
+    {
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            Id = Queue.NewWorkerId();
+            try
+            {
+                _startedAt = await queue.RegisterWorkerAsync(Beat()).ConfigureAwait(false);
+                if (_startedAt is not null) return;
+            }
+            catch (Exception e)
+            {
+                _failing = true;
+                log($"worker session {Id} not recorded, tasks go on (Get-PQWorker lists this worker once a heartbeat records it): {e.Message}");
+                return;
+            }
+        }
+    }
+
+    /// <summary>One beat: the running count, and whether Stop-PQWorker asked this worker to stop (then <paramref name="stopRequested"/> is cancelled).</summary>
+    public async Task BeatAsync(CancellationTokenSource stopRequested)
+    {
+        try
+        {
+            var stop = await queue.BeatWorkerAsync(Beat()).ConfigureAwait(false);
+            if (_failing) log($"worker session {Id} recorded again");
+            _failing = false;
+            if (stop && !stopRequested.IsCancellationRequested)
+            {
+                log("stop requested by Stop-PQWorker: graceful stop (nothing new is acquired; running tasks end)");
+                await stopRequested.CancelAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            if (!_failing) log($"worker session beat failed, tasks go on; trying again every heartbeat: {e.Message}");
+            _failing = true;
+        }
+    }
+
+    // A clean exit removes the row; a killed worker leaves it, to show as dead until cleanup deletes it.
+    public async Task EndAsync()
+    {
+        try { await queue.RemoveWorkerAsync(Id!).ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            log($"worker session {Id} not removed (it shows as dead after the alive time, and cleanup deletes it): {e.Message}");
+        }
+    }
+}
