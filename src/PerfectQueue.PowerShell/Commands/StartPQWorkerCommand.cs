@@ -231,6 +231,11 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             var job = new WorkerJob(UrlText.Mask(MyInvocation.Line), JobName, _host);
             toHost = job.WriteLine;
             JobRepository.Add(job);
+            // pwsh exiting closes every runspace, and closing one waits for its pipeline: a handler that ignores a
+            // stop would hang the exit, and its task would only come back when its lease ran out. Stopped as the
+            // session exits, the worker releases its tasks (not counted as attempts) within the stop limit.
+            var host = _host;
+            Events.SubscribeEvent(null, null, PSEngineEvent.Exiting, null, (_, _) => host.StopAtExit(), supportEvent: true, forwardEvent: false);
             job.Start();
             WriteObject(job);
             return;

@@ -19,8 +19,15 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     private readonly Queue _queue;
     private readonly Action<string> _log;
 
-    public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<string> log)
+    private readonly TimeSpan? _interruptAfter;
+    private Thread? _thread;
+    private volatile bool _interrupted;
+
+    /// <param name="interruptAfter">How long after a stop a handler that ignores the pipeline stop (blocked in
+    /// Thread.Sleep, a wait, a lock) has its thread interrupted; null: never.</param>
+    public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<string> log, TimeSpan? interruptAfter = null)
     {
+        _interruptAfter = interruptAfter;
         _routes = routes;
         _queue = queue;
         _log = log;
@@ -30,10 +37,18 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         // which cost about 1 ms of CPU per task (measured by build.ps1 bench's author).
         _runspace.ThreadOptions = PSThreadOptions.ReuseThread;
         _runspace.Open();
-        Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
+        // The runspace's one thread is a foreground thread: one whose handler ignores every stop would keep pwsh
+        // from ever exiting (and from releasing its task at exit). Made a background thread, it cannot.
+        Invoke("param([string[]] $texts) [System.Threading.Thread]::CurrentThread.IsBackground = $true; " +
+            "$global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
             "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
             [routes.Texts.ToArray()], "loading the handlers");
         if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
+        using (var ps = System.Management.Automation.PowerShell.Create())
+        {
+            ps.Runspace = _runspace;
+            _thread = ps.AddScript("[System.Threading.Thread]::CurrentThread").Invoke<Thread>().FirstOrDefault();
+        }
     }
 
     private void Invoke(string script, object[] arguments, string what)
@@ -71,7 +86,25 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             }
             else _log($"{task.Key}: ERROR: {record}");
         };
-        using var stopping = stop.Register(() => ps.BeginStop(null, null));
+        // A stop is a pipeline stop first. A handler blocked where a pipeline stop cannot reach (Thread.Sleep, a wait)
+        // has its thread interrupted after a while; the runspace is then replaced, so that an interrupt landing just
+        // as the handler ended can never reach the next task's handler. A handler blocked in native code ignores both,
+        // and the worker abandons it at the stop limit.
+        Timer? interrupt = null;
+        var running = true;
+        using var stopping = stop.Register(() =>
+        {
+            ps.BeginStop(null, null);
+            if (_interruptAfter is { } after)
+                interrupt = new Timer(_ =>
+                {
+                    if (!Volatile.Read(ref running) || _thread is not { } thread) return;
+                    _interrupted = true;
+                    _log($"{task.Key}: its handler ignored the pipeline stop for {after.TotalSeconds:0.###}s: its thread is interrupted");
+                    thread.Interrupt();
+                }, null, after, Timeout.InfiniteTimeSpan);
+        });
+        using var stopInterrupt = new DisposeAction(() => { Volatile.Write(ref running, false); interrupt?.Dispose(); });
         try
         {
             await Task.Factory.FromAsync(ps.BeginInvoke<PSObject, PSObject>(null, output), ps.EndInvoke).ConfigureAwait(false);
@@ -81,7 +114,12 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             // Whatever a stop interrupted ends as stopped, so the task is released, not retried: usually that is a
             // PipelineStoppedException, but a stop that lands while a command's module is being auto-loaded
             // surfaces as "found in the module ... but the module could not be loaded".
+            if (_interrupted) throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.", e);
             throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", e, stop);
+        }
+        catch (ThreadInterruptedException e) when (stop.IsCancellationRequested)
+        {
+            throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.", e);
         }
         catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
         {
@@ -105,6 +143,14 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     // A line a native program wrote to stderr: PowerShell wraps each in an error record of its own.
     private static bool IsStderr(ErrorRecord record) =>
         record.Exception is RemoteException && record.FullyQualifiedErrorId is "NativeCommandError" or "NativeCommandErrorMessage";
+
+    /// <summary>A runspace whose thread was interrupted is not used again (see RunAsync).</summary>
+    public bool IsUsable => !_interrupted;
+
+    private sealed class DisposeAction(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
 
     public ValueTask DisposeAsync()
     {

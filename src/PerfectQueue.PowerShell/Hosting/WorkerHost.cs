@@ -25,6 +25,23 @@ internal sealed class WorkerHost : IDisposable
         _plan = first;
         _load = load;
         Log = log;
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+    }
+
+    private Task<WorkerSummary>? _run;
+
+    // pwsh itself is exiting (`exit` with a worker job running, the session closed, SIGTERM to a pwsh whose worker is
+    // a job): a task cut off by that is released, not retried with an attempt counted. The process waits for the
+    // releases, boundedly: every handler ends or is abandoned within the stop limit.
+    private void OnProcessExit(object? sender, EventArgs e) => StopAtExit();
+
+    /// <summary>The session or process is exiting: stop now, and wait (boundedly) for the tasks to be released.</summary>
+    public void StopAtExit()
+    {
+        if (_run is not { IsCompleted: false } run) return;
+        StopNow("pwsh is exiting");
+        try { run.Wait(_plan.Options.StopLimit + _plan.Options.Child.KillInterval + TimeSpan.FromSeconds(5)); }
+        catch (AggregateException) { /* the run failed: its job reports it */ }
     }
 
     public WorkerLog Log { get; }
@@ -75,7 +92,9 @@ internal sealed class WorkerHost : IDisposable
         }
     }
 
-    public async Task<WorkerSummary> RunAsync()
+    public Task<WorkerSummary> RunAsync() => _run = RunAllAsync();
+
+    private async Task<WorkerSummary> RunAllAsync()
     {
         var clock = Stopwatch.StartNew();
         var runs = new List<WorkerSummary>();
@@ -162,5 +181,9 @@ internal sealed class WorkerHost : IDisposable
 
     // The token sources are not disposed: a late signal (its registration is released a moment after the run)
     // must find them usable. They hold no timers, so nothing leaks.
-    public void Dispose() => Log.Dispose();
+    public void Dispose()
+    {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        Log.Dispose();
+    }
 }

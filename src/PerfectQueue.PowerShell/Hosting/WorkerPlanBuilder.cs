@@ -121,7 +121,7 @@ internal sealed class WorkerPlanBuilder
         var initialization = _handlers.InitializationScript;
         Func<int, ITaskProcessor> createRunspace = options.ProcessorType switch
         {
-            ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, line => log(line)),
+            ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, line => log(line), interruptAfter: options.Child.KillInterval * 2),
             _ => throw NotYet(),
         };
         return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor };

@@ -103,7 +103,7 @@ public sealed class Worker
         var acquired = 0;
         var failures = 0; // acquires failed in a row
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
-        Log($"worker started: {_options.Processors} {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")} processor(s) on {_queue.Description}, session {SessionId}");
+        Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
         try
         {
             while (true)
