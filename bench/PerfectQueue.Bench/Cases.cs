@@ -15,6 +15,7 @@ internal static class Cases
     public const string SubmitBatch = "submit, batches";
     public const string DrainCompiled = "drain, compiled handler";
     public const string DrainScript = "drain, scriptblock handler";
+    public const string DrainProcess = "drain, scriptblock, process";
 
     public static async Task<IReadOnlyList<Result>> RunAsync(ITarget target, Options o)
     {
@@ -59,8 +60,18 @@ internal static class Cases
                 queue.SubmitMany(Enumerable.Range(start, Math.Min(o.Batch, o.Count - start)).Select(i => new TaskSubmission($"t{i}", NoopType)));
             await Add(new Result(target.Name, SubmitBatch, Pq, o.Count, clock.Elapsed, true, $"Queue.SubmitMany, {o.Batch} per call"));
             if (o.ModulePath is { } module)
-                await Add(await DrainScriptAsync(target, queue, "batch", module, o));
+                await Add(await DrainScriptAsync(target, queue, "batch", module, o, "Thread"));
             else Console.WriteLine("  no module given (--module): scriptblock drain skipped");
+        }
+
+        // The same scriptblock drain with process processors (a child pwsh per processor): the cost of isolation.
+        if (o.ModulePath is { } isolated)
+        {
+            await using var queue = await target.OpenQueueAsync("process");
+            for (var start = 0; start < o.Count; start += o.Batch)
+                await queue.SubmitManyAsync(Enumerable.Range(start, Math.Min(o.Batch, o.Count - start)).Select(i => new TaskSubmission($"p{i}", NoopType)));
+            await Mark();
+            await Add(await DrainScriptAsync(target, queue, "process", isolated, o, "Process"));
         }
 
         await HangfireAsync(target, o, Mark, Add);
@@ -104,11 +115,11 @@ internal static class Cases
             $w = Connect-PQQueue -Url $env:PQBENCH_URL -Table ($env:PQBENCH_TABLE + '_warm') -PassThru
             Initialize-PQQueue -Queue $w
             1..$warm | ForEach-Object { [pscustomobject]@{ Key = "w$_"; Type = 'noop' } } | Submit-PQTask -Queue $w
-            $null = Start-PQWorker -Queue $w -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable ignored 6>$null
+            $null = Start-PQWorker -Queue $w -ProcessorType $env:PQBENCH_PROCESSOR_TYPE -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable ignored 6>$null
             Connect-PQQueue -Url $env:PQBENCH_URL -Table $env:PQBENCH_TABLE   # back to the measured table
         }
         $clock.Restart()
-        $summary = Start-PQWorker -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable lines 6>$null
+        $summary = Start-PQWorker -ProcessorType $env:PQBENCH_PROCESSOR_TYPE -Processors ([int]$env:PQBENCH_PROCESSORS) -UntilEmpty -Handler @{ noop = { param($Task) } } -InformationVariable lines 6>$null
         $call = $clock.Elapsed.TotalSeconds
         function At([string] $pattern) {
             $line = @($lines | ForEach-Object { "$_" } | Where-Object { $_ -match $pattern })[0]
@@ -118,7 +129,7 @@ internal static class Cases
         'PQBENCH ' + (@{ import = $import; call = $call; drain = $drain; succeeded = $summary.Succeeded; processed = $summary.Processed } | ConvertTo-Json -Compress)
         """;
 
-    private static async Task<Result> DrainScriptAsync(ITarget target, Queue queue, string name, string module, Options o)
+    private static async Task<Result> DrainScriptAsync(ITarget target, Queue queue, string name, string module, Options o, string processorType)
     {
         var (url, table) = target.ModuleQueue(name);
         var start = new ProcessStartInfo("dotnet")
@@ -131,6 +142,7 @@ internal static class Cases
         start.Environment["PQBENCH_MODULE"] = module;
         start.Environment["PQBENCH_URL"] = url;
         start.Environment["PQBENCH_TABLE"] = table;
+        start.Environment["PQBENCH_PROCESSOR_TYPE"] = processorType;
         start.Environment["PQBENCH_PROCESSORS"] = Options.Workers.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["PQBENCH_WARMUP"] = (2 * o.Warmup).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
@@ -148,8 +160,8 @@ internal static class Cases
         var drain = TimeSpan.FromSeconds(Number("drain"));
         var succeeded = await CountSucceededAsync(queue);
         var complete = (int)Number("succeeded") == o.Count && succeeded == o.Count;
-        return new Result(target.Name, DrainScript, Pq, o.Count, drain, complete,
-            $"not counted: pwsh start, import and warm-up {Number("import") + (wall.TotalSeconds - Number("import") - Number("call")):F1} s, runspaces {Number("call") - Number("drain"):F1} s" +
+        return new Result(target.Name, processorType == "Process" ? DrainProcess : DrainScript, Pq, o.Count, drain, complete,
+            $"not counted: pwsh start, import and warm-up {Number("import") + (wall.TotalSeconds - Number("import") - Number("call")):F1} s, {(processorType == "Process" ? "child processes" : "runspaces")} {Number("call") - Number("drain"):F1} s" +
             (complete ? "" : $"; {succeeded} of {o.Count} succeeded"));
     }
 

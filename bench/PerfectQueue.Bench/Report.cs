@@ -20,7 +20,7 @@ internal sealed record Machine(int Cores, string Cpu, string Os, string Runtime,
 
 internal sealed class Report(Options options, Machine machine, IReadOnlyList<BackendFacts> backends, IReadOnlyList<Result> results)
 {
-    private static readonly string[] CaseOrder = [Cases.SubmitSingle, Cases.SubmitBatch, Cases.DrainCompiled, Cases.DrainScript];
+    private static readonly string[] CaseOrder = [Cases.SubmitSingle, Cases.SubmitBatch, Cases.DrainCompiled, Cases.DrainScript, Cases.DrainProcess];
 
     private static string F(double v) => v.ToString("N0", CultureInfo.InvariantCulture);
     private static string R(double? v) => v is { } x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "–";
@@ -43,11 +43,11 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
                 var hf = @case switch
                 {
                     Cases.SubmitBatch => Find(backend, Cases.SubmitSingle, Cases.Hf),
-                    Cases.DrainScript => Find(backend, Cases.DrainCompiled, Cases.Hf),
+                    Cases.DrainScript or Cases.DrainProcess => Find(backend, Cases.DrainCompiled, Cases.Hf),
                     _ => Find(backend, @case, Cases.Hf),
                 };
                 if (pq is null && hf is null) continue;
-                var hfText = hf is null ? "–" : (@case is Cases.SubmitBatch or Cases.DrainScript ? $"({F(hf.Rate)})" : F(hf.Rate)) + (hf.Complete ? "" : " (incomplete)");
+                var hfText = hf is null ? "–" : (@case is Cases.SubmitBatch or Cases.DrainScript or Cases.DrainProcess ? $"({F(hf.Rate)})" : F(hf.Rate)) + (hf.Complete ? "" : " (incomplete)");
                 yield return (backend, @case, pq is null ? "–" : F(pq.Rate) + (pq.Complete ? "" : " (incomplete)"), hfText, R(Ratio(pq, hf)));
             }
     }
@@ -70,7 +70,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
             var script = Find(backend, Cases.DrainScript, Cases.Pq);
             var single = Find(backend, Cases.SubmitSingle, Cases.Pq);
             var batch = Find(backend, Cases.SubmitBatch, Cases.Pq);
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{backend}: scriptblock ÷ compiled drain {R(Ratio(script, compiled))}; batched ÷ single submit {R(Ratio(batch, single))}");
+            var process = Find(backend, Cases.DrainProcess, Cases.Pq);
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{backend}: scriptblock ÷ compiled drain {R(Ratio(script, compiled))}; process ÷ thread scriptblock drain {R(Ratio(process, script))}; batched ÷ single submit {R(Ratio(batch, single))}");
         }
         return sb.ToString();
     }
@@ -111,8 +112,9 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
             var script = Find(backend, Cases.DrainScript, Cases.Pq);
             var single = Find(backend, Cases.SubmitSingle, Cases.Pq);
             var batch = Find(backend, Cases.SubmitBatch, Cases.Pq);
-            L($"- {backend}: scriptblock ÷ compiled drain **{R(Ratio(script, compiled))}**; batched ÷ one-per-call submit {R(Ratio(batch, single))}." +
-              (script?.Note is { } n ? $" Scriptblock drain, {n}." : ""));
+            var process = Find(backend, Cases.DrainProcess, Cases.Pq);
+            L($"- {backend}: scriptblock ÷ compiled drain **{R(Ratio(script, compiled))}**; process ÷ thread scriptblock drain **{R(Ratio(process, script))}**; batched ÷ one-per-call submit {R(Ratio(batch, single))}." +
+              (script?.Note is { } n ? $" Scriptblock drain, {n}." : "") + (process?.Note is { } pn ? $" Process drain, {pn}." : ""));
         }
         L();
         var wal = results.Where(r => r.WalPerTask is not null).ToList();

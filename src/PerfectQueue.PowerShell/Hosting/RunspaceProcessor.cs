@@ -18,10 +18,17 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     private readonly HandlerRoutes _routes;
     private readonly Queue _queue;
     private readonly Action<string> _log;
-
     private readonly TimeSpan? _interruptAfter;
-    private Thread? _thread;
+    // The runspace runs every pipeline on this thread (PSThreadOptions.UseCurrentThread), which the processor owns:
+    // a background thread (a handler that ignores every stop cannot keep pwsh from exiting), whose loop survives
+    // an interrupt that lands after its handler ended (one landing in PowerShell's own pipeline thread, between
+    // pipelines, would crash the process). One thread for the runspace's whole life: a thread per invocation cost
+    // about 1 ms of CPU per task.
+    private readonly Thread _thread;
+    private readonly System.Collections.Concurrent.BlockingCollection<Action> _work = [];
+    private volatile bool _busy;
     private volatile bool _interrupted;
+    private int _disposed;
 
     /// <param name="interruptAfter">How long after a stop a handler that ignores the pipeline stop (blocked in
     /// Thread.Sleep, a wait, a lock) has its thread interrupted; null: never.</param>
@@ -33,22 +40,62 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         _log = log;
         _runspace = RunspaceFactory.CreateRunspace(state);
         _runspace.Name = $"PerfectQueue processor {number}";
-        // One thread per runspace for its whole life: the default starts a new thread for every invocation,
-        // which cost about 1 ms of CPU per task (measured by build.ps1 bench's author).
-        _runspace.ThreadOptions = PSThreadOptions.ReuseThread;
-        _runspace.Open();
-        // The runspace's one thread is a foreground thread: one whose handler ignores every stop would keep pwsh
-        // from ever exiting (and from releasing its task at exit). Made a background thread, it cannot.
-        Invoke("param([string[]] $texts) [System.Threading.Thread]::CurrentThread.IsBackground = $true; " +
-            "$global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
-            "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
-            [routes.Texts.ToArray()], "loading the handlers");
-        if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
-        using (var ps = System.Management.Automation.PowerShell.Create())
+        _runspace.ThreadOptions = PSThreadOptions.UseCurrentThread;
+        _thread = new Thread(Loop) { IsBackground = true, Name = _runspace.Name };
+        _thread.Start();
+        try
         {
-            ps.Runspace = _runspace;
-            _thread = ps.AddScript("[System.Threading.Thread]::CurrentThread").Invoke<Thread>().FirstOrDefault();
+            OnThread(() =>
+            {
+                _runspace.Open();
+                Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
+                    "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
+                    [routes.Texts.ToArray()], "loading the handlers");
+                if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
+            }).GetAwaiter().GetResult();
         }
+        catch
+        {
+            _work.CompleteAdding();
+            _runspace.Dispose();
+            throw;
+        }
+    }
+
+    private void Loop()
+    {
+        foreach (var item in Consume())
+        {
+            try { item(); }
+            catch (ThreadInterruptedException) { /* an interrupt that came after its handler ended: spent here */ }
+        }
+    }
+
+    private IEnumerable<Action> Consume()
+    {
+        while (true)
+        {
+            Action item;
+            try
+            {
+                if (!_work.TryTake(out item!, Timeout.Infinite)) yield break;
+            }
+            catch (ThreadInterruptedException) { continue; }
+            catch (InvalidOperationException) { yield break; }
+            yield return item;
+        }
+    }
+
+    // Runs on the processor's thread; the task ends when it did.
+    private Task OnThread(Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _work.Add(() =>
+        {
+            try { action(); done.TrySetResult(); }
+            catch (Exception e) { done.TrySetException(e); }
+        });
+        return done.Task;
     }
 
     private void Invoke(string script, object[] arguments, string what)
@@ -87,27 +134,38 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             else _log($"{task.Key}: ERROR: {record}");
         };
         // A stop is a pipeline stop first. A handler blocked where a pipeline stop cannot reach (Thread.Sleep, a wait)
-        // has its thread interrupted after a while; the runspace is then replaced, so that an interrupt landing just
-        // as the handler ended can never reach the next task's handler. A handler blocked in native code ignores both,
-        // and the worker abandons it at the stop limit.
+        // has its thread interrupted after a while, and the runspace is replaced afterwards. A handler blocked in
+        // native code ignores both, and the worker abandons it at the stop limit.
+        // Only while this run lasts: once an interrupt was sent the runspace is never used again, so it cannot reach
+        // another task's handler; one landing after this handler ended is spent by the thread's loop.
+        var gate = new object();
+        var active = true;
         Timer? interrupt = null;
-        var running = true;
         using var stopping = stop.Register(() =>
         {
             ps.BeginStop(null, null);
             if (_interruptAfter is { } after)
-                interrupt = new Timer(_ =>
-                {
-                    if (!Volatile.Read(ref running) || _thread is not { } thread) return;
-                    _interrupted = true;
-                    _log($"{task.Key}: its handler ignored the pipeline stop for {after.TotalSeconds:0.###}s: its thread is interrupted");
-                    thread.Interrupt();
-                }, null, after, Timeout.InfiniteTimeSpan);
+                lock (gate)
+                    interrupt = active ? new Timer(_ =>
+                    {
+                        lock (gate)
+                        {
+                            if (!active || !_busy) return;
+                            _interrupted = true;
+                            _thread.Interrupt();
+                        }
+                        _log($"{task.Key}: its handler ignored the pipeline stop for {after.TotalSeconds:0.###}s: its thread is interrupted");
+                    }, null, after, Timeout.InfiniteTimeSpan) : null;
         });
-        using var stopInterrupt = new DisposeAction(() => { Volatile.Write(ref running, false); interrupt?.Dispose(); });
+        using var endRun = new DisposeAction(() => { lock (gate) { active = false; interrupt?.Dispose(); } });
         try
         {
-            await Task.Factory.FromAsync(ps.BeginInvoke<PSObject, PSObject>(null, output), ps.EndInvoke).ConfigureAwait(false);
+            await OnThread(() =>
+            {
+                _busy = true;
+                try { ps.Invoke(null, output); }
+                finally { _busy = false; }
+            }).ConfigureAwait(false);
         }
         catch (RuntimeException e) when (stop.IsCancellationRequested)
         {
@@ -134,6 +192,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             if (record.Exception is NativeCommandExitException && lastStderr is not null) text += $" Its last stderr line: {lastStderr}";
             throw new RuntimeException(text, e, record);
         }
+        if (_interrupted && stop.IsCancellationRequested) throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.");
         stop.ThrowIfCancellationRequested();
         // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
         // it), so Get-PQTask shows what it did.
@@ -154,7 +213,12 @@ internal sealed class RunspaceProcessor : ITaskProcessor
 
     public ValueTask DisposeAsync()
     {
-        _runspace.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return ValueTask.CompletedTask;
+        // A handler still blocked (abandoned) holds the runspace: closing it now would wait for it. It is closed on its
+        // own thread if that handler ever returns.
+        if (_busy) _work.Add(() => _runspace.Dispose());
+        else _runspace.Dispose();
+        _work.CompleteAdding();
         return ValueTask.CompletedTask;
     }
 }

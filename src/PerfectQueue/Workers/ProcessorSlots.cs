@@ -26,6 +26,9 @@ internal sealed class ProcessorSlots(Func<int, ITaskProcessor> create, WorkerOpt
     private readonly List<ProcessorSlot> _all = [];
     private readonly ConcurrentStack<ProcessorSlot> _idle = new();
 
+    /// <summary>The first wait between tries to start a replacement; each next one doubles.</summary>
+    public TimeSpan StartBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Set when a slot could not be filled again: the worker stops, and throws it.</summary>
     public Exception? Fatal { get; private set; }
 
@@ -98,8 +101,8 @@ internal sealed class ProcessorSlots(Func<int, ITaskProcessor> create, WorkerOpt
                     Failed.Cancel();
                     return;
                 }
-                var wait = TimeSpan.FromSeconds(1 << (attempt - 1));
-                log($"{slot.Name} could not be started ({attempt} of {StartTries} tries), trying again in {wait.TotalSeconds:0}s: {e.Message}");
+                var wait = StartBackoff * (1 << (attempt - 1));
+                log($"{slot.Name} could not be started ({attempt} of {StartTries} tries), trying again in {wait.TotalSeconds:0.###}s: {e.Message}");
                 try { await Task.Delay(wait, stopping).ConfigureAwait(false); }
                 catch (OperationCanceledException) { return; }
             }

@@ -59,6 +59,9 @@ public sealed class Worker
     /// <summary>A route's own timeout for a task type (the tightest of the worker's, the route's and the task's wins).</summary>
     public Func<string, TimeSpan?>? RouteTimeout { get; init; }
 
+    /// <summary>The first wait between tries to start a processor that replaces one (then doubling; 1 s).</summary>
+    internal TimeSpan ProcessorStartBackoff { get => _slots.StartBackoff; init => _slots.StartBackoff = value; }
+
     /// <summary>Tasks running now.</summary>
     public int RunningCount => _running.Count;
 
