@@ -174,6 +174,51 @@ Describe 'Thread processors: recycling, graceful stops, bad modules' {
     }
 }
 
+Describe 'Stops that end a foreground worker in bounded time whatever its handler does (Linux and macOS)' -Skip:$IsWindows {
+    BeforeEach {
+        $script:Db = Join-Path $TestDrive "sig-$([guid]::NewGuid().ToString('N')).db"
+        $script:Queue = Connect-PQQueue "sqlite:///$Db" -PassThru
+        $script:Marker = Join-Path $TestDrive "sig-$([guid]::NewGuid().ToString('N'))"
+    }
+    AfterAll { Disconnect-PQQueue }
+
+    It 'SIGQUIT ends a worker whose handler is blocked in Thread.Sleep, and its task is released' {
+        Submit-PQTask q1 work
+        $child = Start-PwshScript @"
+Import-Module '$env:PQ_MODULE_PATH'
+Connect-PQQueue 'sqlite:///$Db'
+Start-PQWorker -PollInterval 0.1 -HeartbeatInterval 0.2 -ChildKillInterval 0.5 -Handler @{ work = { Set-Content '$Marker' started; [Threading.Thread]::Sleep(120000) } } 6>&1 | Out-String -Width 300
+"@
+        Wait-Until { Test-Path $Marker } 'the handler to start' 60
+        $child.Process.Id | Should -BeGreaterThan 0
+        & kill -QUIT $child.Process.Id
+        $child.Process.WaitForExit(30000) | Should -BeTrue -Because 'an immediate stop abandons or interrupts a blocked handler within the stop limit'
+        # pwsh itself also ends a non-interactive session on SIGQUIT (its Ctrl+Break), so the output may stop short;
+        # the task tells what happened.
+        $t = Get-PQTask q1
+        $t.Status | Should -Be 'Waiting'
+        $t.Attempts | Should -Be 0
+    }
+
+    It 'Stop-PQWorker with -GracefulKillLimit ends a worker whose handler is blocked in Thread.Sleep, and its task is released' {
+        Submit-PQTask q2 work
+        $child = Start-PwshScript @"
+Import-Module '$env:PQ_MODULE_PATH'
+Connect-PQQueue 'sqlite:///$Db'
+Start-PQWorker -PollInterval 0.1 -HeartbeatInterval 0.2 -ChildKillInterval 0.5 -GracefulKillLimit 1 -Handler @{ work = { Set-Content '$Marker' started; [Threading.Thread]::Sleep(120000) } } 6>&1 | Out-String -Width 300
+"@
+        Wait-Until { Test-Path $Marker } 'the handler to start' 60
+        Wait-Until { @(Get-PQWorker).Count -eq 1 } 'the worker session'
+        Get-PQWorker | Stop-PQWorker
+        $child.Process.WaitForExit(30000) | Should -BeTrue -Because 'the graceful limit, then the stop limit'
+        $child.Output.Result | Should -Match 'graceful kill limit \(1s\) reached'
+        $child.Output.Result | Should -Match 'worker stopped \(stop requested\)'
+        $t = Get-PQTask q2
+        $t.Status | Should -Be 'Waiting'
+        $t.Attempts | Should -Be 0
+    }
+}
+
 Describe 'A worker whose pwsh exits' -Skip:$IsWindows {
     It 'releases the task its handler ran when pwsh itself exits, without counting the attempt' {
         $db = Join-Path $TestDrive "exit-$([guid]::NewGuid().ToString('N')).db"
