@@ -111,7 +111,11 @@ public interface IQueueStore : IDisposable
     /// <summary>Where the store points, safe to show (no secrets).</summary>
     string Description { get; }
 
-    /// <summary>Creates the schema if missing (idempotent); <paramref name="force"/> drops it first.</summary>
+    /// <summary>
+    /// Creates the schema if missing and brings a table of an older schema version up to this one (idempotent);
+    /// <paramref name="force"/> drops it first. Without it, each store brings an older table up to date by itself
+    /// before the first statement that needs the newer columns (<see cref="SchemaUpgrade"/>).
+    /// </summary>
     Task InitializeAsync(bool force, CancellationToken ct);
 
     /// <summary>True when the queue's table exists.</summary>
