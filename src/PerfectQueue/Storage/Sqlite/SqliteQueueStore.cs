@@ -177,7 +177,7 @@ public sealed class SqliteQueueStore : IQueueStore
     private static bool HasColumn(SqliteConnection c, string table, string column) =>
         c.ExecuteScalar<long>("SELECT COUNT(*) FROM pragma_table_info(@table) WHERE name = @column", new { table, column }) > 0;
 
-    private bool TableExists(SqliteConnection c, string name) =>
+    private static bool TableExists(SqliteConnection c, string name) =>
         c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name }) > 0;
 
     // CREATE TABLE IF NOT EXISTS leaves an existing table as it was: add what version 3 added. SQLite has no
