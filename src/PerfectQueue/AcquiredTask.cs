@@ -35,6 +35,8 @@ public sealed class AcquiredTask
     public int Attempt => _row.Attempts;
     /// <summary>The message left by the previous attempt (its error, when it was retried).</summary>
     public string? LastMessage => _row.Message;
+    /// <summary>The task's own execution limit, given at submit (null: none); the worker applies the tightest of its, the route's and this.</summary>
+    public TimeSpan? Timeout => TaskStates.ExecutionTimeout(_row);
     /// <summary>The task's data (decoded on first use; gzip detected by itself).</summary>
     /// <exception cref="TaskDataException">the stored data cannot be read (a row from before submit checked data).</exception>
     public JsonObject Data => _data ??= DecodeData();

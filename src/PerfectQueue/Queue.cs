@@ -159,6 +159,9 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         if (o.RunAt is not null && o.Delay is not null) throw new ArgumentException($"Task '{key}': give RunAt or Delay, not both.", "options");
         if (o.Delay is { } delay && delay < TimeSpan.Zero) throw new ArgumentException($"Task '{key}': Delay must not be negative (got {delay}).", "options");
         if (o.MaxRunning is < 1) throw new ArgumentException($"Task '{key}': MaxRunning must be at least 1 (got {o.MaxRunning}).", "options");
+        if (o.Timeout is { } limit && (limit <= TimeSpan.Zero || limit > SubmitOptions.MaxTimeout))
+            throw new ArgumentException($"Task '{key}': Timeout (the execution limit) must be more than zero and at most {SubmitOptions.MaxTimeout.TotalDays:0} days (got {limit}). " +
+                "Give seconds or a TimeSpan, such as 600 or '00:10:00', or leave it out for no limit.", "options");
         byte[] data;
         try { data = TaskData.Encode(s.Data, o.Compression ?? Config.Compression); }
         catch (ArgumentException e)
@@ -166,7 +169,8 @@ public sealed class Queue : IDisposable, IAsyncDisposable
             throw new ArgumentException($"Task '{key}': {ArgumentText.WithoutParameterName(e)}", "data", e);
         }
         return new NewTaskRow(key, s.Type, string.IsNullOrEmpty(o.User) ? null : o.User, data, o.MaxRunning,
-            o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null);
+            o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null,
+            o.Timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null); // whole milliseconds, never rounded down to none
     }
 
     private static string CheckKey(string key) =>

@@ -32,6 +32,11 @@ public sealed class TaskInfo
     public bool CancelRequested { get; init; }
     /// <summary>True when the stored data is gzip-compressed.</summary>
     public bool Compressed { get; init; }
+    /// <summary>
+    /// How long one attempt may run before the worker stops it (Submit-PQTask -Timeout, <see cref="SubmitOptions.Timeout"/>);
+    /// null: no limit of the task's own. Not <see cref="Timeout"/>, which is the original's due-time column.
+    /// </summary>
+    public TimeSpan? ExecutionTimeout { get; init; }
 
     public override string ToString() => $"{Key} ({Type}) {Status}{(Outcome is { } o ? "/" + o : "")}";
 }
@@ -49,6 +54,15 @@ public sealed class SubmitOptions
     public int? MaxRunning { get; init; }
     /// <summary>Null: the queue's configured compression.</summary>
     public DataCompression? Compression { get; init; }
+    /// <summary>
+    /// How long one attempt may run: a worker stops the handler after this long (or after its own or its route's
+    /// timeout, whichever is shortest) and retries the task. More than zero, at most <see cref="MaxTimeout"/>.
+    /// Null: no limit of the task's own. Stored with the task; read back as <see cref="TaskInfo.ExecutionTimeout"/>.
+    /// </summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>The longest <see cref="Timeout"/> a task may have.</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromDays(365);
 }
 
 /// <summary>One task of a batch submit.</summary>

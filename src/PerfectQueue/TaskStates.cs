@@ -50,7 +50,11 @@ internal static class TaskStates
         MaxRunning = row.MaxRunning,
         CancelRequested = row.CancelRequested,
         Compressed = row.Data is { } bytes && TaskData.IsCompressed(bytes),
+        ExecutionTimeout = ExecutionTimeout(row),
     };
+
+    /// <summary>The execution limit stored with the task (null: none).</summary>
+    public static TimeSpan? ExecutionTimeout(TaskRow row) => row.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 
     /// <summary>
     /// Why a holder's fenced write or heartbeat did not apply, from the row as it is now (null: deleted). With

@@ -36,6 +36,8 @@ public sealed class WorkerSessionInfo
     /// <summary>The last beat plus the worker's alive time: without another beat by then, the session is dead.</summary>
     public DateTimeOffset AliveUntil { get; init; }
     public bool StopRequested { get; init; }
+    /// <summary>How the worker runs handlers: 'thread' (runspaces) or 'process' (child processes). Sessions of workers older than schema version 3 read as 'thread'.</summary>
+    public string ProcessorType { get; init; } = "thread";
     /// <summary>The database clock when the row was read; <see cref="State"/> is as of then.</summary>
     public DateTimeOffset ReadAt { get; init; }
 
@@ -53,6 +55,7 @@ public sealed class WorkerSessionInfo
         LastBeatAt = TaskStates.Time(row.LastBeatAt),
         AliveUntil = TaskStates.Time(row.AliveUntil),
         StopRequested = row.StopRequested,
+        ProcessorType = string.IsNullOrWhiteSpace(row.ProcessorType) ? "thread" : row.ProcessorType, // older workers ran threads only
         ReadAt = TaskStates.Time(row.Now),
     };
 

@@ -40,6 +40,10 @@ BeforeDiscovery {
         # ---- submit options ----
         @{ Name = '-MaxRunning 0'; Id = 'InvalidArgument'; Message = 'MaxRunning must be at least 1 \(got 0\)'; Action = { Submit-PQTask -Key k -Type t -MaxRunning 0 } }
         @{ Name = 'a negative -Delay'; Id = 'InvalidArgument'; Message = 'Delay must not be negative'; Action = { Submit-PQTask -Key k -Type t -Delay -5 } }
+        @{ Name = '-Timeout 0'; Id = 'InvalidArgument'; Message = "Timeout \(the execution limit\) must be more than zero and at most 365 days \(got 00:00:00\)\. Give seconds or a TimeSpan.*leave it out for no limit"; Action = { Submit-PQTask -Key k -Type t -Timeout 0 } }
+        @{ Name = 'a negative -Timeout'; Id = 'InvalidArgument'; Message = 'Timeout \(the execution limit\) must be more than zero.*\(got -00:00:05\)'; Action = { Submit-PQTask -Key k -Type t -Timeout -5 } }
+        @{ Name = 'a -Timeout over a year'; Id = 'InvalidArgument'; Message = 'at most 365 days \(got 365\.00:00:01\)'; Action = { Submit-PQTask -Key k -Type t -Timeout 31536001 } }
+        @{ Name = "-Timeout 'abc'"; Id = 'ParameterArgumentTransformationError'; Message = "'abc' is not a duration. Give a number of seconds"; Action = { Submit-PQTask -Key k -Type t -Timeout 'abc' } }
         @{ Name = '-RunAt with -Delay'; Id = 'AmbiguousParameterSet'; Message = 'cannot be used together'; Action = { Submit-PQTask -Key k -Type t -Delay 5 -RunAt (Get-Date) } }
         @{ Name = '-Compression Zip'; Id = 'CannotConvertArgumentNoMessage'; Message = 'None, Gzip'; Action = { Submit-PQTask -Key k -Type t -Compression Zip } }
         @{ Name = '-Compress with -Compression None'; Id = 'InvalidArgument'; Message = 'give one of them'; Action = { Submit-PQTask -Key k -Type t -Compress -Compression None } }

@@ -524,6 +524,64 @@ sp-3,backup,team-a,,2
         (Get-PQTask).Key | Should -Be @('sp-1', 'sp-2', 'sp-3')
     }
 
+    It 'takes -Timeout as the execution limit, shown as ExecutionTimeout; Timeout stays the due time' {
+        Submit-PQTask -Key lim-1 -Type t -Timeout 30
+        Submit-PQTask -Key lim-2 -Type t -Timeout ([TimeSpan]::FromMinutes(10))
+        Submit-PQTask -Key lim-3 -Type t
+        $tasks = Get-PQTask
+        ($tasks | Where-Object Key -EQ 'lim-1').ExecutionTimeout | Should -Be ([TimeSpan]::FromSeconds(30))
+        ($tasks | Where-Object Key -EQ 'lim-1').ExecutionTimeout.ToString() | Should -Be '00:00:30'
+        ($tasks | Where-Object Key -EQ 'lim-2').ExecutionTimeout | Should -Be ([TimeSpan]::FromMinutes(10))
+        ($tasks | Where-Object Key -EQ 'lim-3').ExecutionTimeout | Should -BeNullOrEmpty
+        ($tasks | Where-Object Key -EQ 'lim-1').Timeout | Should -BeOfType [datetime] -Because 'Timeout is the original due-time column'
+        (Receive-PQTask -Count 3 | Where-Object Key -EQ 'lim-1').Task.Timeout | Should -Be ([TimeSpan]::FromSeconds(30)) -Because 'the acquired task carries the limit (AcquiredTask.Timeout)'
+        $list = Remove-Ansi (Get-PQTask -Key lim-1 | Format-List | Out-String -Width 200)
+        $list | Should -Match 'ExecutionTimeout\s*:\s*00:00:30'
+    }
+
+    It 'refuses -Timeout <Value> with a clear error and stores nothing' -ForEach @(
+        @{ Value = 0; Id = 'InvalidArgument'; Message = 'must be more than zero and at most 365 days' }
+        @{ Value = -5; Id = 'InvalidArgument'; Message = 'must be more than zero and at most 365 days' }
+        @{ Value = 'abc'; Id = 'ParameterArgumentTransformationError'; Message = "'abc' is not a duration" }
+    ) {
+        $errors = @()
+        try { Submit-PQTask -Key bad-lim -Type t -Timeout $Value -ErrorVariable +errors -ErrorAction SilentlyContinue } catch { $errors += $_ }
+        @($errors).Count | Should -Be 1
+        @($errors)[0].FullyQualifiedErrorId | Should -BeLike "$Id*"
+        "$(@($errors)[0])" | Should -Match $Message
+        Get-PQTask | Should -BeNullOrEmpty
+    }
+
+    It 'binds Timeout from a CSV column by property name; an empty cell is no limit' {
+        $csv = Join-Path $TestDrive "limits-$([guid]::NewGuid().ToString('N')).csv"
+        @'
+Key,Type,Timeout
+csv-1,backup,30
+csv-2,backup,
+csv-3,backup,00:05:00
+'@ | Set-Content $csv
+        Import-Csv $csv | Submit-PQTask -ErrorVariable err -ErrorAction SilentlyContinue
+        $err | Should -BeNullOrEmpty
+        $tasks = Get-PQTask
+        $tasks.Key | Should -Be @('csv-1', 'csv-2', 'csv-3')
+        ($tasks | Where-Object Key -EQ 'csv-1').ExecutionTimeout | Should -Be ([TimeSpan]::FromSeconds(30))
+        ($tasks | Where-Object Key -EQ 'csv-2').ExecutionTimeout | Should -BeNullOrEmpty
+        ($tasks | Where-Object Key -EQ 'csv-3').ExecutionTimeout | Should -Be ([TimeSpan]::FromMinutes(5))
+    }
+
+    It 'resubmits tasks piped from Get-PQTask: their Timeout (the due time, a DateTime) is not taken for the execution limit' {
+        $url = New-PQTestUrl 'other'
+        $other = [PerfectQueue.Queue]::Open($url)
+        $other.Initialize()
+        Submit-PQTask -Key again-1 -Type t -Data @{ n = 1 } -Queue $other
+        Get-PQTask -Queue $other | Select-Object Key, Type, Data, Timeout | Submit-PQTask -ErrorVariable err -ErrorAction SilentlyContinue
+        $err | Should -BeNullOrEmpty
+        $copy = Get-PQTask -Key again-1
+        $copy.Data.n | Should -Be 1
+        $copy.ExecutionTimeout | Should -BeNullOrEmpty
+        $other.Dispose()
+    }
+
     It 'writes only the stored tasks with -PassThru when a piped key repeats' {
         $out = @('p1', 'p2', 'p1', 'p3') | ForEach-Object { [pscustomobject]@{ Key = $_; Type = 't' } } |
             Submit-PQTask -PassThru -ErrorVariable err -ErrorAction SilentlyContinue

@@ -82,8 +82,8 @@ $waiting = '\|Waiting\|\|'
         Output = ''    # a fresh queue has no workers, and that is no error
     }
     'Get-PQWorker: Example 2: A handler that looks at its own worker' = @{
-        Output = '^worker [0-9a-f]{12} on \S+: 2 processors, state Alive$'
-        State  = 'census-2026-11-26\|Finished\|Succeeded\|worker [0-9a-f]{12} on \S+: 2 processors, state Alive'
+        Output = '^worker [0-9a-f]{12} on \S+: 2 thread processors, state Alive$'
+        State  = 'census-2026-11-26\|Finished\|Succeeded\|worker [0-9a-f]{12} on \S+: 2 thread processors, state Alive'
     }
 
     # ---- Initialize-PQQueue ----
@@ -190,6 +190,10 @@ $waiting = '\|Waiting\|\|'
     'Submit-PQTask: Example 4: Submit from a job that may run twice' = @{
         Output = 'invoice-run-\d{4}-\d\d\s+invoice-run\s+Waiting'
         State  = "invoice-run-\d{4}-\d\d$waiting"    # one task, though submitted twice
+    }
+    'Submit-PQTask: Example 5: Limit how long a task may run' = @{
+        Output = 'Key\s+:\s+vacuum-sales-2026-11-26', 'Status\s+:\s+Waiting', 'ExecutionTimeout\s+:\s+00:10:00'
+        State  = "vacuum-sales-2026-11-26$waiting"
     }
 
     # ---- Test-PQTask ----

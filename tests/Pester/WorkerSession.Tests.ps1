@@ -50,7 +50,9 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
             $w.State | Should -Be 'Alive'
             $w.Id | Should -Match '^[0-9a-f]{12}$'
             $w.StartedAt | Should -BeOfType [datetime]
-            (Get-PQWorker | Format-Table | Out-String) | Should -Match 'Id\s+Host\s+Pid\s+State\s+Processors\s+Running\s+StartedAt\s+LastBeatAt'
+            $w.ProcessorType | Should -Be 'thread'
+            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match 'Id\s+Host\s+Pid\s+State\s+ProcessorType\s+Processors\s+Running\s+StartedAt\s+LastBeatAt'
+            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match "$($w.Id)\s+\S+\s+\d+\s+Alive\s+thread\s+2\s"
 
             $stopping = Stop-PQWorker -Id $w.Id -PassThru
             $stopping.State | Should -Be 'Stopping'

@@ -44,6 +44,14 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     [NullIfBlank]
     public int? MaxRunning { get; set; }
 
+    /// <summary>
+    /// The execution limit: how long one attempt may run before the worker stops it and retries the task (a TimeSpan,
+    /// or seconds). Stored with the task as its ExecutionTimeout; more than zero, at most 365 days (checked per item).
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ExecutionTimeoutTransformation]
+    public TimeSpan? Timeout { get; set; }
+
     /// <summary>Store the data gzip-compressed (reads detect it by themselves): the same as -Compression Gzip.</summary>
     [Parameter]
     public SwitchParameter Compress { get; set; }
@@ -79,6 +87,7 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
             RunAt = RunAt is { } at ? new DateTimeOffset(at.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(at, DateTimeKind.Local) : at) : null,
             Delay = Delay,
             MaxRunning = MaxRunning,
+            Timeout = Timeout,
             Compression = Compress ? DataCompression.Gzip : Compression,
         };
         var item = new TaskSubmission(Key, Type, Data, options);
@@ -96,6 +105,20 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     {
         Flush();
         if (_flushes > 1) WriteProgress(new ProgressRecord(1, "Submitting tasks", "Done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    /// <summary>
+    /// A duration, as <see cref="DurationTransformationAttribute"/> reads it, except that a point in time counts as
+    /// not given: a task piped from Get-PQTask carries the original's Timeout column (its due time or lease end, a
+    /// DateTime) under this parameter's name, and resubmitting such tasks must not fail on it.
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+    private sealed class ExecutionTimeoutTransformationAttribute : ArgumentTransformationAttribute
+    {
+        private static readonly DurationTransformationAttribute Duration = new();
+
+        public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData) =>
+            (inputData is PSObject p ? p.BaseObject : inputData) is DateTime or DateTimeOffset ? null : Duration.Transform(engineIntrinsics, inputData);
     }
 
     private void Flush()

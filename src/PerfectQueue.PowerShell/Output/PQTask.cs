@@ -21,6 +21,7 @@ public sealed class PQTask
         MaxRunning = info.MaxRunning;
         CancelRequested = info.CancelRequested;
         Compressed = info.Compressed;
+        ExecutionTimeout = info.ExecutionTimeout;
         Queue = queue;
     }
 
@@ -39,6 +40,8 @@ public sealed class PQTask
     public int? MaxRunning { get; }
     public bool CancelRequested { get; }
     public bool Compressed { get; }
+    /// <summary>How long one attempt may run (Submit-PQTask -Timeout); null: no limit of its own. Not <see cref="Timeout"/>.</summary>
+    public TimeSpan? ExecutionTimeout { get; }
     /// <summary>The queue the task came from, so piped commands act on the same queue.</summary>
     public Queue Queue { get; }
 

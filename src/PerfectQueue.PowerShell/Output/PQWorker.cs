@@ -15,6 +15,7 @@ public sealed class PQWorker
         LastBeatAt = info.LastBeatAt.LocalDateTime;
         AliveUntil = info.AliveUntil.LocalDateTime;
         StopRequested = info.StopRequested;
+        ProcessorType = info.ProcessorType;
         IsAlive = info.IsAlive;
         Queue = queue;
     }
@@ -35,6 +36,8 @@ public sealed class PQWorker
     /// <summary>Without another beat by then, the session is dead.</summary>
     public DateTime AliveUntil { get; }
     public bool StopRequested { get; }
+    /// <summary>'thread' (runspaces) or 'process' (a child process per processor); sessions of older workers show 'thread'.</summary>
+    public string ProcessorType { get; }
     public bool IsAlive { get; }
     /// <summary>The queue the session came from, so piped commands act on the same queue.</summary>
     public Queue Queue { get; }

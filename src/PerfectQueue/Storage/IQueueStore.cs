@@ -25,12 +25,14 @@ public sealed class TaskRow
     public string? Message { get; set; }
     /// <summary>Finished tasks: when cleanup may delete the row (and the key becomes free).</summary>
     public long? PurgeAt { get; set; }
+    /// <summary>The execution limit given at submit (Submit-PQTask -Timeout), in milliseconds; null: none. Schema version 3.</summary>
+    public long? TimeoutMs { get; set; }
     /// <summary>The database clock when this row was read.</summary>
     public long Now { get; set; }
 }
 
-/// <summary>A new task, encoded.</summary>
-public sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs);
+/// <summary>A new task, encoded. <paramref name="TimeoutMs"/>: its execution limit (null: none).</summary>
+public sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs, long? TimeoutMs = null);
 
 /// <summary>A holder's proof: the row id and the lease token it was given.</summary>
 public readonly record struct Lease(long Id, long Token);
@@ -88,6 +90,8 @@ public sealed class WorkerSessionRow
     /// <summary>The last beat plus the worker's alive time: after it, the session is dead.</summary>
     public long AliveUntil { get; set; }
     public bool StopRequested { get; set; }
+    /// <summary>'thread' or 'process' as the worker wrote it; null for rows of workers older than schema version 3.</summary>
+    public string? ProcessorType { get; set; }
     /// <summary>The database clock when this row was read.</summary>
     public long Now { get; set; }
 }
@@ -96,14 +100,22 @@ public sealed class WorkerSessionRow
 /// What a worker writes about itself at registration and at every beat. <see cref="StartedAt"/> is what
 /// registration returned (null if it failed): a beat that finds no row creates it again with it.
 /// </summary>
-public sealed record WorkerBeat(string Id, string Host, int Pid, int Processors, int Running, long AliveMs, long? StartedAt = null);
+public sealed record WorkerBeat(string Id, string Host, int Pid, int Processors, int Running, long AliveMs, long? StartedAt = null)
+{
+    /// <summary>How the worker runs handlers ('thread' or 'process'), shown by Get-PQWorker; written at registration and every beat.</summary>
+    public string ProcessorType { get; init; } = "thread";
+}
 
 public interface IQueueStore : IDisposable
 {
     /// <summary>Where the store points, safe to show (no secrets).</summary>
     string Description { get; }
 
-    /// <summary>Creates the schema if missing (idempotent); <paramref name="force"/> drops it first.</summary>
+    /// <summary>
+    /// Creates the schema if missing and brings a table of an older schema version up to this one (idempotent);
+    /// <paramref name="force"/> drops it first. Without it, each store brings an older table up to date by itself
+    /// before the first statement that needs the newer columns (<see cref="SchemaUpgrade"/>).
+    /// </summary>
     Task InitializeAsync(bool force, CancellationToken ct);
 
     /// <summary>True when the queue's table exists.</summary>

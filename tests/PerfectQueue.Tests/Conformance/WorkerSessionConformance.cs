@@ -161,11 +161,11 @@ public abstract class WorkerSessionConformance(IBackendTarget target) : BackendS
         var id = Queue.NewWorkerId();
         Assert.NotNull(await q.RegisterWorkerAsync(Session(id)));
         Assert.Equal(id, Assert.Single(q.ListWorkers()).Id);
-        Assert.Equal(2, Version());
+        Assert.Equal(SchemaUpgrade.Version, Version());
 
         MakeVersion1();
         q.Initialize();
-        Assert.Equal(2, Version());
+        Assert.Equal(SchemaUpgrade.Version, Version());
         Assert.Equal(0, hook.Sql($"SELECT COUNT(*) FROM \"{table}_workers\""));
     }
 

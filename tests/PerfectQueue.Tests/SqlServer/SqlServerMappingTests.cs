@@ -62,13 +62,13 @@ public sealed class SqlServerMappingTests
     public void Task_rows_map_every_column(string statement)
     {
         var table = ResultOf(statement);
-        Assert.Equal(16, table.Columns.Count);
+        Assert.Equal(17, table.Columns.Count);
         var values = new Dictionary<string, object>
         {
             ["Id"] = 42L, ["Key"] = "k1", ["Type"] = "backup", ["User"] = "team-a", ["Data"] = new byte[] { 0x7B, 0x7D, 0x00 },
             ["MaxRunning"] = 2, ["CreatedAt"] = 1_700_000_000_000L, ["DueAt"] = 1_700_000_030_000L, ["LeaseToken"] = 0x3FFF_FFFF_FFFF_0001L,
             ["Attempts"] = 3, ["CancelRequested"] = (short)1, ["FinishedAt"] = 1_700_000_040_000L, ["Outcome"] = "Succeeded",
-            ["Message"] = "done", ["PurgeAt"] = 1_700_000_340_000L, ["Now"] = 1_700_000_000_500L,
+            ["Message"] = "done", ["PurgeAt"] = 1_700_000_340_000L, ["TimeoutMs"] = 600_000L, ["Now"] = 1_700_000_000_500L,
         };
         table.Rows.Add(table.Columns.Cast<DataColumn>().Select(c => values[c.ColumnName]).ToArray());
         var row = Assert.Single(table.CreateDataReader().Parse<TaskRow>());
@@ -87,6 +87,7 @@ public sealed class SqlServerMappingTests
         Assert.Equal("Succeeded", row.Outcome);
         Assert.Equal("done", row.Message);
         Assert.Equal(1_700_000_340_000L, row.PurgeAt);
+        Assert.Equal(600_000L, row.TimeoutMs);
         Assert.Equal(1_700_000_000_500L, row.Now);
     }
 
@@ -106,7 +107,29 @@ public sealed class SqlServerMappingTests
         Assert.Null(mapped.LeaseToken);
         Assert.Null(mapped.FinishedAt);
         Assert.Null(mapped.PurgeAt);
+        Assert.Null(mapped.TimeoutMs);
         Assert.False(mapped.CancelRequested);
+    }
+
+    [Theory]
+    [InlineData("worker.list")]
+    [InlineData("worker.request_stop")]
+    public void Worker_session_rows_map_every_column_and_a_null_processor_type(string statement)
+    {
+        var types = Find<ColumnDefinition>(Parse(Statements["initialize.create_workers_table"].Sql))
+            .ToDictionary(c => c.ColumnIdentifier.Value, c => ClrType(((SqlDataTypeReference)c.DataType).SqlDataTypeOption));
+        var select = (QuerySpecification)Find<SelectStatement>(Parse(Statements[statement].Sql)).Last().QueryExpression;
+        var table = new DataTable();
+        foreach (var element in select.SelectElements.Cast<SelectScalarExpression>())
+            table.Columns.Add(element.ColumnName.Value, element.Expression is ColumnReferenceExpression c ? types[c.MultiPartIdentifier.Identifiers[^1].Value] : typeof(long));
+        Assert.Equal(11, table.Columns.Count);
+        table.Rows.Add("3f9a1c07be42", "host-a", 4242, 4, 2, 1L, 2L, 3L, (short)1, "process", 4L);
+        table.Rows.Add("3f9a1c07be43", "host-a", 4243, 4, 2, 1L, 2L, 3L, (short)0, DBNull.Value, 4L);
+        var rows = table.CreateDataReader().Parse<WorkerSessionRow>().ToList();
+        Assert.Equal("process", rows[0].ProcessorType);
+        Assert.True(rows[0].StopRequested);
+        Assert.Equal(3L, rows[0].AliveUntil);
+        Assert.Null(rows[1].ProcessorType);
     }
 
     [Fact]

@@ -38,7 +38,7 @@ public sealed class SqlServerSubmitBatchTests
         // The same shape SubmitArgs serializes: numbers as strings, data as 0x-prefixed hex.
         var rows = new[]
         {
-            new NewTaskRow("key-ü\"\\", "backup", "team-a", [0x7B, 0x7D, 0x00, 0xFF], 2, 1_767_225_600_000, 1500),
+            new NewTaskRow("key-ü\"\\", "backup", "team-a", [0x7B, 0x7D, 0x00, 0xFF], 2, 1_767_225_600_000, 1500, 31_536_000_000),
             new NewTaskRow(new string('k', 256), new string('t', 256), null, new byte[100_000], null, null, null),
         };
         foreach (var row in rows)
@@ -48,6 +48,7 @@ public sealed class SqlServerSubmitBatchTests
                 key = row.Key, type = row.Type, user = row.User,
                 data = row.Data is null ? null : "0x" + Convert.ToHexString(row.Data),
                 maxRunning = row.MaxRunning?.ToString(), runAt = row.RunAtMs?.ToString(), delay = row.DelayMs?.ToString(),
+                timeout = row.TimeoutMs?.ToString(),
             });
             Assert.True(SqlServerQueueStore.JsonChars(row) >= json.Length, $"estimated {SqlServerQueueStore.JsonChars(row)}, sent {json.Length}");
         }

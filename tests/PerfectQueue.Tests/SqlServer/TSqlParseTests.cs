@@ -72,7 +72,7 @@ public sealed class TSqlParseTests
     // Functions this store may call; each exists in SQL Server 2016 (GREATEST, LEAST, BASE64 functions do not).
     private static readonly HashSet<string> Sql2016Functions = new(StringComparer.OrdinalIgnoreCase)
     {
-        "DATEDIFF_BIG", "SYSUTCDATETIME", "COUNT", "MIN", "ROW_NUMBER", "HASHBYTES", "RTRIM", "OBJECT_ID", "DB_ID",
+        "DATEDIFF_BIG", "SYSUTCDATETIME", "COUNT", "MIN", "ROW_NUMBER", "HASHBYTES", "RTRIM", "OBJECT_ID", "COL_LENGTH", "DB_ID",
     };
 
     [Theory]
@@ -263,7 +263,8 @@ public sealed class TSqlParseTests
         var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("initialize.create_table").Sql)));
         var columns = table.Definition.ColumnDefinitions.ToDictionary(c => c.ColumnIdentifier.Value);
         Assert.Equal(["id", "task_key", "task_type", "user_name", "data", "max_running", "created_at", "due_at", "lease_token", "attempts",
-            "cancel_requested", "finished_at", "outcome", "message", "purge_at"], columns.Keys);
+            "cancel_requested", "finished_at", "outcome", "message", "purge_at", "timeout_ms"], columns.Keys);
+        Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns["timeout_ms"].DataType).SqlDataTypeOption);
         Assert.NotNull(columns["id"].IdentityOptions);
         Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns["id"].DataType).SqlDataTypeOption);
         Assert.Equal(SqlDataTypeOption.SmallInt, ((SqlDataTypeReference)columns["cancel_requested"].DataType).SqlDataTypeOption);
@@ -303,7 +304,7 @@ public sealed class TSqlParseTests
         var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("initialize.create_workers_table").Sql)));
         Assert.Equal($"{Table}_workers", table.SchemaObjectName.BaseIdentifier.Value);
         var columns = table.Definition.ColumnDefinitions.ToDictionary(c => c.ColumnIdentifier.Value);
-        Assert.Equal(["id", "host", "pid", "processors", "running", "started_at", "last_beat_at", "alive_until", "stop_requested"], columns.Keys);
+        Assert.Equal(["id", "host", "pid", "processors", "running", "started_at", "last_beat_at", "alive_until", "stop_requested", "processor_type"], columns.Keys);
         Assert.Equal(SqlDataTypeOption.NVarChar, ((SqlDataTypeReference)columns["id"].DataType).SqlDataTypeOption);
         Assert.Equal("Latin1_General_100_BIN2", columns["id"].Collation.Value);
         Assert.All(new[] { "started_at", "last_beat_at", "alive_until" }, c => Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns[c].DataType).SqlDataTypeOption));

@@ -12,8 +12,9 @@ namespace PerfectQueue.Storage.Postgres;
 /// </summary>
 public sealed class PostgresQueueStore : IQueueStore
 {
-    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
-    public const int SchemaVersion = 2;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
+    // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
+    public const int SchemaVersion = SchemaUpgrade.Version;
 
     // The server clock in Unix milliseconds: the start of the current statement.
     private const string Now = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::bigint";
@@ -30,6 +31,7 @@ public sealed class PostgresQueueStore : IQueueStore
     private readonly string _columns;
     private readonly string _lockUsersSql, _acquireSql, _submitSql;
     private readonly SemaphoreSlim _listenGate = new(1, 1);
+    private readonly UpgradeOnce _upgrade = new();
     private NpgsqlConnection? _listener;
     private volatile bool _notified;
 
@@ -48,7 +50,7 @@ public sealed class PostgresQueueStore : IQueueStore
             id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
             max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
             attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
-            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", {Now} AS "Now"
+            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", timeout_ms AS "TimeoutMs", {Now} AS "Now"
             """;
 
         // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
@@ -131,13 +133,13 @@ public sealed class PostgresQueueStore : IQueueStore
         // transaction are folded into one.
         _submitSql = $"""
             WITH stored AS (
-                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
-                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0
-                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[])
-                    AS s(k, ty, u, d, mr, ra, dl)
+                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
+                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0, tm
+                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[], @timeouts::bigint[])
+                    AS s(k, ty, u, d, mr, ra, dl, tm)
                 ON CONFLICT (task_key) DO UPDATE SET
                     task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
-                    max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at,
+                    max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
                     lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
                     message = NULL, purge_at = NULL
                 WHERE t.finished_at IS NOT NULL AND t.purge_at <= {Now}
@@ -177,7 +179,8 @@ public sealed class PostgresQueueStore : IQueueStore
             finished_at bigint NULL,
             outcome text NULL,
             message text NULL,
-            purge_at bigint NULL);
+            purge_at bigint NULL,
+            timeout_ms bigint NULL);
         CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
@@ -198,7 +201,8 @@ public sealed class PostgresQueueStore : IQueueStore
             started_at bigint NOT NULL,
             last_beat_at bigint NOT NULL,
             alive_until bigint NOT NULL,
-            stop_requested smallint NOT NULL DEFAULT 0);
+            stop_requested smallint NOT NULL DEFAULT 0,
+            processor_type text NULL);
         """;
 
     // A queue created by an older version is recorded as upgraded once the newer schema's objects exist.
@@ -217,21 +221,71 @@ public sealed class PostgresQueueStore : IQueueStore
             await c.ExecuteAsync("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }, tx).ConfigureAwait(false);
         }
         await c.ExecuteAsync(SchemaSql(), transaction: tx).ConfigureAwait(false);
+        await c.ExecuteAsync(AddVersion3ColumnsSql(), transaction: tx).ConfigureAwait(false);
         await c.ExecuteAsync($"INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {Now}) ON CONFLICT (table_name) DO NOTHING",
             new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
         await c.ExecuteAsync(UpgradeVersionSql, new { table = _table, version = SchemaVersion }, tx).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
+        _upgrade.MarkDone();
         return true;
     }, RetrySafety.Always, ct, checkTable: false);
+
+    // ---- schema version 3 on tables an older version created (SchemaUpgrade, docs/schema.md) ----
+
+    // CREATE TABLE IF NOT EXISTS leaves an existing table as it was: add what version 3 added.
+    private string AddVersion3ColumnsSql() => $"""
+        ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.TimeoutColumn} bigint NULL;
+        ALTER TABLE IF EXISTS {_w} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.ProcessorTypeColumn} text NULL;
+        """;
+
+    private string Version3StateSql() => $"""
+        SELECT to_regclass(@queue) IS NOT NULL AS queue_exists,
+               EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(@queue) AND attname = '{SchemaUpgrade.TimeoutColumn}' AND NOT attisdropped)
+               AND (to_regclass(@workers) IS NULL
+                    OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(@workers) AND attname = '{SchemaUpgrade.ProcessorTypeColumn}' AND NOT attisdropped)) AS current
+        """;
+
+    // Before the first statement that uses the version-3 columns, once per store: a table an older version
+    // created gains them, whatever command comes first (a read too: adding a nullable column changes the
+    // catalog only, and a listing must not fail on an older table). The ALTER needs the table's lock for a
+    // moment; it waits at most LockTimeoutSeconds behind long transactions (then the try fails, is retried,
+    // and the next command tries again) so it never holds up the queue's own statements for long.
+    // A version-1 queue stays recorded as 1 until its sessions table exists (the first worker start).
+    private Task EnsureUpgradedAsync(CancellationToken ct) => _upgrade.EnsureAsync(async () =>
+    {
+        var (queueExists, current) = await Run(c => c.QuerySingleAsync<(bool, bool)>(Version3StateSql(), new { queue = _t, workers = _w }),
+            RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        if (!queueExists) return false; // the operation says so
+        if (current) return true;
+        try
+        {
+            await Run(async c =>
+            {
+                await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+                await c.ExecuteAsync("SELECT pg_advisory_xact_lock(@ns, 0)", new { ns = SchemaLockNamespace }, tx).ConfigureAwait(false);
+                await c.ExecuteAsync($"SET LOCAL lock_timeout = '{SchemaUpgrade.LockTimeoutSeconds}s'", transaction: tx).ConfigureAwait(false);
+                await c.ExecuteAsync(AddVersion3ColumnsSql(), transaction: tx).ConfigureAwait(false);
+                await c.ExecuteAsync($"{UpgradeVersionSql} AND to_regclass(@workers) IS NOT NULL", new { table = _table, version = SchemaVersion, workers = _w }, tx).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return true;
+            }, RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw SchemaUpgrade.CannotUpgrade(_table, Description, e);
+        }
+        return true;
+    }, ct);
 
     public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(c =>
         c.ExecuteScalarAsync<bool>("SELECT to_regclass(@name) IS NOT NULL", new { name = _t }), RetrySafety.Always, ct, checkTable: false);
 
     public Task<long> NowAsync(CancellationToken ct) => Run(c => c.ExecuteScalarAsync<long>($"SELECT {Now}"), RetrySafety.Always, ct, checkTable: false);
 
-    public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct)
+    public async Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct)
     {
-        if (tasks.Count == 0) return Task.FromResult(Array.Empty<bool>());
+        if (tasks.Count == 0) return [];
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         // One INSERT may not touch a key twice: a repeated key in the batch is a duplicate of its first.
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var isFirst = new bool[tasks.Count];
@@ -240,7 +294,7 @@ public sealed class PostgresQueueStore : IQueueStore
             if (isFirst[i] = seen.Add(tasks[i].Key)) unique.Add(tasks[i]);
         // Not retried on an ambiguous connection loss: the insert may have committed, and a second try
         // would report the caller's own task as a duplicate.
-        return Run(async c =>
+        return await Run(async c =>
         {
             var stored = (await c.QueryAsync<string>(_submitSql, new
             {
@@ -251,17 +305,21 @@ public sealed class PostgresQueueStore : IQueueStore
                 maxes = unique.Select(t => t.MaxRunning).ToArray(),
                 runats = unique.Select(t => t.RunAtMs).ToArray(),
                 delays = unique.Select(t => t.DelayMs).ToArray(),
+                timeouts = unique.Select(t => t.TimeoutMs).ToArray(),
                 channel = _channel,
             }).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
             var result = new bool[tasks.Count];
             for (var i = 0; i < tasks.Count; i++)
                 result[i] = isFirst[i] && stored.Contains(tasks[i].Key);
             return result;
-        }, RetrySafety.BeforeSent, ct);
+        }, RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) =>
-        AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct));
+    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    {
+        if (max > 0) await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct)).ConfigureAwait(false);
+    }
 
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
@@ -378,16 +436,24 @@ public sealed class PostgresQueueStore : IQueueStore
 
     private static readonly string NotExpired = $"(purge_at IS NULL OR purge_at > {Now})";
 
-    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(c =>
-        c.QuerySingleOrDefaultAsync<TaskRow?>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key }), RetrySafety.Always, ct);
-
-    public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => ids.Count == 0
-        ? Task.FromResult<IReadOnlyList<TaskRow>>([])
-        : Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id = ANY(@ids)", new { ids = ids.ToArray() }).ConfigureAwait(false)).AsList(),
-            RetrySafety.Always, ct);
-
-    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
+    public async Task<TaskRow?> GetAsync(string key, CancellationToken ct)
     {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await Run(c => c.QuerySingleOrDefaultAsync<TaskRow?>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key }),
+            RetrySafety.Always, ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct)
+    {
+        if (ids.Count == 0) return [];
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id = ANY(@ids)", new { ids = ids.ToArray() }).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
         if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key = ANY(@keys)");
         if (q.Types is { Count: > 0 }) sql.Append(" AND task_type = ANY(@types)");
@@ -396,9 +462,9 @@ public sealed class PostgresQueueStore : IQueueStore
             sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, Now)))).Append(')');
         sql.Append(" ORDER BY id");
         if (q.First is not null) sql.Append(" LIMIT @first");
-        return Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(sql.ToString(),
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(sql.ToString(),
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }).ConfigureAwait(false)).AsList(),
-            RetrySafety.Always, ct);
+            RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(async c =>
@@ -449,7 +515,7 @@ public sealed class PostgresQueueStore : IQueueStore
 
     private static readonly string WorkerColumns = $"""
         id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
-        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", {Now} AS "Now"
+        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", processor_type AS "ProcessorType", {Now} AS "Now"
         """;
 
     private QueueNotInitializedException NotInitialized(Exception? inner) => new(
@@ -476,6 +542,7 @@ public sealed class PostgresQueueStore : IQueueStore
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // first, so a sessions table created here is recorded as version 3 beside an upgraded task table
         var (queue, workers) = await TablesAsync(ct).ConfigureAwait(false);
         if (!queue) throw NotInitialized(null);
         if (!workers)
@@ -493,34 +560,46 @@ public sealed class PostgresQueueStore : IQueueStore
         }
         // Not retried on an ambiguous connection loss: a second try would find its own row and report the id taken.
         return await Run(c => c.ExecuteScalarAsync<long?>($"""
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-            VALUES (@id, @host, @pid, @processors, @running, {Now}, {Now}, {Now} + @alive, 0)
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+            VALUES (@id, @host, @pid, @processors, @running, {Now}, {Now}, {Now} + @alive, 0, @processorType)
             ON CONFLICT (id) DO NOTHING
             RETURNING started_at
-            """, new { id = session.Id, host = session.Host, pid = session.Pid, processors = session.Processors, running = session.Running, alive = session.AliveMs }),
+            """, new { id = session.Id, host = session.Host, pid = session.Pid, processors = session.Processors, running = session.Running, alive = session.AliveMs, processorType = session.ProcessorType }),
             RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(async c =>
-        await c.ExecuteScalarAsync<short>($"""
-            INSERT INTO {_w} AS w (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-            VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started::bigint, {Now}), {Now}, {Now} + @alive, 0)
-            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until
+    public async Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await Run(async c => await c.ExecuteScalarAsync<short>($"""
+            INSERT INTO {_w} AS w (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+            VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started::bigint, {Now}), {Now}, {Now} + @alive, 0, @processorType)
+            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until,
+                processor_type = excluded.processor_type
             RETURNING w.stop_requested
-            """, new { id = beat.Id, host = beat.Host, pid = beat.Pid, processors = beat.Processors, running = beat.Running, alive = beat.AliveMs, started = beat.StartedAt })
+            """, new { id = beat.Id, host = beat.Host, pid = beat.Pid, processors = beat.Processors, running = beat.Running, alive = beat.AliveMs, started = beat.StartedAt, processorType = beat.ProcessorType })
             .ConfigureAwait(false) != 0,
-        RetrySafety.Always, ct); // the same beat twice lands on the same state
+            RetrySafety.Always, ct).ConfigureAwait(false); // the same beat twice lands on the same state
+    }
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
         c.ExecuteAsync($"DELETE FROM {_w} WHERE id = @id", new { id }), 0, RetrySafety.Always, ct);
 
-    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => OnWorkersTableAsync(async c =>
-        (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id").ConfigureAwait(false)).AsList(),
-        [], RetrySafety.Always, ct);
+    public async Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await OnWorkersTableAsync(async c =>
+            (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id").ConfigureAwait(false)).AsList(),
+            [], RetrySafety.Always, ct).ConfigureAwait(false);
+    }
 
-    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.QuerySingleOrDefaultAsync<WorkerSessionRow?>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id }),
-        null, RetrySafety.Always, ct); // running it again lands on the same state
+    public async Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await OnWorkersTableAsync(c =>
+            c.QuerySingleOrDefaultAsync<WorkerSessionRow?>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id }),
+            null, RetrySafety.Always, ct).ConfigureAwait(false); // running it again lands on the same state
+    }
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
         c.ExecuteAsync($"DELETE FROM {_w} WHERE alive_until <= {Now} - @deadFor", new { deadFor = deadForMs }), 0, RetrySafety.Always, ct);

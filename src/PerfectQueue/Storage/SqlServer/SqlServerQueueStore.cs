@@ -18,8 +18,9 @@ namespace PerfectQueue.Storage.SqlServer;
 /// </summary>
 public sealed class SqlServerQueueStore : IQueueStore
 {
-    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
-    public const int SchemaVersion = 2;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
+    // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
+    public const int SchemaVersion = SchemaUpgrade.Version;
 
     // The server clock in Unix milliseconds. DATEDIFF_BIG reads the string literal as datetime2, and the
     // unseparated ISO form does not depend on the session's language or DATEFORMAT.
@@ -45,8 +46,10 @@ public sealed class SqlServerQueueStore : IQueueStore
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
         _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql,
-        _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _requestWorkerStopSql, _cleanupWorkersSql;
+        _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _requestWorkerStopSql, _cleanupWorkersSql,
+        _version3StateSql, _addVersion3ColumnsSql, _recordUpgradeSql;
     private readonly (string Name, string Sql)[] _initializeSql;
+    private readonly UpgradeOnce _upgrade = new();
 
     public SqlServerQueueStore(string connectionString, string table, string description)
     {
@@ -61,10 +64,10 @@ public sealed class SqlServerQueueStore : IQueueStore
             id AS [Id], task_key AS [Key], task_type AS [Type], user_name AS [User], data AS [Data],
             max_running AS [MaxRunning], created_at AS [CreatedAt], due_at AS [DueAt], lease_token AS [LeaseToken],
             attempts AS [Attempts], cancel_requested AS [CancelRequested], finished_at AS [FinishedAt],
-            outcome AS [Outcome], message AS [Message], purge_at AS [PurgeAt], @now AS [Now]
+            outcome AS [Outcome], message AS [Message], purge_at AS [PurgeAt], timeout_ms AS [TimeoutMs], @now AS [Now]
             """;
 
-        const string rowColumns = "id, task_key, task_type, user_name, data, max_running, created_at, due_at, lease_token, attempts, cancel_requested, finished_at, outcome, message, purge_at";
+        const string rowColumns = "id, task_key, task_type, user_name, data, max_running, created_at, due_at, lease_token, attempts, cancel_requested, finished_at, outcome, message, purge_at, timeout_ms";
         var insertedColumns = string.Join(", ", rowColumns.Split(", ").Select(c => "inserted." + c));
         var userLock = $"N'perfectqueue:{_table}:user:'";
 
@@ -128,7 +131,7 @@ public sealed class SqlServerQueueStore : IQueueStore
                 id bigint NOT NULL, task_key nvarchar(256) NOT NULL, task_type nvarchar(256) NOT NULL,
                 user_name nvarchar(256) NULL, data varbinary(max) NULL, max_running int NULL, created_at bigint NOT NULL,
                 due_at bigint NULL, lease_token bigint NULL, attempts int NOT NULL, cancel_requested smallint NOT NULL,
-                finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL);
+                finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL, timeout_ms bigint NULL);
             DECLARE @i int = 1, @user_count int, @u nvarchar(256), @next nvarchar(256), @lock_resource nvarchar(255), @granted int;
 
             SET @next = (SELECT TOP (1) user_name FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
@@ -251,13 +254,13 @@ public sealed class SqlServerQueueStore : IQueueStore
             DELETE FROM {_t}
             WHERE finished_at IS NOT NULL AND purge_at <= @now
               AND task_key IN (SELECT s.k COLLATE {Exact} FROM OPENJSON(@batch) WITH (k nvarchar(max) '$.key') AS s);
-            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
             OUTPUT inserted.task_key INTO @stored (task_key)
-            SELECT s.k, s.ty, s.u, CONVERT(varbinary(max), s.d, 1), s.mr, @now, COALESCE(s.ra, @now + COALESCE(s.dl, 0)), 0, 0
+            SELECT s.k, s.ty, s.u, CONVERT(varbinary(max), s.d, 1), s.mr, @now, COALESCE(s.ra, @now + COALESCE(s.dl, 0)), 0, 0, s.tm
             FROM OPENJSON(@batch) AS j
             CROSS APPLY OPENJSON(j.[value]) WITH (
                 k nvarchar(max) '$.key', ty nvarchar(max) '$.type', u nvarchar(max) '$.user', d varchar(max) '$.data',
-                mr int '$.maxRunning', ra bigint '$.runAt', dl bigint '$.delay') AS s
+                mr int '$.maxRunning', ra bigint '$.runAt', dl bigint '$.delay', tm bigint '$.timeout') AS s
             WHERE NOT EXISTS (SELECT 1 FROM {_t} AS e WHERE e.task_key = s.k COLLATE {Exact})
             ORDER BY CAST(j.[key] AS int);
             COMMIT TRANSACTION;
@@ -328,7 +331,7 @@ public sealed class SqlServerQueueStore : IQueueStore
         // ---- worker sessions: one small row per running worker ----
         const string workerColumns = """
             id AS [Id], host AS [Host], pid AS [Pid], processors AS [Processors], running AS [Running], started_at AS [StartedAt],
-            last_beat_at AS [LastBeatAt], alive_until AS [AliveUntil], stop_requested AS [StopRequested]
+            last_beat_at AS [LastBeatAt], alive_until AS [AliveUntil], stop_requested AS [StopRequested], processor_type AS [ProcessorType]
             """;
         _tablesSql = """
             SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS QueueExists,
@@ -340,8 +343,8 @@ public sealed class SqlServerQueueStore : IQueueStore
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-            SELECT @id, @host, @pid, @processors, @running, @now, @now, @now + @alive, 0
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+            SELECT @id, @host, @pid, @processors, @running, @now, @now, @now + @alive, 0, @processorType
             WHERE NOT EXISTS (SELECT 1 FROM {_w} WITH (UPDLOCK, SERIALIZABLE) WHERE id = @id);
             SELECT CASE WHEN @@ROWCOUNT = 1 THEN @now ELSE NULL END;
             """;
@@ -353,11 +356,11 @@ public sealed class SqlServerQueueStore : IQueueStore
             DECLARE @stop smallint = 0;
             BEGIN TRANSACTION;
             UPDATE {_w} WITH (UPDLOCK, SERIALIZABLE)
-            SET running = @running, last_beat_at = @now, alive_until = @now + @alive, @stop = stop_requested
+            SET running = @running, last_beat_at = @now, alive_until = @now + @alive, processor_type = @processorType, @stop = stop_requested
             WHERE id = @id;
             IF @@ROWCOUNT = 0
-                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-                VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started, @now), @now, @now + @alive, 0);
+                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+                VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started, @now), @now, @now + @alive, 0, @processorType);
             COMMIT TRANSACTION;
             SELECT @stop;
             """;
@@ -375,11 +378,12 @@ public sealed class SqlServerQueueStore : IQueueStore
             DECLARE @now bigint = {NowSql};
             DECLARE @hit TABLE (
                 id nvarchar(64) NOT NULL, host nvarchar(256) NOT NULL, pid int NOT NULL, processors int NOT NULL, running int NOT NULL,
-                started_at bigint NOT NULL, last_beat_at bigint NOT NULL, alive_until bigint NOT NULL, stop_requested smallint NOT NULL);
+                started_at bigint NOT NULL, last_beat_at bigint NOT NULL, alive_until bigint NOT NULL, stop_requested smallint NOT NULL,
+                processor_type nvarchar(32) NULL);
             UPDATE {_w} SET stop_requested = 1
             OUTPUT inserted.id, inserted.host, inserted.pid, inserted.processors, inserted.running, inserted.started_at,
-                inserted.last_beat_at, inserted.alive_until, inserted.stop_requested
-            INTO @hit (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
+                inserted.last_beat_at, inserted.alive_until, inserted.stop_requested, inserted.processor_type
+            INTO @hit (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
             WHERE id = @id;
             SELECT {workerColumns}, @now AS [Now] FROM @hit;
             """;
@@ -389,6 +393,31 @@ public sealed class SqlServerQueueStore : IQueueStore
             DECLARE @now bigint = {NowSql};
             DELETE FROM {_w} WHERE alive_until <= @now - @deadFor;
             SELECT @@ROWCOUNT;
+            """;
+
+        // ---- schema version 3 on tables an older version created (SchemaUpgrade, docs/schema.md) ----
+        // IF NOT EXISTS ... CREATE TABLE leaves an existing table as it was: add what version 3 added. Each is a
+        // change of the catalog only (nullable, no default). LOCK_TIMEOUT: the ALTER waits for the table's schema
+        // lock at most this long behind long transactions, so it never holds up the queue's own statements for
+        // long (the next command tries again).
+        _version3StateSql = $"""
+            SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS QueueExists,
+                CAST(CASE WHEN COL_LENGTH(@name, N'{SchemaUpgrade.TimeoutColumn}') IS NOT NULL
+                    AND (OBJECT_ID(@workers, N'U') IS NULL OR COL_LENGTH(@workers, N'{SchemaUpgrade.ProcessorTypeColumn}') IS NOT NULL)
+                    THEN 1 ELSE 0 END AS bit) AS IsCurrent;
+            """;
+        _addVersion3ColumnsSql = $"""
+            SET LOCK_TIMEOUT {SchemaUpgrade.LockTimeoutSeconds * 1000};
+            IF OBJECT_ID(N'{_t}', N'U') IS NOT NULL AND COL_LENGTH(N'{_t}', N'{SchemaUpgrade.TimeoutColumn}') IS NULL
+                ALTER TABLE {_t} ADD {SchemaUpgrade.TimeoutColumn} bigint NULL;
+            IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL AND COL_LENGTH(N'{_w}', N'{SchemaUpgrade.ProcessorTypeColumn}') IS NULL
+                ALTER TABLE {_w} ADD {SchemaUpgrade.ProcessorTypeColumn} nvarchar(32) NULL;
+            SET LOCK_TIMEOUT -1;
+            """;
+        // A version-1 queue stays recorded as 1 until its sessions table exists (the first worker start).
+        _recordUpgradeSql = $"""
+            IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL AND OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL
+                UPDATE perfectqueue_schema SET version = @version WHERE table_name = @table AND version < @version;
             """;
 
         // Why the indexes: see docs/schema.md and docs/backends-sqlserver.md. The filtered indexes mirror
@@ -425,6 +454,7 @@ public sealed class SqlServerQueueStore : IQueueStore
                     outcome nvarchar(32) NULL,
                     message nvarchar(max) NULL,
                     purge_at bigint NULL,
+                    timeout_ms bigint NULL,
                     CONSTRAINT {Quote(_table + "_pk")} PRIMARY KEY CLUSTERED (id));
                 """),
             ("initialize.index_key", Index("key", $"CREATE UNIQUE NONCLUSTERED INDEX {Quote(_table + "_key")} ON {_t} (task_key)")),
@@ -433,6 +463,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             ("initialize.index_user_due", Index("user_due", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_user_due")} ON {_t} (user_name, due_at, id) WHERE finished_at IS NULL")),
             ("initialize.index_purge", Index("purge", $"CREATE NONCLUSTERED INDEX {Quote(_table + "_purge")} ON {_t} (purge_at) WHERE finished_at IS NOT NULL")),
             ("initialize.create_workers_table", WorkersTableSql()),
+            ("initialize.add_version3_columns", _addVersion3ColumnsSql),
             ("initialize.create_schema_table", """
                 IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NULL
                 CREATE TABLE perfectqueue_schema (table_name nvarchar(128) NOT NULL PRIMARY KEY, version int NOT NULL, created_at bigint NOT NULL);
@@ -461,6 +492,7 @@ public sealed class SqlServerQueueStore : IQueueStore
             last_beat_at bigint NOT NULL,
             alive_until bigint NOT NULL,
             stop_requested smallint NOT NULL DEFAULT 0,
+            processor_type nvarchar(32) NULL,
             CONSTRAINT {Quote(_workersTable + "_pk")} PRIMARY KEY CLUSTERED (id));
         """;
 
@@ -494,7 +526,7 @@ public sealed class SqlServerQueueStore : IQueueStore
         {
             key = t.Key, type = t.Type, user = t.User,
             data = t.Data is null ? null : "0x" + Convert.ToHexString(t.Data),
-            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs,
+            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs, timeout = t.TimeoutMs,
         }), Json),
     };
     private static object UpdateDataArgs(Lease lease, byte[] data) => new { data, id = lease.Id, token = lease.Token };
@@ -511,9 +543,11 @@ public sealed class SqlServerQueueStore : IQueueStore
     private static object ForceFinishArgs(string key, string outcome, string? message, long retentionMs) => new { key, outcome, message, retention = retentionMs };
     private static object CleanupArgs(int limit) => new { limit };
     private object TablesArgs() => new { name = _t, workers = _w };
-    private static object RegisterWorkerArgs(WorkerBeat s) => new { id = s.Id, host = s.Host, pid = s.Pid, processors = s.Processors, running = s.Running, alive = s.AliveMs };
+    private static object RegisterWorkerArgs(WorkerBeat s) =>
+        new { id = s.Id, host = s.Host, pid = s.Pid, processors = s.Processors, running = s.Running, alive = s.AliveMs, processorType = s.ProcessorType };
     private static object BeatWorkerArgs(WorkerBeat b) =>
-        new { id = b.Id, host = b.Host, pid = b.Pid, processors = b.Processors, running = b.Running, alive = b.AliveMs, started = b.StartedAt };
+        new { id = b.Id, host = b.Host, pid = b.Pid, processors = b.Processors, running = b.Running, alive = b.AliveMs, started = b.StartedAt, processorType = b.ProcessorType };
+    private object UpgradeStateArgs() => new { name = _t, workers = _w };
     private static object WorkerIdArgs(string id) => new { id };
     private static object CleanupWorkersArgs(long deadForMs) => new { deadFor = deadForMs };
 
@@ -554,7 +588,7 @@ public sealed class SqlServerQueueStore : IQueueStore
         var lease = new Lease(42, 0x3FFF_FFFF_FFFF_0001);
         yield return ("submit", _submitSql, SubmitArgs(
         [
-            new NewTaskRow("k1", "backup", "team-a", [0x7B, 0x7D], 2, null, 1500),
+            new NewTaskRow("k1", "backup", "team-a", [0x7B, 0x7D], 2, null, 1500, 600_000),
             new NewTaskRow("k2", "backup", null, [0x1F, 0x8B, 0x00], null, 1_767_225_600_000, null),
         ]));
         yield return ("acquire", _acquireSql, AcquireArgs(10, 30_000, lease.Token));
@@ -588,7 +622,10 @@ public sealed class SqlServerQueueStore : IQueueStore
         yield return ("force_finish", _forceFinishSql, ForceFinishArgs("k1", "ForceFinished", null, 600_000));
         yield return ("cleanup", _cleanupSql, CleanupArgs(1000));
 
-        var session = new WorkerBeat("3f9a1c07be42", "build-host-01", 4242, 4, 2, 300_000, 1_767_225_600_000);
+        var session = new WorkerBeat("3f9a1c07be42", "build-host-01", 4242, 4, 2, 300_000, 1_767_225_600_000) { ProcessorType = "process" };
+        yield return ("upgrade.state", _version3StateSql, UpgradeStateArgs());
+        // (the columns themselves: initialize.add_version3_columns above)
+        yield return ("upgrade.record_version", _recordUpgradeSql, TableArgs());
         yield return ("worker.tables", _tablesSql, TablesArgs());
         yield return ("worker.register", _registerWorkerSql, RegisterWorkerArgs(session));
         yield return ("worker.beat", _beatWorkerSql, BeatWorkerArgs(session));
@@ -612,8 +649,48 @@ public sealed class SqlServerQueueStore : IQueueStore
             await c.ExecuteAsync(Command(sql, TableArgs(), tx, ct)).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
+        _upgrade.MarkDone();
         return true;
     }, RetrySafety.Always, ct, checkTable: false);
+
+    // Permission errors of an ALTER TABLE by a user who may not alter the table: object not found or no
+    // permission (1088), permission denied (229, 297), CREATE/ALTER permission denied (262), no permission (15247).
+    private static readonly HashSet<int> NoPermissionNumbers = [1088, 229, 262, 297, 15247];
+
+    // Before the first statement that uses the version-3 columns, once per store: a table an older version
+    // created gains them, whatever command comes first (a read too: adding a nullable column changes the
+    // catalog only, and a listing must not fail on an older table).
+    private Task EnsureUpgradedAsync(CancellationToken ct) => _upgrade.EnsureAsync(async () =>
+    {
+        var (queueExists, current) = await Run(c => c.QuerySingleAsync<(bool, bool)>(Command(_version3StateSql, UpgradeStateArgs(), null, ct)),
+            RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        if (!queueExists) return false; // the operation says so
+        if (current) return true;
+        try
+        {
+            await Run(async c =>
+            {
+                await using var tx = (SqlTransaction)await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+                foreach (var (name, sql) in _initializeSql)
+                    if (name is "initialize.lock") await c.ExecuteAsync(Command(sql, TableArgs(), tx, ct)).ConfigureAwait(false);
+                await c.ExecuteAsync(Command(_addVersion3ColumnsSql, null, tx, ct)).ConfigureAwait(false);
+                await c.ExecuteAsync(Command(_recordUpgradeSql, TableArgs(), tx, ct)).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return true;
+            }, RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
+        }
+        catch (SqlException e) when (SqlServerErrors.Numbers(e).Any(NoPermissionNumbers.Contains))
+        {
+            throw SchemaUpgrade.CannotUpgrade(_table, Description, e);
+        }
+        return true;
+    }, ct);
+
+    private async Task<T> UpgradedAsync<T>(CancellationToken ct, Func<Task<T>> operation)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await operation().ConfigureAwait(false);
+    }
 
     public Task<bool> IsInitializedAsync(CancellationToken ct) => Run(c =>
         c.ExecuteScalarAsync<bool>(Command(_isInitializedSql, NameArgs(), null, ct)), RetrySafety.Always, ct, checkTable: false);
@@ -624,6 +701,7 @@ public sealed class SqlServerQueueStore : IQueueStore
     public async Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct)
     {
         if (tasks.Count == 0) return [];
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         // A repeated key in the batch is a duplicate of its first occurrence.
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var unique = new List<(int Index, NewTaskRow Row)>(tasks.Count);
@@ -661,7 +739,7 @@ public sealed class SqlServerQueueStore : IQueueStore
 
     /// <summary>About how many characters a row takes in the submit batch's JSON.</summary>
     internal static long JsonChars(NewTaskRow row) =>
-        160 + 2L * (row.Key.Length + row.Type.Length + (row.User?.Length ?? 0)) + (row.Data is null ? 0 : 2 + 2L * row.Data.Length);
+        200 + 2L * (row.Key.Length + row.Type.Length + (row.User?.Length ?? 0)) + (row.Data is null ? 0 : 2 + 2L * row.Data.Length);
 
     /// <summary>
     /// Splits rows, in order, into consecutive batches (as row indexes) of at most <paramref name="maxChars"/>
@@ -693,8 +771,11 @@ public sealed class SqlServerQueueStore : IQueueStore
         (await c.QueryAsync<string>(Command(_submitSql, SubmitArgs(rows), null, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal),
         RetrySafety.BeforeSent, ct);
 
-    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) =>
-        AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct));
+    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    {
+        if (max > 0) await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct)).ConfigureAwait(false);
+    }
 
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
@@ -731,17 +812,17 @@ public sealed class SqlServerQueueStore : IQueueStore
         await c.ExecuteScalarAsync<int>(Command(_updateDataSql, UpdateDataArgs(lease, data), null, ct)).ConfigureAwait(false) == 1,
         RetrySafety.Always, ct);
 
-    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(c =>
-        c.QuerySingleOrDefaultAsync<TaskRow?>(Command(_getSql, KeyArgs(key), null, ct)), RetrySafety.Always, ct);
+    public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => UpgradedAsync(ct, () => Run(c =>
+        c.QuerySingleOrDefaultAsync<TaskRow?>(Command(_getSql, KeyArgs(key), null, ct)), RetrySafety.Always, ct));
 
     public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => ids.Count == 0
         ? Task.FromResult<IReadOnlyList<TaskRow>>([])
-        : Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(_getByIdsSql, IdsArgs(ids), null, ct)).ConfigureAwait(false)).AsList(),
-            RetrySafety.Always, ct);
+        : UpgradedAsync(ct, () => Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(_getByIdsSql, IdsArgs(ids), null, ct)).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct));
 
-    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(async c =>
+    public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => UpgradedAsync(ct, () => Run(async c =>
         (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(ListSql(q), ListArgs(q), null, ct)).ConfigureAwait(false)).AsList(),
-        RetrySafety.Always, ct);
+        RetrySafety.Always, ct));
 
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(async c =>
     {
@@ -791,6 +872,7 @@ public sealed class SqlServerQueueStore : IQueueStore
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // first, so a sessions table created here is recorded as version 3 beside an upgraded task table
         var (queue, workers) = await TablesAsync(ct).ConfigureAwait(false);
         if (!queue) throw NotInitialized(null);
         if (!workers)
@@ -811,20 +893,20 @@ public sealed class SqlServerQueueStore : IQueueStore
             RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(async c =>
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => UpgradedAsync(ct, () => Run(async c =>
         await c.ExecuteScalarAsync<short>(Command(_beatWorkerSql, BeatWorkerArgs(beat), null, ct)).ConfigureAwait(false) != 0,
-        RetrySafety.Always, ct); // the same beat twice lands on the same state
+        RetrySafety.Always, ct)); // the same beat twice lands on the same state
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
         c.ExecuteAsync(Command(_removeWorkerSql, WorkerIdArgs(id), null, ct)), 0, RetrySafety.Always, ct);
 
-    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => OnWorkersTableAsync(async c =>
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => UpgradedAsync(ct, () => OnWorkersTableAsync(async c =>
         (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command(_listWorkersSql, null, null, ct)).ConfigureAwait(false)).AsList(),
-        [], RetrySafety.Always, ct);
+        [], RetrySafety.Always, ct));
 
-    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => UpgradedAsync(ct, () => OnWorkersTableAsync(c =>
         c.QuerySingleOrDefaultAsync<WorkerSessionRow?>(Command(_requestWorkerStopSql, WorkerIdArgs(id), null, ct)),
-        null, RetrySafety.Always, ct); // running it again lands on the same state
+        null, RetrySafety.Always, ct)); // running it again lands on the same state
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
         c.ExecuteScalarAsync<int>(Command(_cleanupWorkersSql, CleanupWorkersArgs(deadForMs), null, ct)), 0, RetrySafety.Always, ct);

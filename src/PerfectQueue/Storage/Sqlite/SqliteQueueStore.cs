@@ -15,8 +15,9 @@ namespace PerfectQueue.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteQueueStore : IQueueStore
 {
-    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues).
-    public const int SchemaVersion = 2;
+    // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
+    // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
+    public const int SchemaVersion = SchemaUpgrade.Version;
     private const int BusyTimeoutMs = 30_000;
     private const int MaxIdleConnections = 16;
 
@@ -29,6 +30,7 @@ public sealed class SqliteQueueStore : IQueueStore
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
     private readonly SemaphoreSlim _fileWriteLock;
+    private readonly UpgradeOnce _upgrade = new();
     private volatile bool _walChecked;
     private bool _disposed;
 
@@ -53,7 +55,7 @@ public sealed class SqliteQueueStore : IQueueStore
             id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
             max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
             attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
-            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", @now AS "Now"
+            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", timeout_ms AS "TimeoutMs", @now AS "Now"
             """;
 
         // Acquire: count running tasks per user; gather candidates (the oldest due tasks of users below their
@@ -127,11 +129,11 @@ public sealed class SqliteQueueStore : IQueueStore
             """;
         // A key is free again once its finished row is past retention, even before cleanup deletes it.
         _submitSql = $"""
-            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested)
-            VALUES (@Key, @Type, @User, @Data, @MaxRunning, @now, COALESCE(@RunAtMs, @now + COALESCE(@DelayMs, 0)), 0, 0)
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
+            VALUES (@Key, @Type, @User, @Data, @MaxRunning, @now, COALESCE(@RunAtMs, @now + COALESCE(@DelayMs, 0)), 0, 0, @TimeoutMs)
             ON CONFLICT (task_key) DO UPDATE SET
                 task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
-                max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at,
+                max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
                 lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
                 message = NULL, purge_at = NULL
             WHERE {_t}.finished_at IS NOT NULL AND {_t}.purge_at <= @now
@@ -160,13 +162,61 @@ public sealed class SqliteQueueStore : IQueueStore
                 c.Execute("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table });
             }
             c.Execute(SchemaSql());
+            AddVersion3Columns(c);
             c.Execute("INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, @now) ON CONFLICT (table_name) DO NOTHING",
                 new { table = _table, version = SchemaVersion, now });
             c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
             return 0;
         }, checkTable: false, create: true);
+        _upgrade.MarkDone();
         return true;
     });
+
+    // ---- schema version 3 on tables an older version created (SchemaUpgrade, docs/schema.md) ----
+
+    private static bool HasColumn(SqliteConnection c, string table, string column) =>
+        c.ExecuteScalar<long>("SELECT COUNT(*) FROM pragma_table_info(@table) WHERE name = @column", new { table, column }) > 0;
+
+    private static bool TableExists(SqliteConnection c, string name) =>
+        c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name }) > 0;
+
+    // CREATE TABLE IF NOT EXISTS leaves an existing table as it was: add what version 3 added. SQLite has no
+    // ADD COLUMN IF NOT EXISTS, so the catalog is asked first (under the write lock: no other writer races it).
+    private void AddVersion3Columns(SqliteConnection c)
+    {
+        if (!HasColumn(c, _table, SchemaUpgrade.TimeoutColumn))
+            c.Execute($"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.TimeoutColumn} INTEGER NULL");
+        if (TableExists(c, _workersTable) && !HasColumn(c, _workersTable, SchemaUpgrade.ProcessorTypeColumn))
+            c.Execute($"ALTER TABLE {_w} ADD COLUMN {SchemaUpgrade.ProcessorTypeColumn} TEXT NULL");
+    }
+
+    // Before the first statement that uses the version-3 columns, once per store: a table an older version
+    // created gains them, whatever command comes first (a read too: the change is to the catalog only, and a
+    // listing must not fail on an older table). A version-1 queue stays recorded as 1 until its sessions table exists.
+    private void EnsureUpgraded(CancellationToken ct) => _upgrade.Ensure(() =>
+    {
+        if (!File.Exists(FilePath)) return false;
+        var current = Read(c => !TableExists(c, _table) ? (bool?)null
+            : HasColumn(c, _table, SchemaUpgrade.TimeoutColumn)
+              && (!TableExists(c, _workersTable) || HasColumn(c, _workersTable, SchemaUpgrade.ProcessorTypeColumn)), checkTable: false);
+        if (current is null) return false; // no queue table: the operation says so
+        if (current.Value) return true;
+        try
+        {
+            Write(ct, (c, _) =>
+            {
+                AddVersion3Columns(c);
+                if (TableExists(c, _workersTable)) c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
+                return 0;
+            }, checkTable: false);
+        }
+        // SQLITE_PERM (3), SQLITE_READONLY (8), SQLITE_AUTH (23): this process may read the file but not change it.
+        catch (SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 23)
+        {
+            throw SchemaUpgrade.CannotUpgrade(_table, FilePath, e);
+        }
+        return true;
+    }, ct);
 
     // Task data is often private: on Unix, folders this store creates are 0700 and the database file is
     // created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database file's mode),
@@ -210,7 +260,8 @@ public sealed class SqliteQueueStore : IQueueStore
             finished_at INTEGER NULL,
             outcome TEXT NULL,
             message TEXT NULL,
-            purge_at INTEGER NULL);
+            purge_at INTEGER NULL,
+            timeout_ms INTEGER NULL);
         CREATE UNIQUE INDEX IF NOT EXISTS {Quote(_table + "_key")} ON {_t} (task_key);
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_due")} ON {_t} (due_at, id) WHERE finished_at IS NULL;
         CREATE INDEX IF NOT EXISTS {Quote(_table + "_leased")} ON {_t} (user_name, due_at) WHERE finished_at IS NULL AND lease_token IS NOT NULL;
@@ -231,7 +282,8 @@ public sealed class SqliteQueueStore : IQueueStore
             started_at INTEGER NOT NULL,
             last_beat_at INTEGER NOT NULL,
             alive_until INTEGER NOT NULL,
-            stop_requested INTEGER NOT NULL DEFAULT 0);
+            stop_requested INTEGER NOT NULL DEFAULT 0,
+            processor_type TEXT NULL);
         """;
 
     // A queue created by an older version is recorded as upgraded once the newer schema's objects exist.
@@ -257,13 +309,14 @@ public sealed class SqliteQueueStore : IQueueStore
     public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct) => Run(ct, () =>
     {
         if (tasks.Count == 0) return [];
+        EnsureUpgraded(ct);
         return Write(ct, (c, now) =>
         {
             var stored = new bool[tasks.Count];
             for (var i = 0; i < tasks.Count; i++)
             {
                 var t = tasks[i];
-                stored[i] = c.ExecuteScalar<long?>(_submitSql, new { t.Key, t.Type, t.User, t.Data, t.MaxRunning, t.RunAtMs, t.DelayMs, now }) is not null;
+                stored[i] = c.ExecuteScalar<long?>(_submitSql, new { t.Key, t.Type, t.User, t.Data, t.MaxRunning, t.RunAtMs, t.DelayMs, t.TimeoutMs, now }) is not null;
             }
             return stored;
         });
@@ -272,6 +325,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) => Run(ct, () =>
     {
         if (max <= 0) return (IReadOnlyList<TaskRow>)[];
+        EnsureUpgraded(ct);
         // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
         var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
         return Write(ct, (c, now) =>
@@ -314,13 +368,21 @@ public sealed class SqliteQueueStore : IQueueStore
     private const string NotExpired = "(purge_at IS NULL OR purge_at > @now)";
 
     public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(ct, () =>
-        Read(c => c.QuerySingleOrDefault<TaskRow>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now = Now(c) })));
+    {
+        EnsureUpgraded(ct);
+        return Read(c => c.QuerySingleOrDefault<TaskRow>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now = Now(c) }));
+    });
 
     public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => Run(ct, () =>
-        ids.Count == 0 ? [] : Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id IN @ids", new { ids, now = Now(c) }).AsList()));
+    {
+        if (ids.Count == 0) return (IReadOnlyList<TaskRow>)[];
+        EnsureUpgraded(ct);
+        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id IN @ids", new { ids, now = Now(c) }).AsList());
+    });
 
     public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(ct, () =>
     {
+        EnsureUpgraded(ct);
         var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
         if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN @keys");
         if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN @types");
@@ -379,7 +441,7 @@ public sealed class SqliteQueueStore : IQueueStore
 
     private const string WorkerColumns = """
         id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
-        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", @now AS "Now"
+        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", processor_type AS "ProcessorType", @now AS "Now"
         """;
 
     // Whether the sessions table exists; a missing queue table is QueueNotInitialized, whatever the sessions table.
@@ -397,41 +459,55 @@ public sealed class SqliteQueueStore : IQueueStore
         ? new($"The queue table '{_table}' does not exist in {FilePath}. Check the table name; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner)
         : new($"The SQLite database {FilePath} does not exist (queue table '{_table}'). Check the path; to create the queue, run Initialize-PQQueue (or Queue.Initialize() from .NET) or submit a task to it.", inner);
 
-    public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
+    public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () =>
     {
-        if (!WorkersTableExists(c))
+        EnsureUpgraded(ct); // first, so a sessions table created here is recorded as version 3 beside an upgraded task table
+        return Write(ct, (c, now) =>
         {
-            c.Execute(WorkersSchemaSql());
-            c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
-        }
-        return c.ExecuteScalar<long?>($"""
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-            VALUES (@Id, @Host, @Pid, @Processors, @Running, @now, @now, @now + @AliveMs, 0)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING started_at
-            """, new { session.Id, session.Host, session.Pid, session.Processors, session.Running, session.AliveMs, now });
-    }, checkTable: false));
+            if (!WorkersTableExists(c))
+            {
+                c.Execute(WorkersSchemaSql());
+                c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
+            }
+            return c.ExecuteScalar<long?>($"""
+                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+                VALUES (@Id, @Host, @Pid, @Processors, @Running, @now, @now, @now + @AliveMs, 0, @ProcessorType)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING started_at
+                """, new { session.Id, session.Host, session.Pid, session.Processors, session.Running, session.AliveMs, session.ProcessorType, now });
+        }, checkTable: false);
+    });
 
-    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
-        c.ExecuteScalar<long>($"""
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested)
-            VALUES (@Id, @Host, @Pid, @Processors, @Running, COALESCE(@StartedAt, @now), @now, @now + @AliveMs, 0)
-            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until
+    public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(ct, () =>
+    {
+        EnsureUpgraded(ct);
+        return Write(ct, (c, now) => c.ExecuteScalar<long>($"""
+            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+            VALUES (@Id, @Host, @Pid, @Processors, @Running, COALESCE(@StartedAt, @now), @now, @now + @AliveMs, 0, @ProcessorType)
+            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until,
+                processor_type = excluded.processor_type
             RETURNING stop_requested
-            """, new { beat.Id, beat.Host, beat.Pid, beat.Processors, beat.Running, beat.AliveMs, beat.StartedAt, now }) != 0));
+            """, new { beat.Id, beat.Host, beat.Pid, beat.Processors, beat.Running, beat.AliveMs, beat.StartedAt, beat.ProcessorType, now }) != 0);
+    });
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, _) =>
         WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE id = @id", new { id }) : 0, checkTable: false));
 
-    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => Run(ct, () => Read(c =>
-        WorkersTableExists(c)
+    public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => Run(ct, () =>
+    {
+        EnsureUpgraded(ct);
+        return Read(c => WorkersTableExists(c)
             ? (IReadOnlyList<WorkerSessionRow>)c.Query<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id", new { now = Now(c) }).AsList()
-            : [], checkTable: false));
+            : [], checkTable: false);
+    });
 
-    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
-        WorkersTableExists(c)
+    public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => Run(ct, () =>
+    {
+        EnsureUpgraded(ct);
+        return Write(ct, (c, now) => WorkersTableExists(c)
             ? c.QuerySingleOrDefault<WorkerSessionRow>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id, now })
-            : null, checkTable: false));
+            : null, checkTable: false);
+    });
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
         WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE alive_until <= @now - @deadFor", new { now, deadFor = deadForMs }) : 0, checkTable: false));
