@@ -89,6 +89,20 @@ Describe 'Thread processors: timeouts and handlers that ignore a stop, on <Backe
         ($lines.MessageData.Message -join "`n") | Should -Match 'start slow \(work\) attempt 1 on processor 1, timeout 1 s'
     }
 
+    It 'stops a task at its own Submit-PQTask -Timeout when that is the tightest, and the handler sees its deadline' {
+        Submit-PQTask own work -Timeout 1
+        Submit-PQTask loose work
+        $summary = Start-PQWorker @Fast -Timeout 600 -MaxAttempts 1 -Handler @{
+            work = @{ Script = { param($Task) if ($Task.Key -eq 'own') { Start-Sleep -Seconds 120 }; "$($Task.Timeout) $([int]($Task.Deadline - [datetime]::Now).TotalSeconds)" }; Timeout = 300 }
+        } 6>$null
+        (Get-PQTask own).Message | Should -Be 'gave up after 1 attempt: timed out after 1 s'
+        (Get-PQTask loose).Outcome | Should -Be 'Succeeded'
+        $remaining = [int]((Get-PQTask loose).Message -split ' ')[1]
+        $remaining | Should -BeGreaterThan 290 -Because "the route's 300 s is the tightest for a task without its own"
+        $remaining | Should -BeLessOrEqual 300
+        $summary.TimedOut | Should -Be 1
+    }
+
     It 'ends a cancelled task whose handler ignores cancel (review M3): abandoned after the grace period and the stop limit, Cancelled, never heartbeated again' {
         Submit-PQTask deaf work
         $marker = Join-Path $TestDrive "deaf-$([guid]::NewGuid().ToString('N'))"

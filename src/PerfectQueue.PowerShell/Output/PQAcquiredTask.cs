@@ -33,6 +33,8 @@ public sealed class PQAcquiredTask
     public bool IsCompleted => Task.IsCompleted;
     /// <summary>True once the worker began a graceful stop: checkpoint (UpdateData) and Release() to let another worker go on.</summary>
     public bool IsStopRequested => Task.IsStopRequested;
+    /// <summary>The task's own execution limit (Submit-PQTask -Timeout); the worker's or its route's may be tighter (see Deadline).</summary>
+    public TimeSpan? Timeout => Task.Timeout;
     /// <summary>When the worker stops this attempt for running too long (null: no timeout).</summary>
     public DateTime? Deadline => Task.Deadline?.LocalDateTime;
 

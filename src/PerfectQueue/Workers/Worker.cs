@@ -330,7 +330,7 @@ public sealed class Worker
     private TimeSpan? TimeoutOf(AcquiredTask task)
     {
         TimeSpan? tightest = null;
-        foreach (var t in new[] { _options.Timeout, RouteTimeout?.Invoke(task.Type) })
+        foreach (var t in new[] { _options.Timeout, RouteTimeout?.Invoke(task.Type), task.Timeout })
             if (t is { } v && (tightest is null || v < tightest)) tightest = v;
         return tightest;
     }

@@ -15,7 +15,8 @@ internal sealed class WorkerSession(Queue queue, WorkerOptions options, Func<int
     public string? Id { get; private set; }
 
     private WorkerBeat Beat() => new(Id!, Environment.MachineName, Environment.ProcessId, options.Processors, runningCount(),
-        (long)options.AliveTime.TotalMilliseconds, _startedAt);
+        (long)options.AliveTime.TotalMilliseconds, _startedAt)
+    { ProcessorType = options.ProcessorType == ProcessorType.Process ? "process" : "thread" };
 
     // Registers under a fresh id (another on the rare clash). On failure the worker runs on: its beats
     // insert the row once the database takes them.
