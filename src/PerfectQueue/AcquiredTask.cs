@@ -56,6 +56,9 @@ public sealed class AcquiredTask
     /// <summary>The queue this task was acquired from (null for a task held by another process, see <see cref="IRemoteTaskHolder"/>).</summary>
     internal Queue Queue { get; }
     internal Lease Lease { get; }
+    /// <summary>The data as stored (maybe gzip) and the creation time in the database's units: what a child process is sent.</summary>
+    internal byte[]? StoredData => _row.Data;
+    internal long StoredCreatedAt => _row.CreatedAt;
 
     public string Key => _row.Key;
     public string Type => _row.Type;
