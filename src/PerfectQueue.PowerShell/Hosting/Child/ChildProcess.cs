@@ -16,6 +16,9 @@ internal sealed class ChildProcess : IAsyncDisposable
     /// <summary>The longest a child may take from start to ready (pwsh start, module import, initialization script).</summary>
     public static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(90);
 
+    /// <summary>The least a child is given to exit when asked, before it is killed (a busy machine is slow to end a process).</summary>
+    private static readonly TimeSpan ExitLimit = TimeSpan.FromSeconds(5);
+
     private readonly string _name; // "processor 2", for the log and errors
     private readonly ChildProcessSettings _settings;
     private readonly Action<string> _log;
@@ -262,8 +265,11 @@ internal sealed class ChildProcess : IAsyncDisposable
         var signalled = false;
         for (var i = 1; i <= 3; i++)
         {
-            var wait = step * i - clock.Elapsed;
-            if (wait > TimeSpan.Zero && await Task.WhenAny(done, Task.Delay(wait)).ConfigureAwait(false) == done) return (signalled, clock.Elapsed);
+            while (clock.Elapsed < step * i) // a timer may fire a hair early: the steps are never shorter than the interval
+            {
+                if (await Task.WhenAny(done, Task.Delay(step * i - clock.Elapsed + TimeSpan.FromMilliseconds(1))).ConfigureAwait(false) == done)
+                    return (signalled, clock.Elapsed);
+            }
             if (done.IsCompleted) return (signalled, clock.Elapsed);
             signalled = true;
             if (i < 3 && !OperatingSystem.IsWindows())
@@ -347,14 +353,14 @@ internal sealed class ChildProcess : IAsyncDisposable
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException) { /* already gone */ }
     }
 
-    /// <summary>Asks the child to exit; kills it if it has not within a kill interval.</summary>
+    /// <summary>Asks the child to exit; kills it if it has not within a kill interval (at least 5 s).</summary>
     public async ValueTask DisposeAsync()
     {
         _exiting = true;
         if (IsAlive)
         {
             await PostAsync(ChildMessage.Of(ChildMessage.Exit)).ConfigureAwait(false);
-            await WaitExitAsync(_settings.KillInterval).ConfigureAwait(false);
+            await WaitExitAsync(_settings.KillInterval > ExitLimit ? _settings.KillInterval : ExitLimit).ConfigureAwait(false);
             if (!_process.HasExited)
             {
                 _log($"{_name}: child process {Pid} did not exit when asked: killed");
