@@ -270,6 +270,8 @@ Describe 'Process processors: stops, crashes, freezes' -Skip:$IsWindows {
             $sent = Get-LogTime $Log "stop message sent to child process $childPid"
             $terms = @(Get-Content $Log | Where-Object { $_ -match "SIGTERM sent to child process $childPid" })
             $terms.Count | Should -Be 2
+            # The child itself saw both (its SIGTERM handler says so over the pipe): the signals were sent, not just logged.
+            @(Get-Content $Log | Where-Object { $_ -match "child process $($childPid): SIGTERM received" }).Count | Should -Be 2
             $kill = Get-LogTime $Log "SIGKILL sent to child process $childPid"
             # The steps, by the log's clock and by the elapsed times the lines carry (tolerance for a busy machine).
             $first = Get-LogTime $Log "SIGTERM sent to child process $childPid"

@@ -181,6 +181,8 @@ internal sealed class ChildLoop(ChildChannel channel)
                 bool idle;
                 lock (_gate) idle = _running is null;
                 if (idle) Environment.Exit(143);
+                try { Send(new JsonObject { ["t"] = ChildMessage.Log, ["line"] = $"child process {Environment.ProcessId}: SIGTERM received: stopping the handler, exiting when it ends" }); }
+                catch (Exception) { /* the worker is gone */ }
                 StopRunning();
             }),
             PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true),
