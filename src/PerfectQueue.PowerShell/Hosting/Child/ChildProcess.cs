@@ -265,20 +265,22 @@ internal sealed class ChildProcess : IAsyncDisposable
         var signalled = false;
         for (var i = 1; i <= 3; i++)
         {
-            while (clock.Elapsed < step * i) // a timer may fire a hair early: the steps are never shorter than the interval
+            // A timer may fire a hair early: loop, so a step is never shorter than the interval.
+            for (var left = step * i - clock.Elapsed; left > TimeSpan.Zero; left = step * i - clock.Elapsed)
             {
-                if (await Task.WhenAny(done, Task.Delay(step * i - clock.Elapsed + TimeSpan.FromMilliseconds(1))).ConfigureAwait(false) == done)
+                if (await Task.WhenAny(done, Task.Delay(left + TimeSpan.FromMilliseconds(1))).ConfigureAwait(false) == done)
                     return (signalled, clock.Elapsed);
             }
             if (done.IsCompleted) return (signalled, clock.Elapsed);
-            signalled = true;
             if (i < 3 && !OperatingSystem.IsWindows())
             {
+                signalled = true;
                 _log($"{_name}: SIGTERM sent to child process {Pid} for {task.Key}, {Seconds(clock.ElapsedMilliseconds)} s after the stop message (no end yet)");
                 ChildSignals.Send(Pid, ChildSignals.SIGTERM);
             }
             else if (i == 3)
             {
+                signalled = true;
                 _log($"{_name}: SIGKILL sent to child process {Pid} for {task.Key}, {Seconds(clock.ElapsedMilliseconds)} s after the stop message (it did not stop): killed");
                 KillNow();
             }
