@@ -4,6 +4,22 @@ using PerfectQueue.Storage;
 namespace PerfectQueue;
 
 /// <summary>
+/// Where a task's writes go when its holder is in another process: a child process of a process-mode worker runs
+/// the handler with an <see cref="AcquiredTask"/> whose writes are applied by the parent with its real, fenced one.
+/// Errors come back as the same exception types.
+/// </summary>
+internal interface IRemoteTaskHolder
+{
+    Task FinishAsync(TaskOutcome outcome, string? message, CancellationToken ct);
+    /// <summary>Returns (another attempt will come, the task ended Failed instead).</summary>
+    Task<bool> RetryAsync(string? message, TimeSpan? delay, CancellationToken ct);
+    Task ReleaseAsync(CancellationToken ct);
+    /// <summary>The new data as JSON text (already checked by the caller).</summary>
+    Task UpdateDataAsync(string json, CancellationToken ct);
+    Task<HeartbeatResult> HeartbeatAsync(TimeSpan? aliveTime, CancellationToken ct);
+}
+
+/// <summary>
 /// A task leased to this holder. Every write (finish, retry, release, update data, heartbeat) is fenced by
 /// the lease token: once another worker holds the task, they throw <see cref="PreemptedException"/>.
 /// </summary>
@@ -14,6 +30,7 @@ public sealed class AcquiredTask
     private readonly TaskRow _row;
     private JsonObject? _data;
     private string? _gaveBack; // what this holder did with the task, once it did
+    private readonly IRemoteTaskHolder? _remote;
 
     internal AcquiredTask(Queue queue, TaskRow row, TimeSpan aliveTime)
     {
@@ -23,8 +40,25 @@ public sealed class AcquiredTask
         LeaseExpiresAt = TaskStates.Time(row.Now) + aliveTime;
     }
 
+    /// <summary>
+    /// A task held by another process (a process-mode worker's parent): every write goes to <paramref name="remote"/>.
+    /// It has no queue; <paramref name="row"/> carries what a handler reads (key, type, data as stored, attempt ...).
+    /// </summary>
+    internal AcquiredTask(TaskRow row, DateTimeOffset leaseExpiresAt, IRemoteTaskHolder remote)
+    {
+        Queue = null!;
+        _row = row;
+        _remote = remote;
+        Lease = new Lease(row.Id, row.LeaseToken ?? 0);
+        LeaseExpiresAt = leaseExpiresAt;
+    }
+
+    /// <summary>The queue this task was acquired from (null for a task held by another process, see <see cref="IRemoteTaskHolder"/>).</summary>
     internal Queue Queue { get; }
     internal Lease Lease { get; }
+    /// <summary>The data as stored (maybe gzip) and the creation time in the database's units: what a child process is sent.</summary>
+    internal byte[]? StoredData => _row.Data;
+    internal long StoredCreatedAt => _row.CreatedAt;
 
     public string Key => _row.Key;
     public string Type => _row.Type;
@@ -99,6 +133,13 @@ public sealed class AcquiredTask
 
     private async Task FinishCoreAsync(TaskOutcome outcome, string? message, CancellationToken ct)
     {
+        if (_remote is { } remote)
+        {
+            await RemoteAsync("finish", () => remote.FinishAsync(outcome, message, ct)).ConfigureAwait(false);
+            FinishedAs = outcome;
+            _gaveBack = "finished";
+            return;
+        }
         await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs), "finish", ct).ConfigureAwait(false);
         FinishedAs = outcome;
     }
@@ -118,6 +159,14 @@ public sealed class AcquiredTask
     public async Task<bool> RetryAsync(string? message = null, TimeSpan? delay = null, CancellationToken ct = default)
     {
         if (delay is { } d && d < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(delay), delay, "A retry delay must not be negative.");
+        if (_remote is { } remote)
+        {
+            var again = false;
+            await RemoteAsync("retry", async () => again = await remote.RetryAsync(message, delay, ct).ConfigureAwait(false)).ConfigureAwait(false);
+            if (!again) FinishedAs = TaskOutcome.Failed;
+            _gaveBack = "retried";
+            return again;
+        }
         var policy = Queue.RetryPolicy;
         if (policy.IsLastAttempt(Attempt))
         {
@@ -133,7 +182,9 @@ public sealed class AcquiredTask
 
     /// <summary>Gives the task back at once, without counting the attempt (for shutdown).</summary>
     public void Release() => ReleaseAsync().GetAwaiter().GetResult();
-    public Task ReleaseAsync(CancellationToken ct = default) => WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Release), "release", ct);
+    public Task ReleaseAsync(CancellationToken ct = default) => _remote is { } remote
+        ? RemoteAsync("release", async () => { await remote.ReleaseAsync(ct).ConfigureAwait(false); _gaveBack = "released"; })
+        : WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Release), "release", ct);
 
     /// <summary>Replaces the task's data (kept for the next attempt).</summary>
     public void UpdateData(object? data) => UpdateDataAsync(data).GetAwaiter().GetResult();
@@ -142,6 +193,15 @@ public sealed class AcquiredTask
     {
         EnsureHeld("update data of");
         var json = TaskData.ToJsonObject(data);
+        if (_remote is { } remote)
+        {
+            // Checked here as the parent will (size, depth), so a bad value fails in the handler's own process.
+            var text = json.ToJsonString();
+            TaskData.Encode(json, DataCompression.None);
+            await RemoteAsync("update data of", () => remote.UpdateDataAsync(text, ct)).ConfigureAwait(false);
+            _data = json;
+            return;
+        }
         var bytes = TaskData.Encode(json, TaskData.IsCompressed(_row.Data ?? []) ? DataCompression.Gzip : Queue.Config.Compression);
         if (!await Queue.Store.UpdateDataAsync(Lease, bytes, ct).ConfigureAwait(false))
             throw await LostAsync("update data of", ct).ConfigureAwait(false);
@@ -159,6 +219,13 @@ public sealed class AcquiredTask
     public async Task<HeartbeatResult> HeartbeatAsync(TimeSpan? aliveTime = null, CancellationToken ct = default)
     {
         EnsureHeld("heartbeat");
+        if (_remote is { } remote)
+        {
+            var result = HeartbeatResult.Alive;
+            await RemoteAsync("heartbeat", async () => result = await remote.HeartbeatAsync(aliveTime, ct).ConfigureAwait(false)).ConfigureAwait(false);
+            if (result == HeartbeatResult.CancelRequested) Cancel();
+            return result;
+        }
         var report = (await Queue.HeartbeatAsync([this], aliveTime, ct).ConfigureAwait(false))[0];
         if (report.Error is { } error) throw error;
         return report.Result;
@@ -180,6 +247,18 @@ public sealed class AcquiredTask
         }
         if (!applied) throw await LostAsync(operation, ct).ConfigureAwait(false);
         _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };
+    }
+
+    // A write applied by the remote holder; a loss it reports is this holder's loss too.
+    private async Task RemoteAsync(string operation, Func<Task> write)
+    {
+        EnsureHeld(operation);
+        try { await write().ConfigureAwait(false); }
+        catch (PreemptedException e)
+        {
+            OnLost(e);
+            throw;
+        }
     }
 
     private void EnsureHeld(string operation)
@@ -214,6 +293,9 @@ public sealed class AcquiredTask
         LostBecause ??= error;
         Cancel();
     }
+
+    /// <summary>The holder in the other process saw a cancel request (a task held through <see cref="IRemoteTaskHolder"/>).</summary>
+    internal void OnCancelRequested() => Cancel();
 
     /// <summary>The worker began a graceful stop: tell the handler (it may release the task itself).</summary>
     internal void OnStopRequested()

@@ -145,6 +145,11 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [DurationTransformation]
     public TimeSpan? ChildHeartbeatLimit { get; set; }
 
+    /// <summary>Process processors: a child process whose working set is over this many bytes after a task is replaced by a new one (for leaky scripts). Default: no ceiling.</summary>
+    [Parameter]
+    [ValidateRange(1L, long.MaxValue)]
+    public long? MaxProcessorMemory { get; set; }
+
     /// <summary>Runs once in each processor's runspace before any task (functions, variables, connections).</summary>
     [Parameter(ParameterSetName = HandlerSet)]
     [Parameter(ParameterSetName = HandlerPathSet)]
@@ -200,6 +205,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             HeartbeatInterval = HeartbeatInterval, RetryWait = RetryWait, MaxAttempts = MaxAttempts, GracefulKillLimit = GracefulKillLimit,
             CancelGracePeriod = CancelGracePeriod, Timeout = Timeout, MaxTasksPerProcessor = MaxTasksPerProcessor,
             ChildKillInterval = ChildKillInterval, ChildHeartbeatInterval = ChildHeartbeatInterval, ChildHeartbeatLimit = ChildHeartbeatLimit,
+            MaxProcessorMemory = MaxProcessorMemory,
             MaxTasks = MaxTasks, UntilEmpty = UntilEmpty, LogPath = logPath,
         };
         var builder = new WorkerPlanBuilder(sessionQueue, configPath, Environment, handlers, overrides,

@@ -15,8 +15,8 @@ namespace PerfectQueue.PowerShell.Hosting;
 internal sealed class RunspaceProcessor : ITaskProcessor
 {
     private readonly Runspace _runspace;
-    private readonly HandlerRoutes _routes;
-    private readonly Queue _queue;
+    private readonly HandlerRoutes? _routes;
+    private readonly Queue? _queue;
     private readonly Action<string> _log;
     private readonly TimeSpan? _interruptAfter;
     // The runspace runs every pipeline on this thread (PSThreadOptions.UseCurrentThread), which the processor owns:
@@ -33,9 +33,15 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     /// <param name="interruptAfter">How long after a stop a handler that ignores the pipeline stop (blocked in
     /// Thread.Sleep, a wait, a lock) has its thread interrupted; null: never.</param>
     public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<string> log, TimeSpan? interruptAfter = null)
+        : this(number, state, routes.Texts, initializationScript, queue, log, interruptAfter) => _routes = routes;
+
+    /// <summary>
+    /// A runspace for handler texts by route index, without the routes: a child process is told each task's route
+    /// index by its parent (<see cref="RunRouteAsync"/>), and has no queue (its task's writes go to the parent).
+    /// </summary>
+    internal RunspaceProcessor(int number, InitialSessionState state, IReadOnlyList<string> handlerTexts, string? initializationScript, Queue? queue, Action<string> log, TimeSpan? interruptAfter = null)
     {
         _interruptAfter = interruptAfter;
-        _routes = routes;
         _queue = queue;
         _log = log;
         _runspace = RunspaceFactory.CreateRunspace(state);
@@ -50,7 +56,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
                 _runspace.Open();
                 Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
                     "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
-                    [routes.Texts.ToArray()], "loading the handlers");
+                    [handlerTexts.ToArray()], "loading the handlers");
                 if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
             }).GetAwaiter().GetResult();
         }
@@ -110,14 +116,17 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {ps.Streams.Error[0]}");
     }
 
-    public async Task<string?> RunAsync(AcquiredTask task, CancellationToken stop)
+    public Task<string?> RunAsync(AcquiredTask task, CancellationToken stop) =>
+        RunRouteAsync(task, _routes!.Find(task.Type) ?? throw new NoHandlerException(task.Type), stop);
+
+    /// <summary>Runs the handler of route <paramref name="index"/> for <paramref name="task"/>.</summary>
+    internal async Task<string?> RunRouteAsync(AcquiredTask task, int index, CancellationToken stop)
     {
-        var index = _routes.Find(task.Type) ?? throw new NoHandlerException(task.Type);
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = _runspace;
         // $Task is the handler's first argument, and also visible by name to handlers without a param block.
         ps.AddScript("param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task")
-            .AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue));
+            .AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue!));
         var output = new PSDataCollection<PSObject>();
         output.DataAdded += (_, e) => _log($"{task.Key}: {output[e.Index]}");
         ps.Streams.Warning.DataAdded += (_, e) => _log($"{task.Key}: WARNING: {ps.Streams.Warning[e.Index]}");

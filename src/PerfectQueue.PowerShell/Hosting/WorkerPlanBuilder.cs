@@ -1,5 +1,6 @@
 using System.Management.Automation.Runspaces;
 using PerfectQueue.Application;
+using PerfectQueue.PowerShell.Hosting.Child;
 using PerfectQueue.Workers;
 
 namespace PerfectQueue.PowerShell.Hosting;
@@ -46,6 +47,8 @@ internal sealed class WorkerPlanBuilder
         public TimeSpan? ChildKillInterval { get; init; }
         public TimeSpan? ChildHeartbeatInterval { get; init; }
         public TimeSpan? ChildHeartbeatLimit { get; init; }
+        /// <summary>-MaxProcessorMemory: a child process over this working set after a task is replaced.</summary>
+        public long? MaxProcessorMemory { get; init; }
         public int? MaxTasks { get; init; }
         public bool UntilEmpty { get; init; }
         public string? LogPath { get; init; }
@@ -98,6 +101,7 @@ internal sealed class WorkerPlanBuilder
             KillInterval = o.ChildKillInterval ?? options.Child.KillInterval,
             HeartbeatInterval = o.ChildHeartbeatInterval ?? options.Child.HeartbeatInterval,
             HeartbeatLimit = o.ChildHeartbeatLimit ?? options.Child.HeartbeatLimit,
+            MaxMemoryBytes = o.MaxProcessorMemory ?? options.Child.MaxMemoryBytes,
         };
         options.MaxTasks = o.MaxTasks;
         options.UntilEmpty = o.UntilEmpty;
@@ -113,7 +117,7 @@ internal sealed class WorkerPlanBuilder
             Func<int, ITaskProcessor> create = options.ProcessorType switch
             {
                 ProcessorType.Thread => _ => new CompiledProcessor(dispatch),
-                _ => throw NotYet(),
+                _ => Children(new ChildHandlers(null, assemblyPath, _handlers.Dispatch, null, []), options.Child, log),
             };
             return new WorkerPlan(queue, options, create, routes, logPath) { Retire = () => HandlerAssembly.Unload(dispatch) };
         }
@@ -122,13 +126,18 @@ internal sealed class WorkerPlanBuilder
         Func<int, ITaskProcessor> createRunspace = options.ProcessorType switch
         {
             ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, line => log(line), interruptAfter: options.Child.KillInterval * 2),
-            _ => throw NotYet(),
+            _ => Children(new ChildHandlers(table, null, null, initialization, _handlers.ImportModules), options.Child, log),
         };
         return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor };
     }
 
-    private static ConfigException NotYet() =>
-        new("processor_type: 'process' is not available yet; use thread (runspaces).", "processor_type");
+    // processor_type: process: each processor a child pwsh, given these handlers over its pipe.
+    private Func<int, ITaskProcessor> Children(ChildHandlers handlers, ChildProcessSettings settings, Action<string> log)
+    {
+        ChildLauncher.Check(); // no pwsh to start (the module hosted in another .NET program): say so at start
+        var manifest = _moduleManifest;
+        return i => new ChildProcessor(i + 1, manifest, handlers, settings, line => log(line));
+    }
 
     // Each processor's runspace: PowerShell's defaults, this module (for $Task's type and the cmdlets), and -ImportModule.
     private static InitialSessionState SessionState(string moduleManifest, IReadOnlyList<string> importModules)

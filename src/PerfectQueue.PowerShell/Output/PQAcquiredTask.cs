@@ -17,6 +17,7 @@ public sealed class PQAcquiredTask
 
     /// <summary>The engine's task, for .NET callers.</summary>
     [Hidden] public AcquiredTask Task { get; }
+    /// <summary>The queue it came from; null in a handler of a process-mode worker (the child process holds no queue: Connect-PQQueue there to submit).</summary>
     public Queue Queue { get; }
     public string Key => Task.Key;
     public string Type => Task.Type;
