@@ -123,6 +123,56 @@ Describe 'Thread processors: timeouts and handlers that ignore a stop, on <Backe
     }
 }
 
+Describe 'Process processors: timeouts, recycling and the session row, on <Backend>' -ForEach @(@{ Backend = 'SQLite' }, @{ Backend = 'PostgreSQL' }) {
+    BeforeEach {
+        if ($Backend -eq 'PostgreSQL' -and -not $HasServer) { Set-ItResult -Skipped -Because 'no PostgreSQL here: install postgresql (build.ps1 test starts a throwaway cluster) or set PQ_TEST_POSTGRES'; return }
+        $script:Queue = New-BackendQueue $Backend
+        $script:Process = $Fast + @{ ProcessorType = 'Process'; ChildHeartbeatInterval = 0.2 }
+    }
+    AfterAll { Disconnect-PQQueue }
+
+    It 'stops a child whose handler is blocked in Thread.Sleep at -Timeout (killed at the stop limit), retries its task in a new child, and goes on' {
+        Submit-PQTask stuck work
+        Submit-PQTask after work
+        $summary = Start-PQWorker @Process -Timeout 2 -Handler @{
+            work = { param($Task) if ($Task.Key -eq 'stuck' -and $Task.Attempt -eq 1) { [Threading.Thread]::Sleep(120000) }; "ran $($Task.Attempt) in $PID" }
+        } -InformationVariable lines 6>$null
+        $log = $lines.MessageData.Message -join "`n"
+        $log | Should -Match 'stuck timed out after 2 s: its handler is stopped'
+        $stuck = Get-PQTask stuck
+        $stuck.Outcome | Should -Be 'Succeeded'
+        $stuck.Attempts | Should -Be 2
+        $stuck.Message | Should -Match '^ran 2 in \d+$'
+        [int]($stuck.Message -split ' ')[-1] | Should -Not -Be $PID -Because 'it ran in a child'
+        (Get-PQTask after).Outcome | Should -Be 'Succeeded'
+        $summary.TimedOut | Should -Be 1
+        $summary.Killed | Should -Be 1
+        $summary.ProcessorRestarts | Should -Be 1
+        @(Get-PQTask -Status Finished).Count | Should -Be 2 -Because 'nothing lost, nothing finished twice'
+    }
+
+    It '-MaxTasksPerProcessor starts a new child after N tasks, and Get-PQWorker shows the processor type' {
+        1..5 | ForEach-Object { Submit-PQTask "m$_" work }
+        $marker = Join-Path $TestDrive "proc-$([guid]::NewGuid().ToString('N'))"
+        $handler = [scriptblock]::Create("param(`$Task) if (`$Task.Key -eq 'm1') { while (-not (Test-Path '$marker')) { Start-Sleep -Milliseconds 20 } }; `$PID")
+        $worker = Start-BackgroundWorker $Queue ($Process + @{ MaxTasksPerProcessor = 2; Handler = @{ work = $handler } })
+        try {
+            Wait-Until { @(Get-PQWorker).Count -eq 1 -and (Get-PQTask m1).Status -eq 'Running' } 'the worker to run m1' 60
+            (Get-PQWorker).ProcessorType | Should -Be 'process'
+            Set-Content $marker go
+        } finally {
+            $summary = $worker.PowerShell.EndInvoke($worker.Handle)
+            $worker.PowerShell.Dispose()
+        }
+        $summary.Succeeded | Should -Be 5
+        $summary.ProcessorRestarts | Should -Be 2
+        $children = Get-PQTask | Group-Object Message
+        $children.Count | Should -Be 3
+        ($children | Measure-Object Count -Maximum).Maximum | Should -Be 2
+        $children.Name | Should -Not -Contain "$PID"
+    }
+}
+
 Describe 'Thread processors: recycling, graceful stops, bad modules' {
     BeforeEach { $script:Queue = New-BackendQueue 'SQLite' }
     AfterAll { Disconnect-PQQueue }
