@@ -312,6 +312,39 @@ Describe 'Process processors: stops, crashes, freezes' -Skip:$IsWindows {
         finally { Stop-BackgroundWorker $worker }
     }
 
+    It 'retries the task of a handler that exits its child process, with the exit code in words' {
+        Submit-PQTask quitter work -Queue $Queue
+        $summary = Start-PQWorker @Fast -Queue $Queue -UntilEmpty -LogPath $Log -RetryWait 0 -Handler @{
+            work = { param($Task) Add-Content (Join-Path $env:PQ_TEST_DIR 'runs') "$($Task.Key) $($Task.Attempt) $PID"; if ($Task.Attempt -eq 1) { [Environment]::Exit(3) }; "last: $($Task.LastMessage)" }
+        } 6>$null
+        $summary.Succeeded | Should -Be 1
+        $summary.Retried | Should -Be 1
+        $pids = Get-RunPids $Marker
+        (Get-PQTask quitter -Queue $Queue).Message | Should -Be "last: child process $($pids[0]) died: exited with code 3"
+        $pids[1] | Should -Not -Be $pids[0]
+    }
+
+    It 'rethrows a write the parent refused as the same exception type in the child (PreemptedException with its reason)' {
+        Submit-PQTask taken work -Queue $Queue
+        $worker = Start-BackgroundWorker $Queue (@{ UntilEmpty = $true; LogPath = $Log; Handler = @{
+            work = {
+                param($Task)
+                Add-Content (Join-Path $env:PQ_TEST_DIR 'runs') "$($Task.Key) $($Task.Attempt) $PID"
+                while (-not (Test-Path (Join-Path $env:PQ_TEST_DIR 'go'))) { Start-Sleep -Milliseconds 50 }
+                try { $Task.Finish('mine') } catch [PerfectQueue.PreemptedException] { Add-Content (Join-Path $env:PQ_TEST_DIR 'errors') "$($_.Exception.GetType().Name) $($_.Exception.Reason)" }
+            }
+        } } + ($Fast.Clone() | ForEach-Object { $_.HeartbeatInterval = 30; $_.AliveTime = 60; $_ }))   # no heartbeat sees the force finish first: the parent's write does
+        try {
+            Wait-Until { (Get-Runs $Marker).Count -eq 1 } 'the task to start' 120
+            Complete-PQTask -Key taken -Queue $Queue -Confirm:$false
+            $null = New-Item (Join-Path $Dir 'go')
+            Wait-Until { $worker.Handle.IsCompleted } 'the worker to finish' 180
+            Get-Runs (Join-Path $Dir 'errors') | Should -Be 'PreemptedException ForceFinished'
+            (Get-PQTask taken -Queue $Queue).Outcome | Should -Be 'ForceFinished'
+        }
+        finally { Stop-BackgroundWorker $worker }
+    }
+
     It 'detects a child frozen with SIGSTOP within child_heartbeat_limit, kills it and retries its task' {
         Submit-PQTask icy work -Queue $Queue
         $worker = Start-BackgroundWorker $Queue (@{ UntilEmpty = $true; LogPath = $Log; RetryWait = 0; ChildHeartbeatLimit = 3; Handler = @{
