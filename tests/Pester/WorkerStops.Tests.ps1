@@ -151,6 +151,24 @@ Describe 'Process processors: timeouts, recycling and the session row, on <Backe
         @(Get-PQTask -Status Finished).Count | Should -Be 2 -Because 'nothing lost, nothing finished twice'
     }
 
+    It 'shows a graceful stop and the deadline to a handler in a child, which checkpoints and releases' {
+        Submit-PQTask long work
+        $marker = Join-Path $TestDrive "plong-$([guid]::NewGuid().ToString('N'))"
+        $handler = [scriptblock]::Create("param(`$Task) Set-Content '$marker' started; while (-not `$Task.IsStopRequested) { Start-Sleep -Milliseconds 20 }; `$Task.UpdateData(@{ step = 7; left = [int](`$Task.Deadline - [datetime]::Now).TotalSeconds }); `$Task.Release()")
+        $job = Start-PQWorker -AsJob -ProcessorType Process -Timeout 600 -PollInterval 0.1 -HeartbeatInterval 0.2 -ChildHeartbeatInterval 0.2 -Handler @{ work = $handler }
+        try {
+            Wait-Until { Test-Path $marker } 'the handler to start' 120
+            $job | Stop-Job
+            $summary = $job | Receive-Job -Wait 6>$null | Select-Object -Last 1
+        } finally { $job | Remove-Job -Force }
+        $summary.Released | Should -Be 1
+        $t = Get-PQTask long
+        $t.Status | Should -Be 'Waiting'
+        $t.Attempts | Should -Be 0
+        $t.Data.step | Should -Be 7
+        $t.Data.left | Should -BeGreaterThan 500 -Because 'the child was told the deadline of -Timeout 600'
+    }
+
     It '-MaxTasksPerProcessor starts a new child after N tasks, and Get-PQWorker shows the processor type' {
         1..5 | ForEach-Object { Submit-PQTask "m$_" work }
         $marker = Join-Path $TestDrive "proc-$([guid]::NewGuid().ToString('N'))"
