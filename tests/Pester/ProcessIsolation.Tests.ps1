@@ -59,14 +59,16 @@ Describe 'Process processors on <_>' -ForEach 'SQLite', 'PostgreSQL' {
         if (-not $Queue) { return }
         1..12 | ForEach-Object { Submit-PQTask "k$_" work @{ n = $_ } -Queue $Queue }
         $summary = Start-PQWorker @Fast -Queue $Queue -Processors 2 -UntilEmpty -Handler @{
-            work = { param($Task) Add-Content (Join-Path $env:PQ_TEST_DIR 'runs') "$($Task.Key) $($Task.Attempt) $PID"; "n=$($Task.Data.n) in $PID" }
+            # A marker file per child: two processes appending to one file can overwrite each other's line (.NET's
+            # append seeks to the end, it does not open with O_APPEND).
+            work = { param($Task) Add-Content (Join-Path $env:PQ_TEST_DIR "runs-$PID") "$($Task.Key) $($Task.Attempt) $PID"; "n=$($Task.Data.n) in $PID" }
         } 6>$null
         $summary.Succeeded | Should -Be 12
         $summary.Processed | Should -Be 12
-        $runs = Get-Runs (Join-Path $Dir 'runs')
+        $runs = @(Get-ChildItem $Dir -Filter 'runs-*' | ForEach-Object { Get-Runs $_.FullName })
         $runs.Count | Should -Be 12
         @($runs | ForEach-Object { ($_ -split ' ')[0] } | Sort-Object -Unique).Count | Should -Be 12   # each task ran once
-        $pids = Get-RunPids (Join-Path $Dir 'runs') | Sort-Object -Unique
+        $pids = @($runs | ForEach-Object { [int]($_ -split ' ')[2] }) | Sort-Object -Unique
         $pids | Should -Not -Contain $PID
         @($pids).Count | Should -Be 2
         $tasks = Get-PQTask -Queue $Queue
