@@ -317,7 +317,9 @@ public sealed class Queue : IDisposable, IAsyncDisposable
             else
             {
                 var error = TaskStates.Preempted(task.Key, task.SameTask(now.GetValueOrDefault(task.Lease.Id)), "heartbeat", task.Lease.Token);
-                task.OnLost(error);
+                // A holder that finished, retried or released the task while this beat was in flight did not lose it:
+                // the beat found the row as that write left it.
+                if (!task.IsCompleted) task.OnLost(error);
                 reports.Add(new HeartbeatReport(task,
                     error.Reason == PreemptionReason.ForceFinished ? HeartbeatResult.ForceFinished : HeartbeatResult.Preempted, error));
             }

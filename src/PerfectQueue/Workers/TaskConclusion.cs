@@ -15,8 +15,8 @@ internal sealed class WorkerCounters
 /// <summary>
 /// What a handler's end means, once, for every processor type:
 /// <list type="bullet">
-/// <item>the task was lost (re-acquired elsewhere, force-finished, its lease unrenewed): nothing is written to it;</item>
 /// <item>the handler finished, retried or released it itself: left as it did;</item>
+/// <item>the task was lost (re-acquired elsewhere, force-finished, its lease unrenewed): nothing is written to it;</item>
 /// <item>cancel was asked: Cancelled;</item>
 /// <item>returned normally: Succeeded;</item>
 /// <item>ran past its timeout: retried "timed out after N s" (Failed once max_attempts is spent);</item>
@@ -33,7 +33,8 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
     {
         var task = run.Task;
         var c = counters;
-        if (task.LostBecause is { } lost) return WorkerCounters.Count(ref c.Lost, $"lost ({lost.Reason}); nothing written");
+        // The handler's own write first: it was applied under this holder's lease, so the task was this holder's
+        // then. A heartbeat in flight meanwhile finds the row finished by that very write and reports it lost.
         if (task.IsCompleted) return task.FinishedAs switch
         {
             TaskOutcome.Succeeded => WorkerCounters.Count(ref c.Succeeded, "finished by the handler"),
@@ -41,6 +42,7 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
             TaskOutcome.Failed => WorkerCounters.Count(ref c.Failed, "failed by the handler"),
             _ => task.Completion == "retried" ? WorkerCounters.Count(ref c.Retried, "retried by the handler") : WorkerCounters.Count(ref c.Released, "released by the handler"),
         };
+        if (task.LostBecause is { } lost) return WorkerCounters.Count(ref c.Lost, $"lost ({lost.Reason}); nothing written");
         if (task.IsCancellationRequested)
         {
             await task.FinishAsync(TaskOutcome.Cancelled, failure is null || run.StoppedBy == HandlerStop.CancelRequested ? "cancelled on request" : $"cancelled on request ({Message(failure)})").ConfigureAwait(false);
