@@ -45,13 +45,17 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer
         var existing = (IDictionary<string, Type>)api.Get.GetValue(null)!;
         foreach (Type type in engine.GetExportedTypes())
         {
-            // Never shadow a name someone else registered.
-            if (type.FullName is { } name && !existing.ContainsKey(name))
+            // Only the namespaces scripts are meant to use (the storage layer is internal anyway), and never
+            // shadow a name someone else registered.
+            if (type.FullName is { } name && AcceleratedNamespaces.Contains(type.Namespace ?? "") && !existing.ContainsKey(name))
             {
                 api.Add.Invoke(null, [name, type]);
             }
         }
     }
+
+    /// <summary>The engine namespaces whose public types scripts may name: the queue, the worker, compiled handlers.</summary>
+    internal static readonly HashSet<string> AcceleratedNamespaces = ["PerfectQueue", "PerfectQueue.Workers", "PerfectQueue.Application"];
 
     private static (PropertyInfo Get, MethodInfo Add)? GetAcceleratorsApi()
     {

@@ -10,7 +10,7 @@ namespace PerfectQueue;
 /// Task data is a JSON object, stored as UTF-8 JSON bytes or as gzip of them. Reads detect gzip by its
 /// magic bytes (a JSON object never starts with 0x1F), so compression can change at any time.
 /// </summary>
-public static class TaskData
+internal static class TaskData
 {
     /// <summary>
     /// A host's way to turn its own wrapper objects into plain values before they are converted (the

@@ -9,7 +9,7 @@ namespace PerfectQueue;
 /// one backend only (PostgreSQL refuses NUL and unpaired surrogates, its btree index rows have a size limit,
 /// SQL Server's columns are nvarchar(256) and ignore trailing spaces when comparing).
 /// </summary>
-public static class TaskText
+internal static class TaskText
 {
     /// <summary>
     /// The longest task key, type and user, in UTF-16 code units (what SQL Server's nvarchar(256) counts): a

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace PerfectQueue;
 
 /// <summary>Keeps passwords out of anything shown: URLs and connection strings.</summary>
-public static class UrlText
+internal static class UrlText
 {
     // The password is whatever lies between the first ':' after the user and the LAST '@' that a host follows:
     // an unescaped '@' (or '/') inside a password (p@ss) must not end the mask early. A URL without a password has

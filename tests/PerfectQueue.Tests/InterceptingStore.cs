@@ -8,7 +8,7 @@ namespace PerfectQueue.Tests;
 /// A store that forwards every call to a real one and counts them by method name; a test may replace chosen
 /// calls (make them fail, hold them back). Built on DispatchProxy, so it follows the store contract as it grows.
 /// </summary>
-public class InterceptingStore : DispatchProxy
+internal class InterceptingStore : DispatchProxy
 {
     private IQueueStore _inner = null!;
     private Func<MethodInfo, object?[]?, IQueueStore, object?>? _replace;

@@ -89,6 +89,14 @@ Describe 'Isolated loading of the engine' {
         [PerfectQueue.AcquiredTask].Assembly | Should -Be $Engine
     }
 
+    It 'names only the public engine types, never the storage layer' {
+        'PerfectQueue.Workers.Worker' -as [type] | Should -Not -BeNullOrEmpty
+        'PerfectQueue.Application.Base' -as [type] | Should -Not -BeNullOrEmpty
+        'PerfectQueue.Storage.TaskRow' -as [type] | Should -BeNullOrEmpty
+        'PerfectQueue.Storage.Sqlite.SqliteQueueStore' -as [type] | Should -BeNullOrEmpty
+        'PerfectQueue.TaskText' -as [type] | Should -BeNullOrEmpty
+    }
+
     It 'lets other runspaces of the session name engine types' {
         $ps = [powershell]::Create()
         try {

@@ -9,7 +9,7 @@ namespace PerfectQueue.Application;
 /// worker runs. PerfectQueue itself always comes from the engine's context (one identity for Base and
 /// Dispatch); the handler's other dependencies come from its folder (per its .deps.json when it has one).
 /// </summary>
-public static class HandlerAssembly
+internal static class HandlerAssembly
 {
     /// <summary>
     /// Loads <paramref name="assemblyPath"/> and creates its Dispatch: the class named <paramref name="dispatchType"/>

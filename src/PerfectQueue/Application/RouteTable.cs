@@ -6,7 +6,7 @@ namespace PerfectQueue.Application;
 /// The original's Dispatch routing, once for every kind of handler: task type → handler. Exact routes win;
 /// regular-expression routes are tried in the order they were added. Type matching is case-sensitive.
 /// </summary>
-public sealed class RouteTable<THandler>
+internal sealed class RouteTable<THandler>
 {
     private readonly Dictionary<string, THandler> _exact = new(StringComparer.Ordinal);
     private readonly List<(Regex Pattern, THandler Handler)> _patterns = [];

@@ -12,7 +12,7 @@ namespace PerfectQueue.Storage;
 /// without a limit need no quota: their weight is 1, the lowest any eligible task has, so a task of theirs
 /// beyond the window never outranks the window's older ones.
 /// </remarks>
-public static class AcquireSql
+internal static class AcquireSql
 {
     /// <summary>How many of the oldest due tasks acquire looks at for a batch of <paramref name="max"/>.</summary>
     public static int Scan(int max) => (max * 4) + 100;

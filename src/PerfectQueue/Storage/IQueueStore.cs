@@ -5,7 +5,7 @@ namespace PerfectQueue.Storage;
 // uses comes from the database clock, in milliseconds since the Unix epoch.
 
 /// <summary>A task row as stored, plus the database's now at the moment it was read.</summary>
-public sealed class TaskRow
+internal sealed class TaskRow
 {
     public long Id { get; set; }
     public string Key { get; set; } = "";
@@ -32,20 +32,20 @@ public sealed class TaskRow
 }
 
 /// <summary>A new task, encoded. <paramref name="TimeoutMs"/>: its execution limit (null: none).</summary>
-public sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs, long? TimeoutMs = null);
+internal sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs, long? TimeoutMs = null);
 
 /// <summary>A holder's proof: the row id and the lease token it was given.</summary>
-public readonly record struct Lease(long Id, long Token);
+internal readonly record struct Lease(long Id, long Token);
 
 /// <summary>What a holder writes when it gives a task back.</summary>
-public enum LeaseWriteKind { Finish, Retry, Release }
+internal enum LeaseWriteKind { Finish, Retry, Release }
 
 /// <summary>
 /// One fenced write: applied only if <see cref="Lease"/> is still current. Finish uses Outcome, Message,
 /// RetentionMs and Uncounted (the acquisition was no attempt: a finish at acquire takes it off the attempts,
 /// as a release does); Retry uses DelayMs and Message; Release uses nothing else.
 /// </summary>
-public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0, bool Uncounted = false)
+internal sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcome = null, string? Message = null, long DelayMs = 0, long RetentionMs = 0, bool Uncounted = false)
 {
     private readonly string? _message = TaskText.CleanMessage(Message);
 
@@ -54,10 +54,10 @@ public sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outcom
 }
 
 /// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>
-public readonly record struct ExtendedLease(long Id, bool CancelRequested);
+internal readonly record struct ExtendedLease(long Id, bool CancelRequested);
 
 /// <summary>How many visible tasks have one status, type and user; OldestDueAt is set for waiting tasks.</summary>
-public sealed class SummaryRow
+internal sealed class SummaryRow
 {
     public string State { get; set; } = "";
     public string Type { get; set; } = "";
@@ -67,10 +67,10 @@ public sealed class SummaryRow
 }
 
 /// <summary>What a cancel request by key found and did.</summary>
-public enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStart, Flagged }
+internal enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStart, Flagged }
 
 /// <summary>Row predicates a store translates to SQL.</summary>
-public sealed record TaskQuery(
+internal sealed record TaskQuery(
     IReadOnlyCollection<string>? Keys,
     IReadOnlyCollection<TaskState>? Statuses,
     IReadOnlyCollection<string>? Types,
@@ -78,7 +78,7 @@ public sealed record TaskQuery(
     int? First);
 
 /// <summary>A worker session row as stored (times in Unix ms from the database clock), plus the database's now.</summary>
-public sealed class WorkerSessionRow
+internal sealed class WorkerSessionRow
 {
     public string Id { get; set; } = "";
     public string Host { get; set; } = "";
@@ -100,13 +100,13 @@ public sealed class WorkerSessionRow
 /// What a worker writes about itself at registration and at every beat. <see cref="StartedAt"/> is what
 /// registration returned (null if it failed): a beat that finds no row creates it again with it.
 /// </summary>
-public sealed record WorkerBeat(string Id, string Host, int Pid, int Processors, int Running, long AliveMs, long? StartedAt = null)
+internal sealed record WorkerBeat(string Id, string Host, int Pid, int Processors, int Running, long AliveMs, long? StartedAt = null)
 {
     /// <summary>How the worker runs handlers ('thread' or 'process'), shown by Get-PQWorker; written at registration and every beat.</summary>
     public string ProcessorType { get; init; } = "thread";
 }
 
-public interface IQueueStore : IDisposable
+internal interface IQueueStore : IDisposable
 {
     /// <summary>Where the store points, safe to show (no secrets).</summary>
     string Description { get; }
@@ -213,7 +213,7 @@ public interface IQueueStore : IDisposable
 }
 
 /// <summary>Value errors every store shares: the client could not encode the text it was asked to send.</summary>
-public static class StoreErrors
+internal static class StoreErrors
 {
     public static bool IsEncodingError(Exception error)
     {

@@ -11,7 +11,7 @@ namespace PerfectQueue.Storage;
 /// <see cref="ProcessorTypeColumn"/> in the sessions table. Both are nullable, so adding them is a change of the
 /// catalog only, on every backend: no row is rewritten, and every stored task is kept as it was.
 /// </remarks>
-public static class SchemaUpgrade
+internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to.</summary>
     public const int Version = 3;

@@ -8,7 +8,7 @@ namespace PerfectQueue.Storage;
 /// names (<c>&lt;table&gt;_leased</c>), the sessions table <c>&lt;table&gt;_workers</c> (58) and its key
 /// constraint (<c>&lt;table&gt;_workers_pkey</c>, 63).
 /// </summary>
-public static class SqlIdentifiers
+internal static class SqlIdentifiers
 {
     private static readonly Regex Plain = new("^[A-Za-z_][A-Za-z0-9_]{0,49}$", RegexOptions.CultureInvariant);
 

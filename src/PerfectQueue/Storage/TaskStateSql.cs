@@ -4,7 +4,7 @@ namespace PerfectQueue.Storage;
 /// The status rules of <see cref="TaskStates"/> as standard SQL predicates over the shared schema's columns,
 /// for dialects to put in WHERE clauses. A test checks that both agree on every kind of row.
 /// </summary>
-public static class TaskStateSql
+internal static class TaskStateSql
 {
     /// <summary>The status of each row as text (the <see cref="TaskState"/> names), for grouping.</summary>
     public static string CaseExpression(string nowParameter) => $"""

@@ -41,7 +41,7 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
 
     protected Queue Open(Action<QueueConfig>? configure = null) => OpenIntercepted(configure, null).Queue;
 
-    protected (Queue Queue, InterceptingStore Calls, QueueConfig Config) OpenIntercepted(Action<QueueConfig>? configure,
+    private protected (Queue Queue, InterceptingStore Calls, QueueConfig Config) OpenIntercepted(Action<QueueConfig>? configure,
         Func<MethodInfo, object?[]?, IQueueStore, object?>? replace)
     {
         var config = target.NewConfig();

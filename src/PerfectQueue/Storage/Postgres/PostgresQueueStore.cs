@@ -10,7 +10,7 @@ namespace PerfectQueue.Storage.Postgres;
 /// statement; batches travel as arrays through unnest. Times come from the server's clock. Transient
 /// errors are retried with bounded backoff where running the operation again is safe.
 /// </summary>
-public sealed class PostgresQueueStore : IQueueStore
+internal sealed class PostgresQueueStore : IQueueStore
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
@@ -698,7 +698,7 @@ public sealed class PostgresQueueStore : IQueueStore
 }
 
 /// <summary>Which failures an operation may be run again after.</summary>
-public enum RetrySafety
+internal enum RetrySafety
 {
     /// <summary>Running it again is always safe (reads, acquire, heartbeat, idempotent writes).</summary>
     Always,
@@ -707,7 +707,7 @@ public enum RetrySafety
 }
 
 /// <summary>How PostgreSQL errors are classified; unit-tested.</summary>
-public static class PostgresErrors
+internal static class PostgresErrors
 {
     /// <summary>
     /// The server ended the session (an administrator's or a crash shutdown, pg_terminate_backend): a pooled
@@ -735,7 +735,7 @@ public static class PostgresErrors
 }
 
 /// <summary>Bounded, jittered exponential backoff between tries of a transient failure.</summary>
-public static class TransientBackoff
+internal static class TransientBackoff
 {
     public static TimeSpan Delay(int attempt) =>
         TimeSpan.FromMilliseconds(Math.Min(2000, 50 * Math.Pow(2, attempt - 1)) * (0.5 + Random.Shared.NextDouble()));

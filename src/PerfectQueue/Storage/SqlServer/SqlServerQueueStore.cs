@@ -16,7 +16,7 @@ namespace PerfectQueue.Storage.SqlServer;
 /// backoff where running the operation again is safe. Every statement text is fixed per store and is
 /// listed by <see cref="Statements"/>, so tests can parse all of it.
 /// </summary>
-public sealed class SqlServerQueueStore : IQueueStore
+internal sealed class SqlServerQueueStore : IQueueStore
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
@@ -1015,7 +1015,7 @@ public sealed class SqlServerQueueStore : IQueueStore
 /// How SQL Server errors are classified, by error number only (never message text); unit-tested without a
 /// server. <see cref="ShouldRetry(Exception, bool, RetrySafety)"/> is the thin adapter for SqlException.
 /// </summary>
-public static class SqlServerErrors
+internal static class SqlServerErrors
 {
     /// <summary>Violation of a PRIMARY KEY or UNIQUE constraint.</summary>
     public const int UniqueConstraintViolation = 2627;
