@@ -26,6 +26,14 @@ internal static class SchemaUpgrade
     public const int LockTimeoutSeconds = 10;
 
     /// <summary>
+    /// The error when the table was made (or upgraded) by a newer PerfectQueue: this build does not know what that
+    /// version changed, so it touches nothing rather than guess.
+    /// </summary>
+    public static QueueNotInitializedException TooNew(string table, string where, int version) => new(
+        $"The queue table '{table}' in {where} has schema version {version}, made by a newer PerfectQueue; this one knows versions up to {Version}. " +
+        "Update the PerfectQueue module on this host (Update-PSResource PerfectQueue) to use this queue; nothing was changed.");
+
+    /// <summary>
     /// The error when an older table lacks the version-3 columns and this database user may not add them:
     /// nothing is changed, and the fix is one Initialize-PQQueue by a user who may alter the table.
     /// </summary>

@@ -194,6 +194,27 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
     }
 
     [BackendFact]
+    public void A_queue_made_by_a_newer_version_is_refused_with_a_clear_error_and_left_as_it_is()
+    {
+        var newer = Open();
+        var table = newer.Config.Table;
+        newer.Submit("kept", "t", new { n = 1 });
+        var hook = new StoreHook(newer);
+        hook.Sql($"UPDATE perfectqueue_schema SET version = {SchemaUpgrade.Version + 1} WHERE table_name = '{table}'");
+
+        var q = OpenAnother(newer); // this build's first command on the newer table
+        foreach (var run in new Action[] { () => q.List(), () => q.Submit("new", "t"), () => q.Poll(), () => q.Initialize() })
+        {
+            var e = Assert.Throws<QueueNotInitializedException>(run);
+            Assert.Contains($"has schema version {SchemaUpgrade.Version + 1}, made by a newer PerfectQueue; this one knows versions up to {SchemaUpgrade.Version}", e.Message);
+            Assert.Contains("Update the PerfectQueue module", e.Message);
+        }
+        Assert.Equal(SchemaUpgrade.Version + 1, Version(hook, table)); // untouched
+        hook.Sql($"UPDATE perfectqueue_schema SET version = {SchemaUpgrade.Version} WHERE table_name = '{table}'");
+        Assert.Equal("kept", Assert.Single(OpenAnother(newer).List()).Key); // nothing stored was lost
+    }
+
+    [BackendFact]
     public async Task A_version_1_queue_gains_the_timeout_column_and_stays_version_1_until_a_worker_creates_its_sessions_table()
     {
         var old = Open();

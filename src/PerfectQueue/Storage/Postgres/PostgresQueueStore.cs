@@ -220,6 +220,8 @@ internal sealed class PostgresQueueStore : IQueueStore
             await c.ExecuteAsync("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name text PRIMARY KEY, version integer NOT NULL, created_at bigint NOT NULL)", transaction: tx).ConfigureAwait(false);
             await c.ExecuteAsync("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }, tx).ConfigureAwait(false);
         }
+        if (!force && await RecordedVersionAsync(c, tx).ConfigureAwait(false) is { } recorded && recorded > SchemaVersion)
+            throw SchemaUpgrade.TooNew(_table, Description, recorded);
         await c.ExecuteAsync(SchemaSql(), transaction: tx).ConfigureAwait(false);
         await c.ExecuteAsync(AddVersion3ColumnsSql(), transaction: tx).ConfigureAwait(false);
         await c.ExecuteAsync($"INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, {Now}) ON CONFLICT (table_name) DO NOTHING",
@@ -231,6 +233,12 @@ internal sealed class PostgresQueueStore : IQueueStore
     }, RetrySafety.Always, ct, checkTable: false);
 
     // ---- schema version 3 on tables an older version created (SchemaUpgrade, docs/schema.md) ----
+
+    // The version perfectqueue_schema records for this queue (null: none recorded, or no such table yet).
+    private async Task<int?> RecordedVersionAsync(NpgsqlConnection c, NpgsqlTransaction? tx) =>
+        await c.ExecuteScalarAsync<bool>("SELECT to_regclass('perfectqueue_schema') IS NOT NULL", transaction: tx).ConfigureAwait(false)
+            ? await c.ExecuteScalarAsync<int?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }, tx).ConfigureAwait(false)
+            : null;
 
     // CREATE TABLE IF NOT EXISTS leaves an existing table as it was: add what version 3 added.
     private string AddVersion3ColumnsSql() => $"""
@@ -253,6 +261,8 @@ internal sealed class PostgresQueueStore : IQueueStore
     // A version-1 queue stays recorded as 1 until its sessions table exists (the first worker start).
     private Task EnsureUpgradedAsync(CancellationToken ct) => _upgrade.EnsureAsync(async () =>
     {
+        if (await Run(c => RecordedVersionAsync(c, null), RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false) is { } recorded && recorded > SchemaVersion)
+            throw SchemaUpgrade.TooNew(_table, Description, recorded);
         var (queueExists, current) = await Run(c => c.QuerySingleAsync<(bool, bool)>(Version3StateSql(), new { queue = _t, workers = _w }),
             RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
         if (!queueExists) return false; // the operation says so

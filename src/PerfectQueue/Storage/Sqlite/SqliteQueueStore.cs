@@ -161,6 +161,9 @@ internal sealed class SqliteQueueStore : IQueueStore
                 c.Execute("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL)");
                 c.Execute("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table });
             }
+            if (!force && TableExists(c, "perfectqueue_schema")
+                && c.ExecuteScalar<long?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }) is { } recorded && recorded > SchemaVersion)
+                throw SchemaUpgrade.TooNew(_table, FilePath, (int)recorded);
             c.Execute(SchemaSql());
             AddVersion3Columns(c);
             c.Execute("INSERT INTO perfectqueue_schema (table_name, version, created_at) VALUES (@table, @version, @now) ON CONFLICT (table_name) DO NOTHING",
@@ -196,6 +199,9 @@ internal sealed class SqliteQueueStore : IQueueStore
     private void EnsureUpgraded(CancellationToken ct) => _upgrade.Ensure(() =>
     {
         if (!File.Exists(FilePath)) return false;
+        if (Read(c => TableExists(c, "perfectqueue_schema") ? c.ExecuteScalar<long?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }) : null, checkTable: false) is { } recorded
+            && recorded > SchemaVersion)
+            throw SchemaUpgrade.TooNew(_table, FilePath, (int)recorded);
         var current = Read(c => !TableExists(c, _table) ? (bool?)null
             : HasColumn(c, _table, SchemaUpgrade.TimeoutColumn)
               && (!TableExists(c, _workersTable) || HasColumn(c, _workersTable, SchemaUpgrade.ProcessorTypeColumn)), checkTable: false);
