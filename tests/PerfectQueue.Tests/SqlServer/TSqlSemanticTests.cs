@@ -111,6 +111,15 @@ public sealed class TSqlSemanticTests
         Assert.Contains("update_data: @data is passed as String (text) but column data (VarBinary) needs binary", problems);
         problems = TSqlChecks.ParameterProblems("cleanup", Statement("cleanup").Sql, new { limit = "1000" }, Schema);
         Assert.Contains("cleanup: @limit is passed as String (text) but TOP needs integer", problems);
+        // A comparison with a column, and a position in an INSERT ... SELECT.
+        problems = TSqlChecks.ParameterProblems("get", Statement("get").Sql, new { key = 1L }, Schema);
+        Assert.Contains("get: @key is passed as Int64 (integer) but column task_key (NVarChar) needs text", problems);
+        // (the names the store passes, with pid as text)
+        Assert.Equal(["alive", "host", "id", "pid", "processorType", "processors", "running"],
+            Statement("worker.register").Parameters!.GetType().GetProperties().Select(p => p.Name).Order(StringComparer.Ordinal));
+        problems = TSqlChecks.ParameterProblems("worker.register", Statement("worker.register").Sql,
+            new { id = "w", host = "h", pid = "4242", processors = 4, running = 2, alive = 300_000L, processorType = "process" }, Schema);
+        Assert.Contains("worker.register: @pid is passed as String (text) but column pid (Int) needs integer", problems);
     }
 
     [Fact]
