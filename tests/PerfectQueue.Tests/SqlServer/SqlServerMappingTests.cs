@@ -135,11 +135,18 @@ public sealed class SqlServerMappingTests
     [Fact]
     public void Heartbeat_rows_map_to_id_and_cancel_flag()
     {
-        var sql = Statements["heartbeat"].Sql;
-        var output = Assert.Single(Find<OutputClause>(Parse(sql)));
+        // The rows are selected from the table variable the UPDATE's OUTPUT went INTO, with its declared types.
+        var fragment = Parse(Statements["heartbeat"].Sql);
+        var declared = Assert.Single(Find<DeclareTableVariableBody>(fragment)).Definition.ColumnDefinitions
+            .ToDictionary(c => c.ColumnIdentifier.Value, c => ClrType(((SqlDataTypeReference)c.DataType).SqlDataTypeOption));
+        var select = (QuerySpecification)Find<SelectStatement>(fragment).Last().QueryExpression;
         var table = new DataTable();
-        foreach (var element in output.SelectColumns.Cast<SelectScalarExpression>())
-            table.Columns.Add(element.ColumnName.Value, ColumnTypes[((ColumnReferenceExpression)element.Expression).MultiPartIdentifier.Identifiers[^1].Value]);
+        foreach (var element in select.SelectElements.Cast<SelectScalarExpression>())
+        {
+            var column = ((ColumnReferenceExpression)element.Expression).MultiPartIdentifier.Identifiers[^1].Value;
+            Assert.Equal(ColumnTypes[column], declared[column]); // as in the task table
+            table.Columns.Add(element.ColumnName.Value, declared[column]);
+        }
         Assert.Equal([typeof(long), typeof(short)], table.Columns.Cast<DataColumn>().Select(c => c.DataType));
         table.Rows.Add(42L, (short)1);
         var (id, cancel) = Assert.Single(table.CreateDataReader().Parse<(long Id, short CancelRequested)>());

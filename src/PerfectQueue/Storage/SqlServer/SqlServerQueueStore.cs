@@ -204,15 +204,19 @@ internal sealed class SqlServerQueueStore : IQueueStore
         // take update locks on rows of other holders).
         const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
         // A heartbeat does not revive an expired lease (see the SQLite store): the holder learns it lost the task.
+        // OUTPUT goes INTO a table variable, selected after: OUTPUT straight to the client fails with error 334
+        // once anyone adds a trigger to the table.
         _heartbeatSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
+            DECLARE @extended TABLE (id bigint NOT NULL, cancel_requested smallint NOT NULL);
             UPDATE t SET due_at = @now + @alive
-            OUTPUT inserted.id AS [Id], inserted.cancel_requested AS [CancelRequested]
+            OUTPUT inserted.id, inserted.cancel_requested INTO @extended (id, cancel_requested)
             FROM OPENJSON(@batch) WITH (wid bigint '$.id', wtok bigint '$.token') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
             {fence} AND t.due_at > @now;
+            SELECT id AS [Id], cancel_requested AS [CancelRequested] FROM @extended;
             """;
         // One transaction. A released attempt does not count: release is for shutdown, not failure.
         _applySql = $"""
