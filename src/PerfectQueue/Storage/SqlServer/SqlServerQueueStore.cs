@@ -47,7 +47,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
     private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
         _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql,
         _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _requestWorkerStopSql, _cleanupWorkersSql,
-        _version3StateSql, _addVersion3ColumnsSql, _recordUpgradeSql;
+        _version3StateSql, _addVersion3ColumnsSql, _recordUpgradeSql, _recordedVersionSql;
     private readonly (string Name, string Sql)[] _initializeSql;
     private readonly UpgradeOnce _upgrade = new();
 
@@ -418,6 +418,13 @@ internal sealed class SqlServerQueueStore : IQueueStore
                 ALTER TABLE {_w} ADD {SchemaUpgrade.ProcessorTypeColumn} nvarchar(32) NULL;
             SET LOCK_TIMEOUT -1;
             """;
+        // The version this queue's row records (NULL: none, or no perfectqueue_schema yet): a newer one is refused.
+        _recordedVersionSql = """
+            IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL
+                SELECT version FROM perfectqueue_schema WHERE table_name = @table;
+            ELSE
+                SELECT CAST(NULL AS int) AS version;
+            """;
         // A version-1 queue stays recorded as 1 until its sessions table exists (the first worker start).
         _recordUpgradeSql = $"""
             IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL AND OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL
@@ -552,6 +559,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
     private static object BeatWorkerArgs(WorkerBeat b) =>
         new { id = b.Id, host = b.Host, pid = b.Pid, processors = b.Processors, running = b.Running, alive = b.AliveMs, started = b.StartedAt, processorType = b.ProcessorType };
     private object UpgradeStateArgs() => new { name = _t, workers = _w };
+    private object RecordedVersionArgs() => new { table = _table };
     private static object WorkerIdArgs(string id) => new { id };
     private static object CleanupWorkersArgs(long deadForMs) => new { deadFor = deadForMs };
 
@@ -627,6 +635,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
         yield return ("cleanup", _cleanupSql, CleanupArgs(1000));
 
         var session = new WorkerBeat("3f9a1c07be42", "build-host-01", 4242, 4, 2, 300_000, 1_767_225_600_000) { ProcessorType = "process" };
+        yield return ("upgrade.recorded_version", _recordedVersionSql, RecordedVersionArgs());
         yield return ("upgrade.state", _version3StateSql, UpgradeStateArgs());
         // (the columns themselves: initialize.add_version3_columns above)
         yield return ("upgrade.record_version", _recordUpgradeSql, TableArgs());
@@ -647,6 +656,8 @@ internal sealed class SqlServerQueueStore : IQueueStore
         var level = await c.ExecuteScalarAsync<int?>(Command(CompatibilityLevelSql, null, null, ct)).ConfigureAwait(false);
         if (level is < MinCompatibilityLevel) throw IncompatibleDatabase(level.Value, null);
         await using var tx = (SqlTransaction)await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        if (!force && await c.ExecuteScalarAsync<int?>(Command(_recordedVersionSql, RecordedVersionArgs(), tx, ct)).ConfigureAwait(false) is { } recorded && recorded > SchemaVersion)
+            throw SchemaUpgrade.TooNew(_table, Description, recorded);
         foreach (var (name, sql) in _initializeSql)
         {
             if (!force && name is "initialize.drop_table" or "initialize.drop_workers_table" or "initialize.forget_version") continue;
@@ -666,6 +677,9 @@ internal sealed class SqlServerQueueStore : IQueueStore
     // catalog only, and a listing must not fail on an older table).
     private Task EnsureUpgradedAsync(CancellationToken ct) => _upgrade.EnsureAsync(async () =>
     {
+        if (await Run(c => c.ExecuteScalarAsync<int?>(Command(_recordedVersionSql, RecordedVersionArgs(), null, ct)), RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false) is { } recorded
+            && recorded > SchemaVersion)
+            throw SchemaUpgrade.TooNew(_table, Description, recorded);
         var (queueExists, current) = await Run(c => c.QuerySingleAsync<(bool, bool)>(Command(_version3StateSql, UpgradeStateArgs(), null, ct)),
             RetrySafety.Always, ct, checkTable: false).ConfigureAwait(false);
         if (!queueExists) return false; // the operation says so
