@@ -6,7 +6,8 @@
       build  builds the solution (Release) and assembles the importable module at out/PerfectQueue/
       test   build, then every xUnit test and every Pester test (tests/Pester/*.Tests.ps1); the last
              line printed is "N passed, M failed[, K skipped]"; exits non-zero on a failure or when
-             no test ran
+             no test ran. Starts a throwaway PostgreSQL cluster and a throwaway MariaDB server on free
+             loopback ports in temp folders (or uses PQ_TEST_POSTGRES / PQ_TEST_MYSQL) and stops them at the end
       demo   build, then build/demo.ps1 against the assembled module
       bench  build, then submit and drain throughput of PerfectQueue (compiled and scriptblock handlers) and of
              Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES);
@@ -180,12 +181,84 @@ function Stop-TestPostgres($cluster) {
     Remove-Item "Env:$($cluster.Variable)"
 }
 
+# A throwaway MariaDB server on loopback for the MySQL/MariaDB tests, unless PQ_TEST_MYSQL already names a
+# server. Without MariaDB installed those tests say they skipped (and fail under CI). Built for speed, not
+# durability: no binary log, the redo log flushed once a second, no doublewrite buffer.
+function Start-TestMariaDb {
+    $variable = 'PQ_TEST_MYSQL'
+    if ([Environment]::GetEnvironmentVariable($variable)) { Write-Host "MySQL/MariaDB: the server in $variable."; return $null }
+    $find = { param([string] $name, [string[]] $paths)
+        $found = @($paths | Where-Object { Test-Path $_ -PathType Leaf }) + @((Get-Command $name -CommandType Application -ErrorAction SilentlyContinue).Source)
+        @($found | Where-Object { $_ })[0] }
+    $server = & $find 'mariadbd' @('/usr/sbin/mariadbd', '/usr/local/mysql/bin/mariadbd')
+    $installDb = & $find 'mariadb-install-db' @('/usr/bin/mariadb-install-db', '/usr/local/mysql/scripts/mariadb-install-db')
+    $client = & $find 'mariadb' @('/usr/bin/mariadb', '/usr/local/mysql/bin/mariadb')
+    if (-not ($server -and $installDb -and $client)) {
+        Write-Host 'MariaDB is not installed (mariadbd, mariadb-install-db, mariadb): the MySQL tests will report why they did not run.'; return $null
+    }
+    $dir = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-mariadb-$PID-$(Get-Random)")).FullName
+    $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $listener.Start()
+    $port = $listener.LocalEndpoint.Port; $listener.Stop()
+    # mariadbd refuses to run as root unless told: as root, it runs as the mysql user the package made.
+    $user = @()
+    if ((id -u) -eq '0') {
+        $account = & { $PSNativeCommandUseErrorActionPreference = $false; id -u mysql 2>$null }
+        $user = @(if ($account) { chown mysql:mysql $dir; '--user=mysql' } else { '--user=root' })
+    }
+    $data = "$dir/data"; $socket = "$dir/mysqld.sock"; $pidFile = "$dir/mysqld.pid"
+    & $installDb --no-defaults "--datadir=$data" @user --auth-root-authentication-method=normal --skip-test-db `
+        --skip-name-resolve > "$dir/install.log" 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "mariadb-install-db failed (exit $LASTEXITCODE); see $dir/install.log." }
+    $arguments = @('--no-defaults', "--datadir=$data", "--socket=$socket", "--pid-file=$pidFile", "--port=$port",
+        '--bind-address=127.0.0.1', '--skip-name-resolve', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=2',
+        '--innodb-doublewrite=0', '--innodb-buffer-pool-size=128M', '--max-connections=300',
+        '--character-set-server=utf8mb4', "--tmpdir=$dir", "--log-error=$dir/error.log") + $user
+    # Through sh, detached from this script's output (like pg_ctl): nothing of it holds a pipe open.
+    $quoted = (@($server) + $arguments | ForEach-Object { "'" + ($_ -replace "'", "'\''") + "'" }) -join ' '
+    sh -c "$quoted < /dev/null > /dev/null 2>&1 &"
+    $database = 'perfectqueue_test'
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    $ready = $false
+    while (-not $ready -and [DateTime]::UtcNow -lt $deadline) {
+        Start-Sleep -Milliseconds 250
+        & { $PSNativeCommandUseErrorActionPreference = $false
+            & $client --no-defaults "--socket=$socket" -uroot -e "CREATE DATABASE IF NOT EXISTS $database CHARACTER SET utf8mb4" 2>$null }
+        $ready = $LASTEXITCODE -eq 0
+    }
+    $instance = [pscustomobject]@{ Dir = $dir; PidFile = $pidFile; Variable = $variable }
+    if (-not $ready) {
+        $log = if (Test-Path "$dir/error.log") { (Get-Content "$dir/error.log" -Tail 20) -join "`n" } else { '(no error log)' }
+        Stop-TestMariaDb $instance
+        throw "The throwaway MariaDB did not accept connections within 60 s:`n$log"
+    }
+    Set-Item "Env:$variable" "mysql://root@127.0.0.1:$port/$database"
+    $version = & $client --no-defaults "--socket=$socket" -uroot -N -B -e 'SELECT VERSION()'
+    Write-Host "Started a throwaway MariaDB $version on 127.0.0.1:$port ($dir, database $database)."
+    $instance
+}
+
+function Stop-TestMariaDb($instance) {
+    if (-not $instance) { return }
+    if (Test-Path $instance.PidFile) {
+        $serverPid = [int](Get-Content $instance.PidFile -Raw).Trim()
+        # A throwaway server: killed, not shut down (like pg_ctl -m immediate), then waited for.
+        $process = Get-Process -Id $serverPid -ErrorAction SilentlyContinue
+        if ($process) { $process.Kill(); [void]$process.WaitForExit(30000) }
+    }
+    Remove-Item $instance.Dir -Recurse -Force -ErrorAction SilentlyContinue
+    Remove-Item "Env:$($instance.Variable)" -ErrorAction SilentlyContinue
+}
+
 function Invoke-Test {
     Invoke-Build
     if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
-    $cluster = Start-TestPostgres
-    try { $results = @(Invoke-XUnit) + @(Invoke-PesterTests) }
-    finally { Stop-TestPostgres $cluster }
+    $cluster = $null; $mariadb = $null
+    try {
+        $cluster = Start-TestPostgres
+        $mariadb = Start-TestMariaDb
+        $results = @(Invoke-XUnit) + @(Invoke-PesterTests)
+    }
+    finally { Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster }
 
     $passed = @($results | Where-Object Outcome -EQ 'Passed').Count
     $failed = @($results | Where-Object Outcome -EQ 'Failed')

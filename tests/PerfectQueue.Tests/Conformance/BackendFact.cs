@@ -61,18 +61,22 @@ public static class Backends
 {
     public const string PostgresVariable = "PQ_TEST_POSTGRES";
     public const string SqlServerVariable = "PQ_TEST_SQLSERVER";
+    public const string MySqlVariable = "PQ_TEST_MYSQL";
 
     public static string? Postgres => Environment.GetEnvironmentVariable(PostgresVariable) is { Length: > 0 } v ? v : null;
     public static string? SqlServer => Environment.GetEnvironmentVariable(SqlServerVariable) is { Length: > 0 } v ? v : null;
+    public static string? MySql => Environment.GetEnvironmentVariable(MySqlVariable) is { Length: > 0 } v ? v : null;
 
     /// <summary>
-    /// Null when the backend's tests must run. PostgreSQL is never skipped in CI: without a server the tests
-    /// fail there, so a broken install step cannot hide behind skips.
+    /// Null when the backend's tests must run. PostgreSQL and MySQL/MariaDB are never skipped in CI: without a
+    /// server the tests fail there, so a broken install step cannot hide behind skips.
     /// </summary>
     public static string? SkipReason(string backend) => backend switch
     {
         "postgresql" when Postgres is null && Environment.GetEnvironmentVariable("CI") is null =>
             $"SKIPPED: no PostgreSQL here. build.ps1 test starts a throwaway cluster when PostgreSQL is installed (apt-get install postgresql); or set {PostgresVariable}=postgresql://user:password@host:5432/database.",
+        "mysql" when MySql is null && Environment.GetEnvironmentVariable("CI") is null =>
+            $"SKIPPED: no MySQL/MariaDB here. build.ps1 test starts a throwaway MariaDB when it is installed (apt-get install mariadb-server); or set {MySqlVariable}=mysql://user:password@host:3306/database.",
         "sqlserver" when SqlServer is null =>
             $"SKIPPED: no SQL Server on this machine. Set {SqlServerVariable} to a connection string or sqlserver:// URL of a database you may create tables in to run the suite against SQL Server.",
         _ => null,
