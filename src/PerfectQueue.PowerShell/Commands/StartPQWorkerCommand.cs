@@ -338,21 +338,22 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     // imported here, a path that exists, or a module Get-Module -ListAvailable finds is taken as given.
     private string[] ResolveModules()
     {
+        var resolved = new List<string>();
         foreach (var name in ImportModule)
         {
             var looksLikePath = name.IndexOfAny(['/', '\\']) >= 0 || name.EndsWith(".psd1", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".psm1", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
             if (looksLikePath)
             {
                 var full = SessionState.Path.GetUnresolvedProviderPathFromPSPath(name);
-                if (File.Exists(full) || Directory.Exists(full)) continue;
+                if (File.Exists(full) || Directory.Exists(full)) { resolved.Add(full); continue; }
             }
             else
             {
                 var found = InvokeCommand.InvokeScript("param($n) @(Get-Module -Name $n) + @(Get-Module -ListAvailable -Name $n) | Select-Object -First 1", true, PipelineResultTypes.None, null, name);
-                if (found.Count > 0 && found[0] is not null) continue;
+                if (found.Count > 0 && found[0] is not null) { resolved.Add(name); continue; }
             }
             Terminate(new ArgumentException($"-ImportModule: the module '{name}' was not found. Install it (Install-PSResource {name}), give its path, or correct the name; Get-Module -ListAvailable lists what this session can import."), name);
         }
-        return [.. ImportModule.Select(m => m.IndexOfAny(['/', '\\']) >= 0 ? SessionState.Path.GetUnresolvedProviderPathFromPSPath(m) : m)];
+        return [.. resolved];
     }
 }

@@ -94,14 +94,7 @@ internal sealed class HandlerRoutes
 
     private static TimeSpan Duration(object? key, object? value)
     {
-        TimeSpan? span = value switch
-        {
-            TimeSpan t => t,
-            int or long or short or byte or double or float or decimal => TimeSpan.FromSeconds(Convert.ToDouble(value, CultureInfo.InvariantCulture)),
-            string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) => TimeSpan.FromSeconds(seconds),
-            string s when TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out var t) => t,
-            _ => null,
-        };
+        var span = DurationTransformationAttribute.ToDuration(value);
         if (span is not { } d || d <= TimeSpan.Zero)
             throw new ArgumentException($"The route '{key}' has Timeout '{value}': give a number of seconds more than zero (600), or a TimeSpan ('00:10:00').");
         return d;

@@ -145,6 +145,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         // A stop is a pipeline stop first. A handler blocked where a pipeline stop cannot reach (Thread.Sleep, a wait)
         // has its thread interrupted after a while, and the runspace is replaced afterwards. A handler blocked in
         // native code ignores both, and the worker abandons it at the stop limit.
+        ProcessorKilledException Interrupted(Exception? inner) => new($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.", inner);
         // Only while this run lasts: once an interrupt was sent the runspace is never used again, so it cannot reach
         // another task's handler; one landing after this handler ended is spent by the thread's loop.
         var gate = new object();
@@ -181,12 +182,12 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             // Whatever a stop interrupted ends as stopped, so the task is released, not retried: usually that is a
             // PipelineStoppedException, but a stop that lands while a command's module is being auto-loaded
             // surfaces as "found in the module ... but the module could not be loaded".
-            if (_interrupted) throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.", e);
+            if (_interrupted) throw Interrupted(e);
             throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", e, stop);
         }
         catch (ThreadInterruptedException e) when (stop.IsCancellationRequested)
         {
-            throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.", e);
+            throw Interrupted(e);
         }
         catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
         {
@@ -201,7 +202,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             if (record.Exception is NativeCommandExitException && lastStderr is not null) text += $" Its last stderr line: {lastStderr}";
             throw new RuntimeException(text, e, record);
         }
-        if (_interrupted && stop.IsCancellationRequested) throw new ProcessorKilledException($"The handler of '{task.Key}' ignored the pipeline stop; its thread was interrupted.");
+        if (_interrupted && stop.IsCancellationRequested) throw Interrupted(null);
         stop.ThrowIfCancellationRequested();
         // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
         // it), so Get-PQTask shows what it did.

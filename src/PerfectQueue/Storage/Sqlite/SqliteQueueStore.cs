@@ -161,8 +161,7 @@ internal sealed class SqliteQueueStore : IQueueStore
                 c.Execute("CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at INTEGER NOT NULL)");
                 c.Execute("DELETE FROM perfectqueue_schema WHERE table_name = @table", new { table = _table });
             }
-            if (!force && TableExists(c, "perfectqueue_schema")
-                && c.ExecuteScalar<long?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }) is { } recorded && recorded > SchemaVersion)
+            if (!force && RecordedVersion(c) is { } recorded && recorded > SchemaVersion)
                 throw SchemaUpgrade.TooNew(_table, FilePath, (int)recorded);
             c.Execute(SchemaSql());
             AddVersion3Columns(c);
@@ -179,6 +178,11 @@ internal sealed class SqliteQueueStore : IQueueStore
 
     private static bool HasColumn(SqliteConnection c, string table, string column) =>
         c.ExecuteScalar<long>("SELECT COUNT(*) FROM pragma_table_info(@table) WHERE name = @column", new { table, column }) > 0;
+
+    // The version perfectqueue_schema records for this queue (null: none recorded, or no such table yet).
+    private long? RecordedVersion(SqliteConnection c) => TableExists(c, "perfectqueue_schema")
+        ? c.ExecuteScalar<long?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table })
+        : null;
 
     private static bool TableExists(SqliteConnection c, string name) =>
         c.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @name", new { name }) > 0;
@@ -199,8 +203,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     private void EnsureUpgraded(CancellationToken ct) => _upgrade.Ensure(() =>
     {
         if (!File.Exists(FilePath)) return false;
-        if (Read(c => TableExists(c, "perfectqueue_schema") ? c.ExecuteScalar<long?>("SELECT version FROM perfectqueue_schema WHERE table_name = @table", new { table = _table }) : null, checkTable: false) is { } recorded
-            && recorded > SchemaVersion)
+        if (Read(RecordedVersion, checkTable: false) is { } recorded && recorded > SchemaVersion)
             throw SchemaUpgrade.TooNew(_table, FilePath, (int)recorded);
         var current = Read(c => !TableExists(c, _table) ? (bool?)null
             : HasColumn(c, _table, SchemaUpgrade.TimeoutColumn)
