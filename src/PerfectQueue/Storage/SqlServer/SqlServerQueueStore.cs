@@ -74,7 +74,8 @@ internal sealed class SqlServerQueueStore : IQueueStore
         //    of every user (a plain read: only a hint of whom to lock).
         // 2. The candidates as they look now (AcquireSql): the @scan oldest due tasks of users below their
         //    limit, plus the @quota oldest due tasks of every limited user, so a flood from one user cannot
-        //    hide the others. Ranked as on every backend, the users among the best @scan are the ones to lock.
+        //    hide the others. Ranked as on every backend, the users with a limit among the best @scan are the
+        //    ones to lock (as on PostgreSQL: a task without a limit needs no lock).
         // 3. max_running without a global lock: a transaction-owned try-lock per such user (@LockTimeout = 0).
         //    Users locked by another acquirer are skipped, as READPAST skips rows. Only an acquirer holding a
         //    user's lock leases that user's tasks, and it commits before the lock is released.
@@ -83,8 +84,9 @@ internal sealed class SqlServerQueueStore : IQueueStore
         //    READ_COMMITTED_SNAPSHOT its snapshot is taken at statement start, after the locks. Either way it
         //    sees every lease of these users that another acquirer committed, and no new one can appear
         //    until we commit, so max_running cannot be exceeded.
-        // 5. The candidates again, of tasks without a user and of locked users only, read without keeping
-        //    locks, and ranked exactly as on every backend (due order, a user's batch within its free slots,
+        // 5. The candidates again, read without keeping locks: tasks without a user, tasks of locked users, and
+        //    tasks without a limit of users no other acquirer is limiting (not tried here, or tried and got);
+        //    ranked exactly as on every backend (due order, a user's batch within its free slots,
         //    emptier users first by max_running / (running + k)).
         // 6. Only what is leased is locked: the ranked rows are locked one by one in rank order, by a seek of
         //    the clustered key (no scan can lock other rows), skipping rows another transaction holds and
@@ -151,7 +153,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
                 FROM @seen AS p LEFT JOIN @running AS r ON r.ru = p.user_name),
             {AcquireSql.RankCtes}
             INSERT INTO @users (u)
-            SELECT DISTINCT cu FROM chosen WHERE ord <= @scan AND cu IS NOT NULL;
+            SELECT DISTINCT cu FROM chosen WHERE ord <= @scan AND cu IS NOT NULL AND cmax IS NOT NULL;
             SET @user_count = @@ROWCOUNT;
 
             BEGIN TRANSACTION;
@@ -171,11 +173,12 @@ internal sealed class SqlServerQueueStore : IQueueStore
             FROM @users AS x
             WHERE x.held = 1;
 
-            {Pool("@pool", "LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1", "(c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))", "@users AS a")}
+            {Pool("@pool", "LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1 LEFT JOIN @users AS s ON s.u = c.user_name AND s.held = 0",
+                "(c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)) OR (c.max_running IS NULL AND s.n IS NULL))", "@users AS a")}
             WITH candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(x.rc, 0) AS crun
-                FROM @pool AS p LEFT JOIN @users AS x ON x.u = p.user_name AND x.held = 1
-                WHERE p.user_name IS NULL OR x.n IS NOT NULL),
+                FROM @pool AS p LEFT JOIN @users AS x ON x.u = p.user_name AND x.held = 1 LEFT JOIN @users AS s ON s.u = p.user_name AND s.held = 0
+                WHERE p.user_name IS NULL OR x.n IS NOT NULL OR (p.max_running IS NULL AND s.n IS NULL)),
             {AcquireSql.RankCtes}
             INSERT INTO @ranked (ord, id) SELECT ord, cid FROM chosen;
 
