@@ -595,22 +595,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
         yield return ("update_data", _updateDataSql, UpdateDataArgs(lease, [0x7B, 0x7D]));
         yield return ("get", _getSql, KeyArgs("k1"));
         yield return ("get_by_ids", _getByIdsSql, IdsArgs([42, 43]));
-        for (var mask = 0; mask < 32; mask++)
-        {
-            var q = new TaskQuery(
-                (mask & 1) != 0 ? ["k1", "k2"] : null,
-                (mask & 8) != 0 ? Enum.GetValues<TaskState>() : null,
-                (mask & 2) != 0 ? ["backup"] : null,
-                (mask & 4) != 0 ? ["team-a"] : null,
-                (mask & 16) != 0 ? 10 : null);
-            var filters = new[] { "keys", "types", "users", "statuses", "first" }.Where((_, bit) => (mask & (1 << bit)) != 0);
-            yield return ($"list({string.Join(",", filters)})", ListSql(q), ListArgs(q));
-        }
-        foreach (var status in Enum.GetValues<TaskState>())
-        {
-            var q = new TaskQuery(null, [status], null, null, null);
-            yield return ($"list(status={status})", ListSql(q), ListArgs(q));
-        }
+        foreach (var (name, q) in StoreStatements.SampleQueries()) yield return ($"list{name}", ListSql(q), ListArgs(q));
         yield return ("request_cancel", _requestCancelSql, RequestCancelArgs("k1", "cancel requested", 600_000));
         yield return ("force_finish", _forceFinishSql, ForceFinishArgs("k1", "ForceFinished", null, 600_000));
         yield return ("cleanup", _cleanupSql, CleanupArgs(1000));
@@ -980,71 +965,4 @@ internal sealed class SqlServerQueueStore : IQueueStore
     {
         // Connections are pooled by SqlClient per connection string and shared with other stores: nothing to release.
     }
-}
-
-/// <summary>
-/// How SQL Server errors are classified, by error number only (never message text); unit-tested without a
-/// server. <see cref="ShouldRetry(Exception, bool, RetrySafety)"/> is the thin adapter for SqlException.
-/// </summary>
-internal static class SqlServerErrors
-{
-    /// <summary>Violation of a PRIMARY KEY or UNIQUE constraint.</summary>
-    public const int UniqueConstraintViolation = 2627;
-    /// <summary>Duplicate key row in a unique index.</summary>
-    public const int UniqueIndexViolation = 2601;
-    /// <summary>Invalid object name (for us: the queue table is missing).</summary>
-    public const int InvalidObjectName = 208;
-    /// <summary>Chosen as deadlock victim: the server rolled the transaction back.</summary>
-    public const int DeadlockVictim = 1205;
-    /// <summary>SqlClient's number for a command timeout.</summary>
-    public const int CommandTimeout = -2;
-
-    // Failures of the connection or of the service, after which the work may or may not have been done:
-    // timeouts, broken transports, Azure SQL failover, throttling and database-unavailable errors.
-    private static readonly HashSet<int> TransientNumbers =
-    [
-        CommandTimeout, 20, 64, 233, 997, 1204, 4060, 4221, 10053, 10054, 10060, 10928, 10929,
-        40143, 40197, 40501, 40540, 40613, 49918, 49919, 49920,
-    ];
-
-    // String or binary data would be truncated (8152, 2628), conversion failed (245, 8114), arithmetic overflow
-    // (220, 232, 8115), JSON text is not properly formatted (13609).
-    private static readonly HashSet<int> ValueNumbers = [8152, 2628, 245, 8114, 220, 232, 8115, 13609];
-
-    /// <summary>The statement failed on a value it carried: sending it again cannot succeed.</summary>
-    public static bool IsValueError(IEnumerable<int> numbers) => numbers.Any(ValueNumbers.Contains);
-
-    public static bool IsDuplicateKey(IEnumerable<int> numbers) => numbers.Any(n => n is UniqueConstraintViolation or UniqueIndexViolation);
-
-    public static bool IsMissingTable(IEnumerable<int> numbers) => numbers.Contains(InvalidObjectName);
-
-    /// <summary>The server rolled the whole transaction back: nothing happened, any operation may run again.</summary>
-    public static bool IsRolledBackByServer(IEnumerable<int> numbers) => numbers.Contains(DeadlockVictim);
-
-    /// <summary>A connection or service failure. Number 0 counts only when the connection broke with it.</summary>
-    public static bool IsTransient(int number, bool connectionBroken) => TransientNumbers.Contains(number) || (number == 0 && connectionBroken);
-
-    /// <param name="numbers">The error numbers of one failure (a SqlException carries one per server message).</param>
-    /// <param name="connectionOpened">False when the failure came while opening the connection: nothing was sent.</param>
-    /// <param name="connectionBroken">True when the failure also broke the connection.</param>
-    /// <param name="safety">Whether the operation may run twice.</param>
-    public static bool ShouldRetry(IReadOnlyCollection<int> numbers, bool connectionOpened, bool connectionBroken, RetrySafety safety)
-    {
-        if (IsRolledBackByServer(numbers)) return true;
-        if (!numbers.Any(n => IsTransient(n, connectionBroken))) return false;
-        return !connectionOpened || safety == RetrySafety.Always;
-    }
-
-    /// <summary>Every error number a SqlException carries.</summary>
-    public static IReadOnlyList<int> Numbers(SqlException e) =>
-        e.Errors.Count == 0 ? [e.Number] : e.Errors.Cast<SqlError>().Select(x => x.Number).ToList();
-
-    /// <summary>The adapter: classifies an exception thrown while running an operation.</summary>
-    public static bool ShouldRetry(Exception e, bool connectionOpened, RetrySafety safety) => e switch
-    {
-        // Severity 20 and above ends the connection.
-        SqlException se => ShouldRetry(Numbers(se), connectionOpened, se.Errors.Cast<SqlError>().Any(x => x.Class >= 20), safety),
-        TimeoutException when !connectionOpened => true,
-        _ => false,
-    };
 }

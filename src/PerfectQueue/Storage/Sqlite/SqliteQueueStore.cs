@@ -12,7 +12,7 @@ namespace PerfectQueue.Storage.Sqlite;
 /// makes several processes on one host safe. Batches travel as JSON arrays read with json_each, so a batch
 /// of any size is one statement.
 /// </summary>
-internal sealed class SqliteQueueStore : IQueueStore
+internal sealed partial class SqliteQueueStore : IQueueStore
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
@@ -364,68 +364,54 @@ internal sealed class SqliteQueueStore : IQueueStore
     });
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute(PortableSql.UpdateData(_t),
+        Write(ct, (c, now) => c.Execute(UpdateDataSql,
             new { data, id = lease.Id, token = lease.Token }) == 1));
-
-    private static readonly string NotExpired = PortableSql.NotExpired("@now");
 
     public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
-        return Read(c => c.QuerySingleOrDefault<TaskRow>($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now = Now(c) }));
+        return Read(c => c.QuerySingleOrDefault<TaskRow>(GetSql, new { key, now = Now(c) }));
     });
 
     public Task<IReadOnlyList<TaskRow>> GetByIdsAsync(IReadOnlyCollection<long> ids, CancellationToken ct) => Run(ct, () =>
     {
         if (ids.Count == 0) return (IReadOnlyList<TaskRow>)[];
         EnsureUpgraded(ct);
-        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>($"SELECT {_columns} FROM {_t} WHERE id IN @ids", new { ids, now = Now(c) }).AsList());
+        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(GetByIdsSql, new { ids, now = Now(c) }).AsList());
     });
 
     public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
-        // Dapper expands "IN @list" into one parameter per value.
-        var sql = $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, "@now", p => $"IN {p}")} ORDER BY id"
-            + (q.First is null ? "" : " LIMIT @first");
-        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(sql,
+        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(ListSql(q),
             new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c) }).AsList());
     });
 
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(ct, () => Read(c =>
     {
         var now = Now(c);
-        return ((IReadOnlyList<SummaryRow>)c.Query<SummaryRow>(TaskStateSql.SummarySql(_t, "@now", NotExpired), new { now }).AsList(), now);
+        return ((IReadOnlyList<SummaryRow>)c.Query<SummaryRow>(SummarySql, new { now }).AsList(), now);
     }));
 
     public Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => Run(ct, () =>
-        Read(c => c.ExecuteScalar<long>(TaskStateSql.DueOrRunningSql(_t, "@now"), new { now = Now(c) }) == 1));
+        Read(c => c.ExecuteScalar<long>(DueOrRunningSql, new { now = Now(c) }) == 1));
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) =>
         {
-            var finished = c.Query<long?>($"""
-                UPDATE {_t} SET {PortableSql.CancelSet("@now")}
-                WHERE {PortableSql.LiveByKey}
-                RETURNING finished_at
-                """, new { key, now, message, retention = retentionMs }).ToList();
+            var finished = c.Query<long?>(RequestCancelSql, new { key, now, message, retention = retentionMs }).ToList();
             if (finished.Count == 1) return finished[0] is null ? CancelRequestResult.Flagged : CancelRequestResult.CancelledBeforeStart;
-            var exists = c.ExecuteScalar<long>($"SELECT COUNT(*) FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key, now }) > 0;
+            var exists = c.ExecuteScalar<long>(KeyVisibleSql, new { key, now }) > 0;
             return exists ? CancelRequestResult.AlreadyFinished : CancelRequestResult.NotFound;
         }));
 
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute(PortableSql.ForceFinish(_t, "@now"), new { key, now, outcome, message, retention = retentionMs }) == 1));
+        Write(ct, (c, now) => c.Execute(ForceFinishSql, new { key, now, outcome, message, retention = retentionMs }) == 1));
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute($"""
-            DELETE FROM {_t} WHERE id IN (
-                SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= @now ORDER BY purge_at LIMIT @limit)
-            """, new { now, limit })));
+        Write(ct, (c, now) => c.Execute(CleanupSql, new { now, limit })));
 
     // ---- worker sessions ----
-
-    private static readonly string WorkerColumns = RowProjection.WorkerColumns("@now", Quote);
 
     // Whether the sessions table exists; a missing queue table is QueueNotInitialized, whatever the sessions table.
     private bool WorkersTableExists(SqliteConnection c)
@@ -452,35 +438,24 @@ internal sealed class SqliteQueueStore : IQueueStore
                 c.Execute(WorkersSchemaSql());
                 c.Execute(UpgradeVersionSql, new { table = _table, version = SchemaVersion });
             }
-            return c.ExecuteScalar<long?>($"""
-                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
-                VALUES (@Id, @Host, @Pid, @Processors, @Running, @now, @now, @now + @AliveMs, 0, @ProcessorType)
-                ON CONFLICT (id) DO NOTHING
-                RETURNING started_at
-                """, new { session.Id, session.Host, session.Pid, session.Processors, session.Running, session.AliveMs, session.ProcessorType, now });
+            return c.ExecuteScalar<long?>(RegisterWorkerSql, new { session.Id, session.Host, session.Pid, session.Processors, session.Running, session.AliveMs, session.ProcessorType, now });
         }, checkTable: false);
     });
 
     public Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
-        return Write(ct, (c, now) => c.ExecuteScalar<long>($"""
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
-            VALUES (@Id, @Host, @Pid, @Processors, @Running, COALESCE(@StartedAt, @now), @now, @now + @AliveMs, 0, @ProcessorType)
-            ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until,
-                processor_type = excluded.processor_type
-            RETURNING stop_requested
-            """, new { beat.Id, beat.Host, beat.Pid, beat.Processors, beat.Running, beat.AliveMs, beat.StartedAt, beat.ProcessorType, now }) != 0);
+        return Write(ct, (c, now) => c.ExecuteScalar<long>(BeatWorkerSql, new { beat.Id, beat.Host, beat.Pid, beat.Processors, beat.Running, beat.AliveMs, beat.StartedAt, beat.ProcessorType, now }) != 0);
     });
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, _) =>
-        WorkersTableExists(c) ? c.Execute(PortableSql.RemoveWorker(_w), new { id }) : 0, checkTable: false));
+        WorkersTableExists(c) ? c.Execute(RemoveWorkerSql, new { id }) : 0, checkTable: false));
 
     public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
         return Read(c => WorkersTableExists(c)
-            ? (IReadOnlyList<WorkerSessionRow>)c.Query<WorkerSessionRow>($"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id", new { now = Now(c) }).AsList()
+            ? (IReadOnlyList<WorkerSessionRow>)c.Query<WorkerSessionRow>(ListWorkersSql, new { now = Now(c) }).AsList()
             : [], checkTable: false);
     });
 
@@ -488,12 +463,12 @@ internal sealed class SqliteQueueStore : IQueueStore
     {
         EnsureUpgraded(ct);
         return Write(ct, (c, now) => WorkersTableExists(c)
-            ? c.QuerySingleOrDefault<WorkerSessionRow>($"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}", new { id, now })
+            ? c.QuerySingleOrDefault<WorkerSessionRow>(RequestWorkerStopSql, new { id, now })
             : null, checkTable: false);
     });
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
-        WorkersTableExists(c) ? c.Execute(PortableSql.CleanupWorkers(_w, "@now"), new { now, deadFor = deadForMs }) : 0, checkTable: false));
+        WorkersTableExists(c) ? c.Execute(CleanupWorkersSql, new { now, deadFor = deadForMs }) : 0, checkTable: false));
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {
@@ -523,7 +498,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     {
         var gate = _fileWriteLock;
         if (!gate.Wait(BusyTimeoutMs, ct))
-            throw new SqliteException($"database is locked: waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.", 5); // SQLITE_BUSY, as SQLite's own busy timeout reports it
+            throw new SqliteException($"database is locked: waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.", SqliteErrors.Busy); // as SQLite's own busy timeout reports it
         try
         {
             c.Execute("BEGIN IMMEDIATE");
@@ -559,7 +534,7 @@ internal sealed class SqliteQueueStore : IQueueStore
             healthy = true;
             return result;
         }
-        catch (SqliteException e) when (checkTable && e.SqliteErrorCode == 1 && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
+        catch (SqliteException e) when (checkTable && SqliteErrors.IsMissingTable(e))
         {
             healthy = true;
             throw NotInitialized(e);
@@ -586,9 +561,7 @@ internal sealed class SqliteQueueStore : IQueueStore
         return c;
     }
 
-    /// <summary>SQLITE_TOOBIG (18) and SQLITE_MISMATCH (20): the value itself, not the moment, is the problem.</summary>
-    public bool IsValueError(Exception error) =>
-        error is SqliteException { SqliteErrorCode: 18 or 20 } || StoreErrors.IsEncodingError(error);
+    public bool IsValueError(Exception error) => SqliteErrors.IsValueError(error);
 
     public void Dispose()
     {

@@ -1,0 +1,214 @@
+namespace PerfectQueue.Storage.Postgres;
+
+// The statement texts of the PostgreSQL store, one per operation, and their inventory (Statements): the same
+// operation names on every backend (StoreStatements), so one operation reads side by side across dialects.
+internal sealed partial class PostgresQueueStore
+{
+    private const string NowQuery = "SELECT " + Now;
+
+    private (string LockUsers, string Acquire) AcquireStatements()
+    {
+        // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
+        // could both count the same running tasks. So acquire is one transaction of two statements, sent in
+        // one round trip. The first ranks the candidates as they look now and takes a transaction-scoped
+        // try-lock per limited user among the best-ranked @scan of them (users locked by another acquirer
+        // are skipped, as rows are with SKIP LOCKED), leaving the locked and the skipped users in
+        // transaction-local settings. The second starts after the locks are held, so its running count sees
+        // every committed lease of the users it may take from: it ranks tasks without a user, tasks of locked
+        // users, and unlimited tasks of users no one else is limiting.
+        // Candidates (AcquireSql): the @scan oldest due tasks, plus the @quota oldest due tasks of every
+        // limited user (a loose index scan finds the users, a LATERAL seek per user over <table>_user_due
+        // their tasks), so a flood from one user cannot hide the others.
+        const string running = """
+            SELECT user_name AS ru, count(*) AS rc FROM {0}
+            WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > {1} AND user_name IS NOT NULL {2}
+            GROUP BY user_name
+            """;
+        string Candidates(string windowFilter, string userFilter) => $"""
+            users(u) AS (
+                (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name IS NOT NULL ORDER BY user_name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name > users.u ORDER BY user_name LIMIT 1)
+                FROM users WHERE users.u IS NOT NULL),
+            pool AS (
+                (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
+                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
+                 ORDER BY c.due_at, c.id
+                 LIMIT @scan)
+                UNION
+                SELECT p.id, p.user_name, p.max_running, p.due_at FROM users CROSS JOIN LATERAL (
+                    SELECT id, user_name, max_running, due_at FROM {_t}
+                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= {Now} AND max_running IS NOT NULL
+                    ORDER BY due_at, id
+                    LIMIT @quota) AS p
+                WHERE {userFilter}),
+            candidates AS (
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
+            {AcquireSql.RankCtes}
+            """;
+        const string belowLimit = "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))";
+        var lockUsers = $"""
+            WITH RECURSIVE running AS ({string.Format(running, _t, Now, "")}),
+            {Candidates(belowLimit, "true")},
+            limited AS (
+                SELECT DISTINCT cu AS u FROM chosen WHERE ord <= @scan AND cu IS NOT NULL AND cmax IS NOT NULL),
+            tried AS (SELECT u, pg_try_advisory_xact_lock(@ns, hashtext(u)) AS got FROM limited)
+            SELECT set_config('perfectqueue.locked', COALESCE((SELECT array_agg(u) FROM tried WHERE got), '{EmptyArray}')::text, true),
+                   set_config('perfectqueue.skipped', COALESCE((SELECT array_agg(u) FROM tried WHERE NOT got), '{EmptyArray}')::text, true)
+            """;
+        // Only the rows leased are locked: the ranking reads without locks, then the chosen rows are locked in
+        // rank order, skipping rows another acquirer holds (SKIP LOCKED) and rows leased since our snapshot
+        // (the re-check on the locked row), until @max are held. So concurrent acquirers never come back empty
+        // because others locked candidates they would not lease. "Ranked" tells the caller how many rows were
+        // chosen, so it can try again when rows it wanted were taken under it. The chosen ids go in as one
+        // array, so the rows are fetched by primary key: a join on the CTE let the planner walk every due row
+        // against every candidate (57 ms at 1,000 due tasks, growing with the backlog; 1.6 ms this way).
+        const string locked = "current_setting('perfectqueue.locked')::text[]";
+        const string skipped = "current_setting('perfectqueue.skipped')::text[]";
+        var acquire = $"""
+            WITH RECURSIVE running AS ({string.Format(running, _t, Now, $"AND user_name = ANY({locked})")}),
+            {Candidates($"(c.user_name IS NULL OR c.user_name = ANY({locked}) OR (c.max_running IS NULL AND NOT c.user_name = ANY({skipped})))", $"users.u = ANY({locked})")},
+            ranked_ids AS (SELECT ARRAY(SELECT cid FROM chosen ORDER BY ord) AS ids),
+            held AS (
+                SELECT l.id, array_position((SELECT ids FROM ranked_ids), l.id) AS ord FROM {_t} AS l
+                WHERE l.id = ANY((SELECT ids FROM ranked_ids)::bigint[]) AND l.finished_at IS NULL AND l.due_at <= {Now}
+                ORDER BY 2
+                LIMIT @max
+                FOR UPDATE OF l SKIP LOCKED),
+            numbered AS (SELECT id AS nid, row_number() OVER (ORDER BY ord) AS n FROM held),
+            leased AS (
+                UPDATE {_t} SET lease_token = @token + numbered.n, due_at = {Now} + @alive, attempts = attempts + 1
+                FROM numbered
+                WHERE {_t}.id = numbered.nid
+                RETURNING {_columns})
+            SELECT leased.*, w.n AS "Ranked" FROM (SELECT count(*) AS n FROM chosen) AS w LEFT JOIN leased ON true
+            """;
+        return (lockUsers, acquire);
+    }
+
+    private string SubmitStatement()
+    {
+        // Submit wakes listening workers: notifications are sent at commit, and duplicates within one
+        // transaction are folded into one.
+        return $"""
+            WITH stored AS (
+                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
+                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0, tm
+                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[], @timeouts::bigint[])
+                    AS s(k, ty, u, d, mr, ra, dl, tm)
+                ON CONFLICT (task_key) DO UPDATE SET
+                    task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
+                    max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
+                    lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
+                    message = NULL, purge_at = NULL
+                WHERE t.finished_at IS NOT NULL AND t.purge_at <= {Now}
+                RETURNING task_key)
+            SELECT stored.task_key FROM stored, LATERAL (SELECT pg_notify(@channel, '')) AS n
+            """;
+    }
+
+    // An expired lease is not revived (see the SQLite store): the holder learns it lost the task.
+    private string HeartbeatSql => $"""
+        UPDATE {_t} SET due_at = {Now} + @alive
+        FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
+        WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL AND {_t}.due_at > {Now}
+        RETURNING {_t}.id, {_t}.cancel_requested
+        """;
+
+    private string FinishSql => $"""
+        UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL,
+            attempts = GREATEST({_t}.attempts - w.u, 0)
+        FROM unnest(@ids::bigint[], @tokens::bigint[], @outcomes::text[], @messages::text[], @retentions::bigint[], @uncounted::int[]) AS w(wid, wtok, o, m, r, u)
+        {LeaseFence}
+        """;
+
+    private string RetrySql => $"""
+        UPDATE {_t} SET due_at = {Now} + w.d, lease_token = NULL, message = COALESCE(w.m, {_t}.message)
+        FROM unnest(@ids::bigint[], @tokens::bigint[], @delays::bigint[], @messages::text[]) AS w(wid, wtok, d, m)
+        {LeaseFence}
+        """;
+
+    private string ReleaseSql => $"""
+        UPDATE {_t} SET due_at = {Now}, lease_token = NULL, attempts = GREATEST({_t}.attempts - 1, 0)
+        FROM unnest(@ids::bigint[], @tokens::bigint[]) AS w(wid, wtok)
+        {LeaseFence}
+        """;
+
+    private string RequestCancelSql => $"""
+        UPDATE {_t} SET {PortableSql.CancelSet(Now)}
+        WHERE {PortableSql.LiveByKey}
+        RETURNING finished_at
+        """;
+
+    private string CleanupSql => $"""
+        DELETE FROM {_t} WHERE id IN (
+            SELECT id FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now}
+            ORDER BY purge_at LIMIT @limit FOR UPDATE SKIP LOCKED)
+        """;
+
+    private string RegisterWorkerSql => $"""
+        INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+        VALUES (@id, @host, @pid, @processors, @running, {Now}, {Now}, {Now} + @alive, 0, @processorType)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING started_at
+        """;
+
+    private string BeatWorkerSql => $"""
+        INSERT INTO {_w} AS w (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
+        VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started::bigint, {Now}), {Now}, {Now} + @alive, 0, @processorType)
+        ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_beat_at = excluded.last_beat_at, alive_until = excluded.alive_until,
+            processor_type = excluded.processor_type
+        RETURNING w.stop_requested
+        """;
+
+    // A fenced write applies only to the rows whose lease the holder still has.
+    private string LeaseFence => $"WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL RETURNING {_t}.id";
+
+    private static readonly string NotExpired = PortableSql.NotExpired(Now);
+    private static readonly string WorkerColumns = RowProjection.WorkerColumns(Now, Quote);
+
+    private string GetSql => $"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}";
+    private string GetByIdsSql => $"SELECT {_columns} FROM {_t} WHERE id = ANY(@ids)";
+    private string KeyVisibleSql => $"SELECT EXISTS (SELECT 1 FROM {_t} WHERE task_key = @key AND {NotExpired})";
+    private string UpdateDataSql => PortableSql.UpdateData(_t);
+    private string ForceFinishSql => PortableSql.ForceFinish(_t, Now);
+    private string SummarySql => TaskStateSql.SummarySql(_t, "@now", PortableSql.NotExpired("@now"));
+    private string DueOrRunningSql => TaskStateSql.DueOrRunningSql(_t, Now);
+    private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
+    private string ListWorkersSql => $"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id";
+    private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
+    private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, Now);
+
+    private string ListSql(TaskQuery q) =>
+        $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"= ANY({p})")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+
+    /// <summary>Every statement text this store sends for the task and session operations, by operation name (<see cref="StoreStatements"/>).</summary>
+    internal IEnumerable<(string Name, string Sql)> Statements()
+    {
+        yield return ("now", NowQuery);
+        yield return ("submit", _submitSql);
+        yield return ("acquire.lock_users", _lockUsersSql);
+        yield return ("acquire", _acquireSql);
+        yield return ("heartbeat", HeartbeatSql);
+        yield return ("apply.finish", FinishSql);
+        yield return ("apply.retry", RetrySql);
+        yield return ("apply.release", ReleaseSql);
+        yield return ("update_data", UpdateDataSql);
+        yield return ("get", GetSql);
+        yield return ("get_by_ids", GetByIdsSql);
+        foreach (var (name, q) in StoreStatements.SampleQueries()) yield return ($"list{name}", ListSql(q));
+        yield return ("summarize", SummarySql);
+        yield return ("due_or_running", DueOrRunningSql);
+        yield return ("request_cancel", RequestCancelSql);
+        yield return ("request_cancel.key_visible", KeyVisibleSql);
+        yield return ("force_finish", ForceFinishSql);
+        yield return ("cleanup", CleanupSql);
+        yield return ("worker.register", RegisterWorkerSql);
+        yield return ("worker.beat", BeatWorkerSql);
+        yield return ("worker.remove", RemoveWorkerSql);
+        yield return ("worker.list", ListWorkersSql);
+        yield return ("worker.request_stop", RequestWorkerStopSql);
+        yield return ("worker.cleanup", CleanupWorkersSql);
+    }
+}

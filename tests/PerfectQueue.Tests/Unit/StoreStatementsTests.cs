@@ -1,0 +1,66 @@
+using PerfectQueue.Storage;
+using PerfectQueue.Storage.Postgres;
+using PerfectQueue.Storage.Sqlite;
+using PerfectQueue.Storage.SqlServer;
+using Xunit;
+
+namespace PerfectQueue.Tests.Unit;
+
+/// <summary>
+/// Every store lists its statement texts under the shared operation names (StoreStatements), so one operation
+/// reads side by side across dialects. No server is needed: the stores are only constructed.
+/// </summary>
+public sealed class StoreStatementsTests
+{
+    private const string Table = "inventory_q";
+
+    public static TheoryData<string> Stores() => ["sqlite", "postgresql", "sqlserver"];
+
+    private static IEnumerable<(string Name, string Sql)> StatementsOf(string backend)
+    {
+        switch (backend)
+        {
+            case "sqlite":
+                using (var s = new SqliteQueueStore(Path.Combine(Path.GetTempPath(), "never-opened.db"), Table)) return s.Statements().ToList();
+            case "postgresql":
+                using (var p = new PostgresQueueStore("Host=127.0.0.1;Port=1", Table, "test")) return p.Statements().ToList();
+            default:
+                return new SqlServerQueueStore("Server=127.0.0.1,1", Table, "test").Statements().Select(s => (s.Name, s.Sql)).ToList();
+        }
+    }
+
+    // Statements SQL Server sends besides the operations: its schema, upgrade and error-probing batches.
+    private static bool IsSqlServerExtra(string name) =>
+        name.StartsWith("initialize", StringComparison.Ordinal) || name.StartsWith("upgrade.", StringComparison.Ordinal)
+        || name is "is_initialized" or "probe_missing_table" or "rollback_open_transaction" or "worker.tables";
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public void Every_store_lists_a_statement_for_every_operation(string backend)
+    {
+        var listed = StatementsOf(backend).Select(s => StoreStatements.OperationOf(s.Name)).ToHashSet();
+        var missing = StoreStatements.Operations.Except(listed).ToList();
+        Assert.True(missing.Count == 0, $"{backend} lists no statement for: {string.Join(", ", missing)}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public void Every_listed_statement_belongs_to_an_operation_and_names_the_queue_tables(string backend)
+    {
+        foreach (var (name, sql) in StatementsOf(backend).Where(s => !(backend == "sqlserver" && IsSqlServerExtra(s.Name))))
+        {
+            Assert.Contains(StoreStatements.OperationOf(name), StoreStatements.Operations);
+            if (name != "now") Assert.True(sql.Contains(Table, StringComparison.Ordinal), $"{backend} {name} does not name the queue's table: {sql}");
+        }
+    }
+
+    [Fact]
+    public void Statement_names_map_to_their_operation()
+    {
+        Assert.Equal("apply", StoreStatements.OperationOf("apply.finish"));
+        Assert.Equal("list", StoreStatements.OperationOf("list(keys,first)"));
+        Assert.Equal("worker.beat", StoreStatements.OperationOf("worker.beat"));
+        Assert.Equal("request_cancel", StoreStatements.OperationOf("request_cancel.key_visible"));
+        Assert.Equal("acquire", StoreStatements.OperationOf("acquire.lock_users"));
+    }
+}
