@@ -1,7 +1,4 @@
 using PerfectQueue.Storage;
-using PerfectQueue.Storage.Postgres;
-using PerfectQueue.Storage.Sqlite;
-using PerfectQueue.Storage.SqlServer;
 using Xunit;
 
 namespace PerfectQueue.Tests.Unit;
@@ -14,19 +11,16 @@ public sealed class StoreStatementsTests
 {
     private const string Table = "inventory_q";
 
-    public static TheoryData<string> Stores() => ["sqlite", "postgresql", "sqlserver"];
+    /// <summary>Every backend of the registry: a new one is checked without a line here.</summary>
+    public static TheoryData<string> Stores() => [.. QueueBackends.Providers];
 
-    private static IEnumerable<(string Name, string Sql)> StatementsOf(string backend)
+    private static IEnumerable<(string Name, string Sql)> StatementsOf(string provider)
     {
-        switch (backend)
-        {
-            case "sqlite":
-                using (var s = new SqliteQueueStore(Path.Combine(Path.GetTempPath(), "never-opened.db"), Table)) return s.Statements().ToList();
-            case "postgresql":
-                using (var p = new PostgresQueueStore("Host=127.0.0.1;Port=1", Table, "test")) return p.Statements().ToList();
-            default:
-                return new SqlServerQueueStore("Server=127.0.0.1,1", Table, "test").Statements().Select(s => (s.Name, s.Sql)).ToList();
-        }
+        var backend = QueueBackends.ForProvider(provider)!;
+        // The first URL example builds a store without connecting (no server, no file is touched).
+        using var store = backend.OpenUrl(backend.UrlExamples[0], Table);
+        var inventory = Assert.IsAssignableFrom<StoreStatements.IInventory>(store);
+        return inventory.Statements().ToList();
     }
 
     // Statements SQL Server sends besides the operations: its schema, upgrade and error-probing batches.

@@ -9,7 +9,7 @@ namespace PerfectQueue.Storage.Postgres;
 /// statement; batches travel as arrays through unnest. Times come from the server's clock. Transient
 /// errors are retried with bounded backoff where running the operation again is safe.
 /// </summary>
-internal sealed partial class PostgresQueueStore : IQueueStore
+internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.IInventory
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.

@@ -9,6 +9,12 @@ namespace PerfectQueue.Storage;
 /// </summary>
 internal static class StoreStatements
 {
+    /// <summary>A store's statement texts, by name (see <see cref="StoreStatements"/>). Every relational store implements it.</summary>
+    public interface IInventory
+    {
+        IEnumerable<(string Name, string Sql)> Statements();
+    }
+
     public static readonly IReadOnlyList<string> Operations =
     [
         "now", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "list", "summarize",

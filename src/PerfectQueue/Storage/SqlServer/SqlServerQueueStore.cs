@@ -14,7 +14,7 @@ namespace PerfectQueue.Storage.SqlServer;
 /// backoff where running the operation again is safe. Every statement text is fixed per store and is
 /// listed by <see cref="Statements"/>, so tests can parse all of it.
 /// </summary>
-internal sealed class SqlServerQueueStore : IQueueStore
+internal sealed class SqlServerQueueStore : IQueueStore, StoreStatements.IInventory
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
@@ -566,6 +566,8 @@ internal sealed class SqlServerQueueStore : IQueueStore
     // The clock and the counts in one batch: the counts' Waiting/Running split uses the same @now.
     private string DueOrRunningBatch => $"DECLARE @now bigint = {NowSql};\n{TaskStateSql.DueOrRunningSql(_t, "@now")};";
     private string SummaryBatch => $"DECLARE @now bigint = {NowSql};\nSELECT @now;\n{TaskStateSql.SummarySql(_t, "@now", NotExpired)};";
+
+    IEnumerable<(string Name, string Sql)> StoreStatements.IInventory.Statements() => Statements().Select(s => (s.Name, s.Sql));
 
     internal IEnumerable<(string Name, string Sql, object? Parameters)> Statements()
     {

@@ -52,7 +52,7 @@ internal sealed partial class SqliteQueueStore
         $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, "@now", p => $"IN {p}")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
 
     /// <summary>Every statement text this store sends for the task and session operations, by operation name (<see cref="StoreStatements"/>).</summary>
-    internal IEnumerable<(string Name, string Sql)> Statements()
+    public IEnumerable<(string Name, string Sql)> Statements()
     {
         yield return ("now", NowSql);
         yield return ("submit", _submitSql);

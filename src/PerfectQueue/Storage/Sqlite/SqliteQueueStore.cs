@@ -12,7 +12,7 @@ namespace PerfectQueue.Storage.Sqlite;
 /// makes several processes on one host safe. Batches travel as JSON arrays read with json_each, so a batch
 /// of any size is one statement.
 /// </summary>
-internal sealed partial class SqliteQueueStore : IQueueStore
+internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.IInventory
 {
     // 1: the task table; 2: the sessions table <table>_workers beside it (created lazily for version 1 queues);
     // 3: timeout_ms and processor_type (SchemaUpgrade), added to older tables at first use.
