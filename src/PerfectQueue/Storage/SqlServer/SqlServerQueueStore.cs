@@ -710,11 +710,10 @@ internal sealed partial class SqlServerQueueStore : IQueueStore
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
-        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // first, so a sessions table created here is recorded as version 3 beside an upgraded task table
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // a queue of an older version gains its sessions table here at the latest
         var (queue, workers) = await TablesAsync(ct).ConfigureAwait(false);
         if (!queue) throw NotInitialized(null);
-        if (!workers)
-            await CreateWorkersTableAsync(ct).ConfigureAwait(false);
+        if (!workers) throw WorkersTableMissing();
         // Not retried on an ambiguous connection loss: a second try would find its own row and report the id taken.
         return await Run(c => c.ExecuteScalarAsync<long?>(Command(_registerWorkerSql, RegisterWorkerArgs(session), null, ct)),
             RetrySafety.BeforeSent, ct).ConfigureAwait(false);

@@ -341,10 +341,10 @@ internal sealed partial class SqliteQueueStore : IQueueStore
 
     public Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct) => Run(ct, () =>
     {
-        EnsureUpgraded(ct); // first, so a sessions table created here is recorded as version 3 beside an upgraded task table
+        EnsureUpgraded(ct); // a queue of an older version gains its sessions table here at the latest
         return Write(ct, (c, now) =>
         {
-            CreateWorkersTableIfMissing(c);
+            if (!WorkersTableExists(c)) throw WorkersTableMissing();
             return c.ExecuteScalar<long?>($"""
                 INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
                 VALUES (@Id, @Host, @Pid, @Processors, @Running, @now, @now, @now + @AliveMs, 0, @ProcessorType)
