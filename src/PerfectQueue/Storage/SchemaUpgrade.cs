@@ -1,19 +1,21 @@
+using PerfectQueue.Storage.Relational;
+
 namespace PerfectQueue.Storage;
 
 /// <summary>
-/// Schema version 3 on every backend: the columns it added to tables an older version created, and the
-/// once-per-store step that adds them to such a table before the first statement that uses them
-/// (docs/schema.md, "Upgrades").
+/// The schema version this build creates and upgrades to, the names version 3 added, and the errors of an upgrade
+/// (docs/schema.md, "Upgrades"). Each backend lists its versions as <see cref="SchemaStep"/>s in its
+/// <c>&lt;X&gt;QueueStore.Schema.cs</c>, run by <see cref="SchemaMigrator"/>.
 /// </summary>
 /// <remarks>
-/// Versions: 1, the task table; 2, the sessions table <c>&lt;table&gt;_workers</c> beside it (created at the first
-/// worker start for version-1 queues); 3, <see cref="TimeoutColumn"/> in the task table and
-/// <see cref="ProcessorTypeColumn"/> in the sessions table. Both are nullable, so adding them is a change of the
-/// catalog only, on every backend: no row is rewritten, and every stored task is kept as it was.
+/// Versions: 1, the task table, its indexes and perfectqueue_schema; 2, the sessions table <c>&lt;table&gt;_workers</c>
+/// beside it; 3, <see cref="TimeoutColumn"/> in the task table and <see cref="ProcessorTypeColumn"/> in the sessions
+/// table. Both are nullable, so adding them is a change of the catalog only, on every backend: no row is rewritten,
+/// and every stored task is kept as it was.
 /// </remarks>
 internal static class SchemaUpgrade
 {
-    /// <summary>The schema version this build creates and upgrades to.</summary>
+    /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
     public const int Version = 3;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
@@ -22,26 +24,31 @@ internal static class SchemaUpgrade
     /// <summary>The worker's processor type, 'thread' or 'process' (NULL: a worker older than version 3, which ran threads).</summary>
     public const string ProcessorTypeColumn = "processor_type";
 
-    /// <summary>How long an upgrade waits for the table lock before it gives up (and the next command tries again).</summary>
+    /// <summary>How long a schema change waits for the schema lock and the table's lock before it gives up (and the next command tries again).</summary>
     public const int LockTimeoutSeconds = 10;
 
     /// <summary>
     /// The error when the table was made (or upgraded) by a newer PerfectQueue: this build does not know what that
     /// version changed, so it touches nothing rather than guess.
     /// </summary>
-    public static QueueNotInitializedException TooNew(string table, string where, int version) => new(
-        $"The queue table '{table}' in {where} has schema version {version}, made by a newer PerfectQueue; this one knows versions up to {Version}. " +
+    public static QueueNotInitializedException TooNew(string table, string where, int version, int known = Version) => new(
+        $"The queue table '{table}' in {where} has schema version {version}, made by a newer PerfectQueue; this one knows versions up to {known}. " +
         "Update the PerfectQueue module on this host (Update-PSResource PerfectQueue) to use this queue; nothing was changed.");
 
     /// <summary>
-    /// The error when an older table lacks the version-3 columns and this database user may not add them:
+    /// The error when an older table lacks what later versions added and this database user may not add it:
     /// nothing is changed, and the fix is one Initialize-PQQueue by a user who may alter the table.
     /// </summary>
-    public static QueueNotInitializedException CannotUpgrade(string table, string where, Exception inner) => new(
-        $"The queue table '{table}' in {where} was created by an older PerfectQueue and lacks the columns of schema version {Version} " +
-        $"({TimeoutColumn}, and {ProcessorTypeColumn} in '{table}_workers'), and this database user may not add them: {inner.Message.TrimEnd('.')}. " +
+    public static QueueNotInitializedException CannotUpgrade(string table, string where, int version, IReadOnlyList<SchemaStep> missing, Exception inner) => new(
+        $"The queue table '{table}' in {where} was created by an older PerfectQueue (schema version {version}) and lacks what later versions added " +
+        $"({string.Join("; ", missing.Select(s => $"{s.Version}: {s.Description}"))}), and this database user may not add it: {inner.Message.TrimEnd('.')}. " +
         "Run Initialize-PQQueue (or Queue.Initialize() from .NET) once as a user who may alter the table, such as its owner: it adds them and keeps every task.",
         inner);
+
+    /// <summary>The sessions table went missing after the upgrade (dropped by hand): Initialize-PQQueue makes it again.</summary>
+    public static QueueNotInitializedException WorkersTableMissing(string table, string where) => new(
+        $"The sessions table '{table}_workers' of the queue table '{table}' does not exist in {where}. " +
+        "Run Initialize-PQQueue (or Queue.Initialize() from .NET) once as a user who may create tables: it makes it again and keeps every task.");
 }
 
 /// <summary>

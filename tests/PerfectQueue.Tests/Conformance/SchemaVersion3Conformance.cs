@@ -215,7 +215,7 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
     }
 
     [BackendFact]
-    public async Task A_version_1_queue_gains_the_timeout_column_and_stays_version_1_until_a_worker_creates_its_sessions_table()
+    public async Task A_version_1_queue_is_brought_to_the_current_version_by_its_first_command_sessions_table_included()
     {
         var old = Open();
         var table = old.Config.Table;
@@ -225,16 +225,18 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
         hook.Sql($"ALTER TABLE \"{table}\" DROP COLUMN {SchemaUpgrade.TimeoutColumn}");
         hook.Sql($"UPDATE perfectqueue_schema SET version = 1 WHERE table_name = '{table}'");
 
+        // Any first command runs every missing step (issue 11); until then a version-1 queue had its sessions
+        // table made only by the first worker start, and stayed recorded as 1.
         var q = OpenAnother(old);
         Assert.Null(Assert.Single(q.List()).ExecutionTimeout);
         Assert.True(HasColumn(q, table, SchemaUpgrade.TimeoutColumn));
-        Assert.Equal(1, Version(hook, table));                       // no sessions table yet: still version 1's objects only
+        Assert.True(HasColumn(q, table + "_workers", SchemaUpgrade.ProcessorTypeColumn));
+        Assert.Equal(SchemaUpgrade.Version, Version(hook, table));
         Assert.Empty(q.ListWorkers());
 
         var id = Queue.NewWorkerId();
         Assert.NotNull(await q.RegisterWorkerAsync(Session(id, "process")));
         Assert.Equal("process", Assert.Single(q.ListWorkers()).ProcessorType);
-        Assert.Equal(SchemaUpgrade.Version, Version(hook, table));
         Assert.True((bool)q["v1-task"].GetInfo().Data["kept"]!);
     }
 }

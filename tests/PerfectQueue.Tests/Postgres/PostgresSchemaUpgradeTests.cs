@@ -1,5 +1,7 @@
 using Npgsql;
 using PerfectQueue.Storage;
+using PerfectQueue.Storage.Postgres;
+using PerfectQueue.Storage.Relational;
 using PerfectQueue.Tests.Conformance;
 using Xunit;
 
@@ -73,6 +75,51 @@ public sealed class PostgresSchemaUpgradeTests(PostgresTarget target) : IClassFi
         {
             NpgsqlConnection.ClearAllPools();
             Exec($"DROP OWNED BY {role}; DROP ROLE {role}");
+        }
+    }
+
+    [BackendFact]
+    public async Task Concurrent_first_commands_on_an_older_table_and_concurrent_initializers_of_a_new_one_take_turns_on_the_schema_lock()
+    {
+        // A version-1 table, made by this backend's own first step, with a task in it.
+        var config = target.NewConfig();
+        config.AutoInitialize = false;
+        var table = config.Table;
+        using (var maker = Queue.Open(config))
+        {
+            var store = (PostgresQueueStore)maker.Store;
+            await SchemaMigrator.InitializeAsync(store.SchemaDialectForTests(), store.SchemaSteps().Take(1).ToList(), table, store.Description, null, default);
+        }
+        Exec($"INSERT INTO \"{table}\" (task_key, task_type, created_at, due_at) VALUES ('kept', 't', 1, 1)");
+
+        // Eight processes' first commands at once: each step runs once, under the lock, and every command succeeds.
+        var clients = Enumerable.Range(0, 8).Select(_ => Queue.Open(config)).ToList();
+        try
+        {
+            var lists = await Task.WhenAll(clients.Select(q => Task.Run(() => q.List())));
+            Assert.All(lists, l => Assert.Equal("kept", Assert.Single(l).Key));
+            Assert.Equal(SchemaUpgrade.Version, Scalar($"SELECT version FROM perfectqueue_schema WHERE table_name = '{table}'"));
+            Assert.Equal(1, Scalar($"SELECT COUNT(*) FROM information_schema.columns WHERE table_name = '{table}_workers' AND column_name = '{SchemaUpgrade.ProcessorTypeColumn}'"));
+        }
+        finally
+        {
+            foreach (var q in clients) q.Dispose();
+        }
+
+        // Eight Initialize-PQQueue of one new table at once.
+        var fresh = target.NewConfig();
+        var initializers = Enumerable.Range(0, 8).Select(_ => Queue.Open(fresh)).ToList();
+        try
+        {
+            await Task.WhenAll(initializers.Select(q => Task.Run(() => q.InitializeAsync())));
+            Assert.Equal(SchemaUpgrade.Version, Scalar($"SELECT version FROM perfectqueue_schema WHERE table_name = '{fresh.Table}'"));
+            Assert.Equal(1, Scalar($"SELECT COUNT(*) FROM perfectqueue_schema WHERE table_name = '{fresh.Table}'"));
+            initializers[0].Submit("k", "t");
+            Assert.Single(initializers[7].List());
+        }
+        finally
+        {
+            foreach (var q in initializers) q.Dispose();
         }
     }
 }

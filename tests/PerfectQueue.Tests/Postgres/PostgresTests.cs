@@ -55,7 +55,15 @@ public sealed class PostgresWakeupTests(PostgresTarget target) : IClassFixture<P
     }
 }
 
+/// <summary>
+/// Tests that drop perfectqueue_schema, which every queue table shares: run alone, so no other test's schema step
+/// finds it gone between two of its statements.
+/// </summary>
+[CollectionDefinition(nameof(SharedSchemaTableCollection), DisableParallelization = true)]
+public sealed class SharedSchemaTableCollection;
+
 [Backend("postgresql")]
+[Collection(nameof(SharedSchemaTableCollection))]
 public sealed class PostgresSchemaTests(PostgresTarget target) : IClassFixture<PostgresTarget>
 {
     [BackendFact]

@@ -32,9 +32,13 @@ public sealed class SqlServerMappingTests
         _ => throw new InvalidOperationException(type.ToString()),
     };
 
-    private static readonly Dictionary<string, Type> ColumnTypes =
-        Find<ColumnDefinition>(Parse(Statements["initialize.create_table"].Sql))
-            .ToDictionary(c => c.ColumnIdentifier.Value, c => ClrType(((SqlDataTypeReference)c.DataType).SqlDataTypeOption));
+    // The tables as the schema steps make them (version 3's columns included).
+    private static readonly TSqlSchema Schema = TSqlSchema.From(Store.Statements().Where(s => s.Name.StartsWith("schema.v", StringComparison.Ordinal)).Select(s => s.Sql));
+
+    private static Dictionary<string, Type> TypesOf(string table) =>
+        Schema.Tables[table].ToDictionary(c => c.Key, c => ClrType(((SqlDataTypeReference)c.Value!).SqlDataTypeOption));
+
+    private static readonly Dictionary<string, Type> ColumnTypes = TypesOf("tasks_test");
 
     // The result columns of the statement's last SELECT, typed as SqlClient would return them.
     private static DataTable ResultOf(string statement)
@@ -116,8 +120,7 @@ public sealed class SqlServerMappingTests
     [InlineData("worker.request_stop")]
     public void Worker_session_rows_map_every_column_and_a_null_processor_type(string statement)
     {
-        var types = Find<ColumnDefinition>(Parse(Statements["initialize.create_workers_table"].Sql))
-            .ToDictionary(c => c.ColumnIdentifier.Value, c => ClrType(((SqlDataTypeReference)c.DataType).SqlDataTypeOption));
+        var types = TypesOf("tasks_test_workers");
         var select = (QuerySpecification)Find<SelectStatement>(Parse(Statements[statement].Sql)).Last().QueryExpression;
         var table = new DataTable();
         foreach (var element in select.SelectElements.Cast<SelectScalarExpression>())

@@ -52,7 +52,7 @@ public sealed class TSqlAcquireTests
     [Fact]
     public void The_per_user_candidates_have_a_filtered_index()
     {
-        var sql = Sql("initialize.index_user_due");
+        var sql = Sql("schema.v1.index_user_due");
         var index = Assert.Single(TSqlTree.Find<CreateIndexStatement>(TSqlTree.Parse(sql)));
         Assert.Equal(["user_name", "due_at", "id"], index.Columns.Select(c => c.Column.MultiPartIdentifier.Identifiers[^1].Value));
         Assert.EndsWith("WHERE finished_at IS NULL", sql.TrimEnd(';', ' ', '\n'));

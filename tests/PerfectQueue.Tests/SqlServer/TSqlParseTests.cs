@@ -32,8 +32,9 @@ public sealed class TSqlParseTests
     {
         var names = All.Select(s => s.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
-        foreach (var name in new[] { "now", "is_initialized", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "request_cancel", "force_finish", "cleanup", "initialize.lock", "initialize.create_table",
-            "initialize.create_workers_table", "initialize.drop_workers_table", "initialize.upgrade_version",
+        foreach (var name in new[] { "now", "is_initialized", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "request_cancel", "force_finish", "cleanup", "schema.lock", "schema.state", "schema.record_version",
+            "schema.v1.create_table", "schema.v1.create_schema_table", "schema.v2.create_workers_table", "schema.v3.add_timeout_ms", "schema.v3.add_processor_type",
+            "schema.force.drop_table", "schema.force.drop_workers_table", "schema.force.forget_version", "initialize.compatibility_level",
             "worker.tables", "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup" })
             Assert.Contains(name, names);
         Assert.Equal(32 + Enum.GetValues<TaskState>().Length, names.Count(n => n.StartsWith("list(", StringComparison.Ordinal)));
@@ -65,8 +66,7 @@ public sealed class TSqlParseTests
         // A parameter with the name of a declared variable would be declared twice (error 134).
         Assert.Empty(declared.Intersect(passed.Keys, StringComparer.OrdinalIgnoreCase));
         Assert.Equal(declared.Count, declared.Distinct(StringComparer.OrdinalIgnoreCase).Count());
-        if (!name.StartsWith("initialize.", StringComparison.Ordinal))
-            Assert.Empty(passed.Where(p => p.Value is not null).Select(p => p.Key).Except(used, StringComparer.Ordinal));
+        Assert.Empty(passed.Where(p => p.Value is not null).Select(p => p.Key).Except(used, StringComparer.Ordinal));
     }
 
     // Functions this store may call; each exists in SQL Server 2016 (GREATEST, LEAST, BASE64 functions do not).
@@ -194,10 +194,10 @@ public sealed class TSqlParseTests
     }
 
     [Fact]
-    public void Initialize_is_serialized_by_an_exclusive_transaction_applock()
+    public void Schema_changes_are_serialized_by_an_exclusive_transaction_applock()
     {
-        var call = Assert.Single(Find<ExecuteSpecification>(Parse(Statement("initialize.lock").Sql)));
-        AssertApplock(call, "Exclusive", "Transaction", "20000");
+        var call = Assert.Single(Find<ExecuteSpecification>(Parse(Statement("schema.lock").Sql)));
+        AssertApplock(call, "Exclusive", "Transaction", (Storage.SchemaUpgrade.LockTimeoutSeconds * 1000).ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static void AssertApplock(ExecuteSpecification call, string mode, string owner, string timeout)
@@ -260,11 +260,17 @@ public sealed class TSqlParseTests
     [Fact]
     public void The_schema_has_a_monotonic_clustered_key_a_unique_key_index_and_the_filtered_indexes()
     {
-        var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("initialize.create_table").Sql)));
+        var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("schema.v1.create_table").Sql)));
         var columns = table.Definition.ColumnDefinitions.ToDictionary(c => c.ColumnIdentifier.Value);
         Assert.Equal(["id", "task_key", "task_type", "user_name", "data", "max_running", "created_at", "due_at", "lease_token", "attempts",
-            "cancel_requested", "finished_at", "outcome", "message", "purge_at", "timeout_ms"], columns.Keys);
-        Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns["timeout_ms"].DataType).SqlDataTypeOption);
+            "cancel_requested", "finished_at", "outcome", "message", "purge_at"], columns.Keys);
+        // Version 3 adds the execution limit, guarded so that running the step again changes nothing.
+        var added = Assert.Single(Find<AlterTableAddTableElementStatement>(Parse(Statement("schema.v3.add_timeout_ms").Sql)));
+        Assert.Equal(Table, added.SchemaObjectName.BaseIdentifier.Value);
+        var timeout = Assert.Single(added.Definition.ColumnDefinitions);
+        Assert.Equal("timeout_ms", timeout.ColumnIdentifier.Value);
+        Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)timeout.DataType).SqlDataTypeOption);
+        Assert.Contains("IF COL_LENGTH(N'[tasks_test]', N'timeout_ms') IS NULL", Statement("schema.v3.add_timeout_ms").Sql);
         Assert.NotNull(columns["id"].IdentityOptions);
         Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns["id"].DataType).SqlDataTypeOption);
         Assert.Equal(SqlDataTypeOption.SmallInt, ((SqlDataTypeReference)columns["cancel_requested"].DataType).SqlDataTypeOption);
@@ -273,14 +279,14 @@ public sealed class TSqlParseTests
         Assert.True(pk.IsPrimaryKey);
         Assert.True(pk.Clustered);
 
-        var key = Assert.Single(Find<CreateIndexStatement>(Parse(Statement("initialize.index_key").Sql)));
+        var key = Assert.Single(Find<CreateIndexStatement>(Parse(Statement("schema.v1.index_key").Sql)));
         Assert.True(key.Unique);
         Assert.False(key.Clustered ?? false);
         var filters = new Dictionary<string, string>
         {
-            ["initialize.index_due"] = "WHERE finished_at IS NULL",
-            ["initialize.index_leased"] = "WHERE finished_at IS NULL AND lease_token IS NOT NULL",
-            ["initialize.index_purge"] = "WHERE finished_at IS NOT NULL",
+            ["schema.v1.index_due"] = "WHERE finished_at IS NULL",
+            ["schema.v1.index_leased"] = "WHERE finished_at IS NULL AND lease_token IS NOT NULL",
+            ["schema.v1.index_purge"] = "WHERE finished_at IS NOT NULL",
         };
         foreach (var (name, filter) in filters)
         {
@@ -301,17 +307,20 @@ public sealed class TSqlParseTests
     [Fact]
     public void The_sessions_table_has_a_clustered_text_key_and_the_session_columns()
     {
-        var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("initialize.create_workers_table").Sql)));
+        var table = Assert.Single(Find<CreateTableStatement>(Parse(Statement("schema.v2.create_workers_table").Sql)));
         Assert.Equal($"{Table}_workers", table.SchemaObjectName.BaseIdentifier.Value);
         var columns = table.Definition.ColumnDefinitions.ToDictionary(c => c.ColumnIdentifier.Value);
-        Assert.Equal(["id", "host", "pid", "processors", "running", "started_at", "last_beat_at", "alive_until", "stop_requested", "processor_type"], columns.Keys);
+        Assert.Equal(["id", "host", "pid", "processors", "running", "started_at", "last_beat_at", "alive_until", "stop_requested"], columns.Keys);
+        var added = Assert.Single(Find<AlterTableAddTableElementStatement>(Parse(Statement("schema.v3.add_processor_type").Sql)));
+        Assert.Equal($"{Table}_workers", added.SchemaObjectName.BaseIdentifier.Value);
+        Assert.Equal("processor_type", Assert.Single(added.Definition.ColumnDefinitions).ColumnIdentifier.Value);
         Assert.Equal(SqlDataTypeOption.NVarChar, ((SqlDataTypeReference)columns["id"].DataType).SqlDataTypeOption);
         Assert.Equal("Latin1_General_100_BIN2", columns["id"].Collation.Value);
         Assert.All(new[] { "started_at", "last_beat_at", "alive_until" }, c => Assert.Equal(SqlDataTypeOption.BigInt, ((SqlDataTypeReference)columns[c].DataType).SqlDataTypeOption));
         var pk = Assert.Single(table.Definition.TableConstraints.OfType<UniqueConstraintDefinition>());
         Assert.True(pk.IsPrimaryKey);
         Assert.True(pk.Clustered);
-        Assert.Contains("IF OBJECT_ID(N'[tasks_test_workers]', N'U') IS NULL", Statement("initialize.create_workers_table").Sql);
+        Assert.Contains("IF OBJECT_ID(N'[tasks_test_workers]', N'U') IS NULL", Statement("schema.v2.create_workers_table").Sql);
     }
 
     [Fact]

@@ -19,9 +19,9 @@ public sealed class TSqlSemanticTests
     private static readonly IReadOnlyList<(string Name, string Sql, object? Parameters)> All = Store.Statements().ToList();
     private static (string Name, string Sql, object? Parameters) Statement(string name) => All.Single(s => s.Name == name);
 
-    // The tables as the store creates them: the task table, its sessions table and perfectqueue_schema,
-    // with the version-3 columns the upgrade adds and every index.
-    private static readonly TSqlSchema Schema = TSqlSchema.From(All.Where(s => s.Name.StartsWith("initialize.", StringComparison.Ordinal)).Select(s => s.Sql));
+    // The tables as the store's schema steps make them, in order: the task table, its sessions table and
+    // perfectqueue_schema, with the version-3 columns and every index.
+    private static readonly TSqlSchema Schema = TSqlSchema.From(All.Where(s => s.Name.StartsWith("schema.v", StringComparison.Ordinal)).Select(s => s.Sql));
 
     public static TheoryData<string> StatementNames() => new(All.Select(s => s.Name));
 
