@@ -184,7 +184,7 @@ internal sealed partial class PostgresQueueStore
         $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"= ANY({p})")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
 
     /// <summary>Every statement text this store sends for the task and session operations, by operation name (<see cref="StoreStatements"/>).</summary>
-    internal IEnumerable<(string Name, string Sql)> Statements()
+    public IEnumerable<(string Name, string Sql)> Statements()
     {
         yield return ("now", NowQuery);
         yield return ("submit", _submitSql);
