@@ -8,8 +8,6 @@ namespace PerfectQueue.Storage.Postgres;
 // older version created (docs/schema.md, "Upgrades").
 internal sealed partial class PostgresQueueStore
 {
-    public const int SchemaVersion = SchemaUpgrade.Version;
-
     private readonly UpgradeOnce _upgrade = new();
 
     // One lock for the whole database, because perfectqueue_schema is shared by every queue table: concurrent

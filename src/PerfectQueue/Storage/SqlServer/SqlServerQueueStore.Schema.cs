@@ -10,8 +10,6 @@ namespace PerfectQueue.Storage.SqlServer;
 // T-SQL tests, which read the tables the other statements use from these.
 internal sealed partial class SqlServerQueueStore
 {
-    public const int SchemaVersion = SchemaUpgrade.Version;
-
     private readonly UpgradeOnce _upgrade = new();
 
     /// <summary>The schema versions, in order. A new version is one more step here (and in the other backends).</summary>
@@ -134,7 +132,7 @@ internal sealed partial class SqlServerQueueStore
                 if (statement.DoneIf is not null) yield return ($"schema.v{step.Version}.{statement.Name}.done_if", statement.DoneIf, null);
                 yield return ($"schema.v{step.Version}.{statement.Name}", statement.Sql, null);
             }
-        yield return ("schema.record_version", RecordVersionSql, RecordVersionArgs(SchemaVersion));
+        yield return ("schema.record_version", RecordVersionSql, RecordVersionArgs(SchemaUpgrade.Version));
     }
 
     public async Task InitializeAsync(bool force, CancellationToken ct)

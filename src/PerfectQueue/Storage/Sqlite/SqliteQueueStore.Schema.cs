@@ -8,8 +8,6 @@ namespace PerfectQueue.Storage.Sqlite;
 // older version created (docs/schema.md, "Upgrades").
 internal sealed partial class SqliteQueueStore
 {
-    public const int SchemaVersion = SchemaUpgrade.Version;
-
     private readonly UpgradeOnce _upgrade = new();
 
     /// <summary>The schema versions, in order. A new version is one more step here (and in the other backends).</summary>
