@@ -22,6 +22,21 @@ public interface IBackendTarget
     /// cannot run. Double-quoted identifiers must work on it (every backend's target sees to that).
     /// </summary>
     DbConnection Connect(QueueConfig config);
+
+    // ---- the dialect's own SQL for the few raw-SQL checks the suites make ----
+
+    /// <summary>A literal of the dialect for binary <paramref name="data"/> (raw rows that submit would refuse).</summary>
+    string BinaryLiteral(byte[] data) => "X'" + Convert.ToHexString(data) + "'";
+
+    /// <summary>A query whose value is 1 when <paramref name="table"/> has <paramref name="column"/>, else 0.</summary>
+    string ColumnExistsSql(string table, string column) =>
+        $"SELECT COUNT(*) FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}'";
+
+    /// <summary>
+    /// Two queries, each with one text value: the table's columns (name, type, nullability and default, in order)
+    /// and its indexes (each one's definition, in name order). The schema suites compare tables by them.
+    /// </summary>
+    (string Columns, string Indexes) TableShapeSql(string table);
 }
 
 /// <summary>The targets in use, by provider name: how raw-SQL helpers reach the database of any queue.</summary>

@@ -250,15 +250,9 @@ public abstract class InputConformance(IBackendTarget target) : BackendSuite(tar
 
     // ---- raw rows ----
 
-    private static void SetRawData(Queue q, string key, byte[] data)
+    private void SetRawData(Queue q, string key, byte[] data)
     {
-        var hex = Convert.ToHexString(data);
-        var literal = q.Store switch
-        {
-            Storage.Sqlite.SqliteQueueStore => $"X'{hex}'",
-            Storage.Postgres.PostgresQueueStore => $"'\\x{hex}'::bytea",
-            _ => $"0x{hex}",
-        };
+        var literal = Target.BinaryLiteral(data);
         new StoreHook(q).Sql($"UPDATE \"{q.Config.Table}\" SET data = {literal} WHERE task_key = '{key.Replace("'", "''")}'");
     }
 }

@@ -14,13 +14,11 @@ namespace PerfectQueue.Tests.Conformance;
 /// </summary>
 public abstract class SchemaMigrationConformance(IBackendTarget target) : BackendSuite(target)
 {
-    private static (ISchemaDialect Dialect, IReadOnlyList<SchemaStep> Steps, string Where) Schema(Queue q) => q.Store switch
+    private static (ISchemaDialect Dialect, IReadOnlyList<SchemaStep> Steps, string Where) Schema(Queue q)
     {
-        Storage.Sqlite.SqliteQueueStore s => (s.SchemaDialectForTests(), s.SchemaSteps(), s.FilePath),
-        Storage.Postgres.PostgresQueueStore p => (p.SchemaDialectForTests(), p.SchemaSteps(), p.Description),
-        Storage.SqlServer.SqlServerQueueStore x => (x.SchemaDialectForTests(), x.SchemaSteps(), x.Description),
-        _ => throw new NotSupportedException(q.Store.GetType().Name),
-    };
+        var owner = Assert.IsAssignableFrom<ISchemaOwner>(q.Store);
+        return (owner.SchemaDialectForTests(), owner.SchemaSteps(), owner.SchemaWhere);
+    }
 
     /// <summary>A queue whose tables are what an older build made: the backend's own steps up to <paramref name="version"/>.</summary>
     private Queue OpenAt(int version)
@@ -41,38 +39,20 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
 
     private static int Version(Queue q) => new StoreHook(q).Sql($"SELECT version FROM perfectqueue_schema WHERE table_name = '{q.Config.Table}'");
 
-    private static DbConnection Connect(Queue q) => q.Store switch
-    {
-        Storage.Sqlite.SqliteQueueStore s => new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}"),
-        Storage.Postgres.PostgresQueueStore => PostgresTarget.Connect(),
-        _ => SqlServerTarget.Connect(),
-    };
-
     private static string Text(Queue q, string sql)
     {
-        using var c = Connect(q);
-        if (c.State != System.Data.ConnectionState.Open) c.Open();
+        using var c = TestTargets.Connect(q);
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return Convert.ToString(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
     }
 
     /// <summary>The columns (name, type, nullability, in order) and index names of a table, with the queue's own name taken out.</summary>
-    private static string Shape(Queue q, string suffix)
+    private string Shape(Queue q, string suffix)
     {
         var table = q.Config.Table + suffix;
-        var shape = q.Store switch
-        {
-            Storage.Sqlite.SqliteQueueStore =>
-                Text(q, $"SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || COALESCE(dflt_value, ''), ', ') FROM (SELECT * FROM pragma_table_info('{table}') ORDER BY cid)")
-                + " | " + Text(q, $"SELECT group_concat(sql, '; ') FROM (SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' ORDER BY name)"),
-            Storage.Postgres.PostgresQueueStore =>
-                Text(q, $"SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(column_default, ''), ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '{table}'")
-                + " | " + Text(q, $"SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes WHERE tablename = '{table}'"),
-            _ =>
-                Text(q, $"SELECT STRING_AGG(CONCAT(column_name, ' ', data_type, ' ', is_nullable, ' ', column_default), ', ') WITHIN GROUP (ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = N'{table}'")
-                + " | " + Text(q, $"SELECT STRING_AGG(CONCAT(name, ' ', filter_definition), '; ') WITHIN GROUP (ORDER BY name) FROM sys.indexes WHERE object_id = OBJECT_ID(N'[{table}]') AND name IS NOT NULL"),
-        };
+        var (columns, indexes) = Target.TableShapeSql(table);
+        var shape = Text(q, columns) + " | " + Text(q, indexes);
         return shape.Replace(q.Config.Table, "<table>", StringComparison.Ordinal);
     }
 
@@ -185,12 +165,3 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
         Assert.Equal(SchemaUpgrade.Version, Version(q));
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteSchemaMigrationConformance(SqliteTarget target) : SchemaMigrationConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresSchemaMigrationConformance(PostgresTarget target) : SchemaMigrationConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerSchemaMigrationConformance(SqlServerTarget target) : SchemaMigrationConformance(target), IClassFixture<SqlServerTarget>;

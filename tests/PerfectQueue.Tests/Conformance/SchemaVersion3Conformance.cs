@@ -122,15 +122,10 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
 
     private static int Version(StoreHook hook, string table) => hook.Sql($"SELECT version FROM perfectqueue_schema WHERE table_name = '{table}'");
 
-    private static bool HasColumn(Queue q, string table, string column) => new StoreHook(q).Sql(q.Store switch
-    {
-        Storage.Sqlite.SqliteQueueStore => $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'",
-        Storage.Postgres.PostgresQueueStore => $"SELECT COUNT(*) FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}'",
-        _ => $"SELECT CASE WHEN COL_LENGTH(N'[{table}]', N'{column}') IS NULL THEN 0 ELSE 1 END",
-    }) == 1;
+    private bool HasColumn(Queue q, string table, string column) => new StoreHook(q).Sql(Target.ColumnExistsSql(table, column)) == 1;
 
     /// <summary>Turns <paramref name="q"/>'s tables into what version 2 created: no timeout_ms, no processor_type.</summary>
-    private static void MakeVersion2(Queue q)
+    private void MakeVersion2(Queue q)
     {
         var hook = new StoreHook(q);
         var table = q.Config.Table;

@@ -40,3 +40,6 @@ public sealed class PostgresWorkerSessionTests(PostgresTarget target) : WorkerSe
 
 [Backend("postgresql")]
 public sealed class PostgresWorkerRobustnessTests(PostgresTarget target) : WorkerRobustnessSuite(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresSchemaMigrationConformance(PostgresTarget target) : SchemaMigrationConformance(target), IClassFixture<PostgresTarget>;

@@ -29,6 +29,12 @@ public sealed class PostgresTarget : IBackendTarget, IDisposable
 
     public DbConnection Connect(QueueConfig config) => Connect();
 
+    public string BinaryLiteral(byte[] data) => $"'\\x{Convert.ToHexString(data)}'::bytea";
+
+    public (string Columns, string Indexes) TableShapeSql(string table) => (
+        $"SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(column_default, ''), ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '{table}'",
+        $"SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes WHERE tablename = '{table}'");
+
     public static NpgsqlConnection Connect()
     {
         var b = Url.Contains("://", StringComparison.Ordinal) ? Storage.Postgres.PostgresBackend.ConnectionFromUrl(Url) : new NpgsqlConnectionStringBuilder(Url);

@@ -26,3 +26,6 @@ public sealed class SqlServerLeaseAndCountConformance(SqlServerTarget target) : 
 
 [Backend("sqlserver")]
 public sealed class SqlServerFencing(SqlServerTarget target) : FencingConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerSchemaMigrationConformance(SqlServerTarget target) : SchemaMigrationConformance(target), IClassFixture<SqlServerTarget>;

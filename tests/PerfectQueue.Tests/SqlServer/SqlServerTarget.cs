@@ -30,6 +30,14 @@ public sealed class SqlServerTarget : IBackendTarget, IDisposable
 
     public DbConnection Connect(QueueConfig config) => Connect();
 
+    public string BinaryLiteral(byte[] data) => "0x" + Convert.ToHexString(data);
+
+    public string ColumnExistsSql(string table, string column) => $"SELECT CASE WHEN COL_LENGTH(N'[{table}]', N'{column}') IS NULL THEN 0 ELSE 1 END";
+
+    public (string Columns, string Indexes) TableShapeSql(string table) => (
+        $"SELECT STRING_AGG(CONCAT(column_name, ' ', data_type, ' ', is_nullable, ' ', column_default), ', ') WITHIN GROUP (ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = N'{table}'",
+        $"SELECT STRING_AGG(CONCAT(name, ' ', filter_definition), '; ') WITHIN GROUP (ORDER BY name) FROM sys.indexes WHERE object_id = OBJECT_ID(N'[{table}]') AND name IS NOT NULL");
+
     public static Microsoft.Data.SqlClient.SqlConnection Connect()
     {
         var b = IsUrl ? Storage.SqlServer.SqlServerBackend.ConnectionFromUrl(Source) : new Microsoft.Data.SqlClient.SqlConnectionStringBuilder(Source);

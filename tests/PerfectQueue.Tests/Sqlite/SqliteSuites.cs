@@ -40,3 +40,6 @@ public sealed class SqliteWorkerSessionTests(SqliteTarget target) : WorkerSessio
 
 [Backend("sqlite")]
 public sealed class SqliteWorkerRobustnessTests(SqliteTarget target) : WorkerRobustnessSuite(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteSchemaMigrationConformance(SqliteTarget target) : SchemaMigrationConformance(target), IClassFixture<SqliteTarget>;

@@ -24,6 +24,12 @@ public sealed class SqliteTarget : IBackendTarget, IDisposable
         return c;
     }
 
+    public string ColumnExistsSql(string table, string column) => $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'";
+
+    public (string Columns, string Indexes) TableShapeSql(string table) => (
+        $"SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || COALESCE(dflt_value, ''), ', ') FROM (SELECT * FROM pragma_table_info('{table}') ORDER BY cid)",
+        $"SELECT group_concat(sql, '; ') FROM (SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' ORDER BY name)");
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

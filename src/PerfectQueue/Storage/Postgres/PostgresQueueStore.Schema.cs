@@ -15,7 +15,7 @@ internal sealed partial class PostgresQueueStore
     private static readonly int SchemaLockNamespace = StableHash("perfectqueue:schema");
 
     /// <summary>The schema versions, in order. A new version is one more step here (and in the other backends).</summary>
-    internal IReadOnlyList<SchemaStep> SchemaSteps() =>
+    public IReadOnlyList<SchemaStep> SchemaSteps() =>
     [
         // Why the indexes: see docs/schema.md. They match the SQLite backend's, as partial indexes.
         new(1, $"the task table '{_table}', its indexes and perfectqueue_schema",
@@ -92,7 +92,9 @@ internal sealed partial class PostgresQueueStore
         SchemaMigrator.UpgradeAsync(new SchemaDialect(this), SchemaSteps(), _table, Description, ct), ct);
 
     /// <summary>For tests: the runner's view of this store, to run other step lists against its database.</summary>
-    internal ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this);
+    public string SchemaWhere => Description;
+
+    public ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this);
 
     // The sessions table went missing after this store upgraded (dropped by hand): Initialize makes it again.
     private QueueNotInitializedException WorkersTableMissing() => SchemaUpgrade.WorkersTableMissing(_table, Description);

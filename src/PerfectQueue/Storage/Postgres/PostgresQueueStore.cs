@@ -9,7 +9,7 @@ namespace PerfectQueue.Storage.Postgres;
 /// statement; batches travel as arrays through unnest. Times come from the server's clock. Transient
 /// errors are retried with bounded backoff where running the operation again is safe.
 /// </summary>
-internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.IInventory
+internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.IInventory, Relational.ISchemaOwner
 {
     // The server clock in Unix milliseconds: the start of the current statement.
     private const string Now = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::bigint";

@@ -53,6 +53,15 @@ internal interface ISchemaSession
     Task RecordVersionAsync(int version, CancellationToken ct);
 }
 
+/// <summary>A store whose schema the runner keeps: its steps and its dialect hook (tests run the runner with other steps).</summary>
+internal interface ISchemaOwner
+{
+    IReadOnlyList<SchemaStep> SchemaSteps();
+    ISchemaDialect SchemaDialectForTests();
+    /// <summary>Where the queue is, as schema errors name it.</summary>
+    string SchemaWhere { get; }
+}
+
 /// <summary>
 /// The one schema runner of every relational backend. A backend lists its versions as ordered steps (1, 2, 3, ...);
 /// the runner reads the version the queue table records, refuses a newer one than it knows, and runs each missing

@@ -13,7 +13,7 @@ internal sealed partial class SqlServerQueueStore
     private readonly UpgradeOnce _upgrade = new();
 
     /// <summary>The schema versions, in order. A new version is one more step here (and in the other backends).</summary>
-    internal IReadOnlyList<SchemaStep> SchemaSteps() =>
+    public IReadOnlyList<SchemaStep> SchemaSteps() =>
     [
         // Why the indexes: see docs/schema.md and docs/backends-sqlserver.md. The filtered indexes mirror
         // the partial ones of the other backends; the clustered key is the monotonic id.
@@ -160,7 +160,9 @@ internal sealed partial class SqlServerQueueStore
     }
 
     /// <summary>For tests: the runner's view of this store, to run other step lists against its database.</summary>
-    internal ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this);
+    public string SchemaWhere => Description;
+
+    public ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this);
 
     // The sessions table went missing after this store upgraded (dropped by hand): Initialize makes it again.
     private QueueNotInitializedException WorkersTableMissing() => SchemaUpgrade.WorkersTableMissing(_table, Description);

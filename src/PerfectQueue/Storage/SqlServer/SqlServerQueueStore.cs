@@ -14,7 +14,7 @@ namespace PerfectQueue.Storage.SqlServer;
 /// backoff where running the operation again is safe. Every statement text is fixed per store and is
 /// listed by <see cref="Statements"/>, so tests can parse all of it.
 /// </summary>
-internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements.IInventory
+internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements.IInventory, Relational.ISchemaOwner
 {
     // The server clock in Unix milliseconds. DATEDIFF_BIG reads the string literal as datetime2, and the
     // unseparated ISO form does not depend on the session's language or DATEFORMAT.

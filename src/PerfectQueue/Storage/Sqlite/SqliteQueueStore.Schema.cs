@@ -11,7 +11,7 @@ internal sealed partial class SqliteQueueStore
     private readonly UpgradeOnce _upgrade = new();
 
     /// <summary>The schema versions, in order. A new version is one more step here (and in the other backends).</summary>
-    internal IReadOnlyList<SchemaStep> SchemaSteps() =>
+    public IReadOnlyList<SchemaStep> SchemaSteps() =>
     [
         // Why the indexes: due serves acquire's ORDER BY over live tasks only; leased serves the running count
         // per user; user_due serves acquire's per-user candidates; purge serves cleanup; key enforces unique task keys.
@@ -99,7 +99,9 @@ internal sealed partial class SqliteQueueStore
         && SchemaMigrator.UpgradeAsync(new SchemaDialect(this, create: false), SchemaSteps(), _table, FilePath, ct).GetAwaiter().GetResult(), ct);
 
     /// <summary>For tests: the runner's view of this store, to run other step lists against its file (created if missing).</summary>
-    internal ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this, create: true);
+    public string SchemaWhere => FilePath;
+
+    public ISchemaDialect SchemaDialectForTests() => new SchemaDialect(this, create: true);
 
     // The sessions table went missing after this store upgraded (dropped by hand): Initialize makes it again.
     private QueueNotInitializedException WorkersTableMissing() => SchemaUpgrade.WorkersTableMissing(_table, FilePath);

@@ -12,7 +12,7 @@ namespace PerfectQueue.Storage.Sqlite;
 /// makes several processes on one host safe. Batches travel as JSON arrays read with json_each, so a batch
 /// of any size is one statement.
 /// </summary>
-internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.IInventory
+internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.IInventory, Relational.ISchemaOwner
 {
     private const int BusyTimeoutMs = 30_000;
     private const int MaxIdleConnections = 16;
