@@ -114,8 +114,8 @@ public sealed class QueueConfig
             throw new ConfigException($"type: '{Type}' is not a backend type. Use 'rdb_compat' (or leave it out): the url chooses the database.", "type");
         if (ConnectionString is not null && Url is not null)
             throw new ConfigException("url: give url or connection_string, not both.", "url");
-        if (ConnectionString is not null && Provider is not ("sqlite" or "postgresql" or "sqlserver"))
-            throw new ConfigException($"provider: a connection_string needs provider 'sqlite', 'postgresql' or 'sqlserver' (got '{Provider}').", "provider");
+        if (ConnectionString is not null && Provider is not ("sqlite" or "postgresql" or "sqlserver" or "mysql"))
+            throw new ConfigException($"provider: a connection_string needs provider 'sqlite', 'postgresql', 'sqlserver' or 'mysql' (got '{Provider}').", "provider");
         if (Processors < 1) throw new ConfigException($"processors: must be at least 1 (got {Processors}).", "processors");
         if (ProcessorType is not ("thread" or "process"))
             throw new ConfigException($"processor_type: must be 'thread' or 'process' (got '{ProcessorType}').", "processor_type");

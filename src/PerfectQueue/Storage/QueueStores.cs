@@ -23,6 +23,7 @@ internal static class QueueStores
             {
                 "sqlite" => (new SqliteQueueStore(SqliteFile(raw), config.Table), config.AutoInitialize ?? true),
                 "postgresql" => Postgres(ParseSettings(() => new NpgsqlConnectionStringBuilder(raw)), config),
+                "mysql" => MySqlStore(PerfectQueue.Storage.MySql.MySqlSettings.FromConnectionString(raw), config),
                 _ => SqlServer(ParseSettings(() => new SqlConnectionStringBuilder(raw)), config),
             };
 
@@ -33,6 +34,7 @@ internal static class QueueStores
             "sqlite" => (new SqliteQueueStore(SqlitePath(url), config.Table), config.AutoInitialize ?? true),
             "postgresql" or "postgres" => Postgres(PostgresFromUrl(url), config),
             "sqlserver" or "mssql" => SqlServer(SqlServerFromUrl(url), config),
+            "mysql" or "mysql2" => MySqlStore(PerfectQueue.Storage.MySql.MySqlSettings.FromUrl(url), config),
             _ => throw new ConfigException($"url: '{UrlText.Mask(url)}' is not a queue URL. Use sqlite:///relative.db, sqlite:////absolute/path.db, postgresql://user:password@host:5432/database or sqlserver://user:password@host:1433/database, or leave it out for the embedded default.", "url"),
         };
     }
@@ -43,6 +45,12 @@ internal static class QueueStores
         var user = b.IntegratedSecurity || string.IsNullOrEmpty(b.UserID) ? "" : Uri.EscapeDataString(b.UserID) + "@";
         var where = $"sqlserver://{user}{b.DataSource}/{b.InitialCatalog} (table {config.Table})";
         return (new SqlServerQueueStore(b.ConnectionString, config.Table, where), config.AutoInitialize ?? false);
+    }
+
+    private static (IQueueStore, bool) MySqlStore(MySqlConnector.MySqlConnectionStringBuilder b, QueueConfig config)
+    {
+        PerfectQueue.Storage.MySql.MySqlSettings.ApplyDefaults(b);
+        return (new PerfectQueue.Storage.MySql.MySqlQueueStore(b.ConnectionString, config.Table, PerfectQueue.Storage.MySql.MySqlSettings.Describe(b, config.Table)), config.AutoInitialize ?? false);
     }
 
     private static (IQueueStore, bool) Postgres(NpgsqlConnectionStringBuilder b, QueueConfig config)

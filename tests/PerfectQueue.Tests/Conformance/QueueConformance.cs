@@ -714,6 +714,7 @@ internal sealed class StoreHook(Queue queue)
             Storage.Sqlite.SqliteQueueStore s => new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}"),
             Storage.Postgres.PostgresQueueStore => PostgresTarget.Connect(),
             Storage.SqlServer.SqlServerQueueStore => SqlServerTarget.Connect(),
+            Storage.MySql.MySqlQueueStore => MySql.MySqlTarget.Connect(),
             _ => throw new NotSupportedException(queue.Store.GetType().Name),
         };
         if (c.State != System.Data.ConnectionState.Open) c.Open();

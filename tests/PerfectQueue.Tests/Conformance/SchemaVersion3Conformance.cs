@@ -126,6 +126,7 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
     {
         Storage.Sqlite.SqliteQueueStore => $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'",
         Storage.Postgres.PostgresQueueStore => $"SELECT COUNT(*) FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}'",
+        Storage.MySql.MySqlQueueStore => $"SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'",
         _ => $"SELECT CASE WHEN COL_LENGTH(N'[{table}]', N'{column}') IS NULL THEN 0 ELSE 1 END",
     }) == 1;
 
