@@ -72,3 +72,9 @@ public sealed class WorkerIdCompleter : QueueValueCompleter
     protected override IEnumerable<string> Values(Queue queue, string prefix) =>
         queue.ListWorkers().Select(w => w.Id);
 }
+
+/// <summary>The -Provider values of Connect-PQQueue: every backend of this build (the engine's registry).</summary>
+public sealed class ProviderNames : IValidateSetValuesGenerator
+{
+    public string[] GetValidValues() => [.. Storage.QueueBackends.Providers];
+}

@@ -35,7 +35,7 @@ public sealed class QueueConfig
     public string? Url { get; set; }
     /// <summary>A raw ADO.NET connection string, instead of <see cref="Url"/>; needs <see cref="Provider"/>.</summary>
     public string? ConnectionString { get; set; }
-    /// <summary>'sqlite', 'postgresql' or 'sqlserver': which driver <see cref="ConnectionString"/> is for.</summary>
+    /// <summary>A backend's provider name ('sqlite', 'postgresql', 'sqlserver'...): which driver <see cref="ConnectionString"/> is for.</summary>
     public string? Provider { get; set; }
     public string Table { get; set; } = DefaultTable;
     /// <summary>log file path (null: standard error). Used by the worker.</summary>
@@ -110,12 +110,12 @@ public sealed class QueueConfig
     public void Validate()
     {
         Storage.SqlIdentifiers.Require(Table);
-        if (Type is not null && !KnownTypes.Contains(Type))
+        if (Type is not null && !IsKnownType(Type))
             throw new ConfigException($"type: '{Type}' is not a backend type. Use 'rdb_compat' (or leave it out): the url chooses the database.", "type");
         if (ConnectionString is not null && Url is not null)
             throw new ConfigException("url: give url or connection_string, not both.", "url");
-        if (ConnectionString is not null && Provider is not ("sqlite" or "postgresql" or "sqlserver" or "mysql"))
-            throw new ConfigException($"provider: a connection_string needs provider 'sqlite', 'postgresql', 'sqlserver' or 'mysql' (got '{Provider}').", "provider");
+        if (ConnectionString is not null && Storage.QueueBackends.ForProvider(Provider) is null)
+            throw new ConfigException($"provider: a connection_string needs provider {Storage.QueueBackends.ProviderList} (got '{Provider}').", "provider");
         if (Processors < 1) throw new ConfigException($"processors: must be at least 1 (got {Processors}).", "processors");
         if (ProcessorType is not ("thread" or "process"))
             throw new ConfigException($"processor_type: must be 'thread' or 'process' (got '{ProcessorType}').", "processor_type");
@@ -145,7 +145,10 @@ public sealed class QueueConfig
         if (value < TimeSpan.Zero) throw new ConfigException($"{key}: must not be negative (got {value.TotalSeconds.ToString(CultureInfo.InvariantCulture)}).", key);
     }
 
-    private static readonly HashSet<string> KnownTypes = new(StringComparer.OrdinalIgnoreCase) { "rdb_compat", "rdb", "sqlite", "sqlserver", "postgresql" };
+    // The original's generic types, or a provider name: the url chooses the database either way.
+    private static bool IsKnownType(string type) =>
+        type.Equals("rdb_compat", StringComparison.OrdinalIgnoreCase) || type.Equals("rdb", StringComparison.OrdinalIgnoreCase)
+        || Storage.QueueBackends.ForProvider(type) is not null;
 
     /// <summary>
     /// Reads the original's snake_case keys (durations in seconds, as numbers or numeric strings, or TimeSpans).

@@ -21,7 +21,7 @@ public sealed class ConnectPQQueueCommand : PSCmdlet
     public string ConnectionString { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = ConnectionStringSet)]
-    [ValidateSet("sqlite", "postgresql", "sqlserver")]
+    [ValidateSet(typeof(ProviderNames))]
     public string Provider { get; set; } = "";
 
     /// <summary>A YAML or JSON config file in the original's layout (environments of keys).</summary>

@@ -39,6 +39,16 @@ internal static class AcquireSql
             WHERE cmax IS NULL OR cu IS NULL OR k <= cmax - crun)
         """;
 
+    /// <summary>
+    /// The first lease token of one acquire: random (an old holder's token never matches again), with the low 16
+    /// bits zero, so each row leased gets this plus its rank (max is capped far below 65536 by the engine), which
+    /// keeps tokens unique per row and gives back the order chosen. Positive, and below 2^62, so it fits every
+    /// dialect's bigint with the ranks added.
+    /// </summary>
+    public static long NewToken() =>
+        System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L
+        + ((long)System.Security.Cryptography.RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+
     /// <summary>How often acquire tries again when rows it ranked were taken by concurrent acquirers before it locked them.</summary>
     public const int Tries = 3;
 

@@ -135,12 +135,3 @@ public abstract class AcquireConformance(IBackendTarget target) : BackendSuite(t
         Assert.Equal(0, empties);
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteAcquireConformance(SqliteTarget target) : AcquireConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresAcquireConformance(PostgresTarget target) : AcquireConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerAcquireConformance(SqlServerTarget target) : AcquireConformance(target), IClassFixture<SqlServerTarget>;

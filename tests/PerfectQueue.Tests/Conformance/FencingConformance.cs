@@ -231,12 +231,3 @@ public abstract class FencingConformance(IBackendTarget target) : BackendSuite(t
         }
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteFencing(SqliteTarget target) : FencingConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresFencing(PostgresTarget target) : FencingConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerFencing(SqlServerTarget target) : FencingConformance(target), IClassFixture<SqlServerTarget>;

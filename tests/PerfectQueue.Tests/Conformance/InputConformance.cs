@@ -262,12 +262,3 @@ public abstract class InputConformance(IBackendTarget target) : BackendSuite(tar
         new StoreHook(q).Sql($"UPDATE \"{q.Config.Table}\" SET data = {literal} WHERE task_key = '{key.Replace("'", "''")}'");
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteInputConformance(SqliteTarget target) : InputConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresInputConformance(PostgresTarget target) : InputConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerInputConformance(SqlServerTarget target) : InputConformance(target), IClassFixture<SqlServerTarget>;

@@ -101,12 +101,3 @@ public abstract class LeaseAndCountConformance(IBackendTarget target) : BackendS
         Assert.InRange(summary.OldestWaitingAge!.Value.TotalMinutes, 9.9, 11);
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteLeaseAndCountConformance(SqliteTarget target) : LeaseAndCountConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresLeaseAndCountConformance(PostgresTarget target) : LeaseAndCountConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerLeaseAndCountConformance(SqlServerTarget target) : LeaseAndCountConformance(target), IClassFixture<SqlServerTarget>;

@@ -709,35 +709,9 @@ internal sealed class StoreHook(Queue queue)
 
     private int Scalar(string sql)
     {
-        using System.Data.Common.DbConnection c = queue.Store switch
-        {
-            Storage.Sqlite.SqliteQueueStore s => new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={s.FilePath}"),
-            Storage.Postgres.PostgresQueueStore => PostgresTarget.Connect(),
-            Storage.SqlServer.SqlServerQueueStore => SqlServerTarget.Connect(),
-            Storage.MySql.MySqlQueueStore => MySql.MySqlTarget.Connect(),
-            _ => throw new NotSupportedException(queue.Store.GetType().Name),
-        };
-        if (c.State != System.Data.ConnectionState.Open) c.Open();
+        using var c = TestTargets.Connect(queue);
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return Convert.ToInt32(cmd.ExecuteScalar() ?? 0);
     }
-}
-
-[Backend("sqlite")]
-public sealed class SqliteConformance : QueueConformance, IClassFixture<SqliteTarget>
-{
-    public SqliteConformance(SqliteTarget target) : base(target) { }
-}
-
-[Backend("postgresql")]
-public sealed class PostgresConformance : QueueConformance, IClassFixture<PostgresTarget>
-{
-    public PostgresConformance(PostgresTarget target) : base(target) { }
-}
-
-[Backend("sqlserver")]
-public sealed class SqlServerConformance : QueueConformance, IClassFixture<SqlServerTarget>
-{
-    public SqlServerConformance(SqlServerTarget target) : base(target) { }
 }

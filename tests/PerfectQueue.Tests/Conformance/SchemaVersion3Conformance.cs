@@ -239,12 +239,3 @@ public abstract class SchemaVersion3Conformance(IBackendTarget target) : Backend
         Assert.True((bool)q["v1-task"].GetInfo().Data["kept"]!);
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteSchemaVersion3Conformance(SqliteTarget target) : SchemaVersion3Conformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresSchemaVersion3Conformance(PostgresTarget target) : SchemaVersion3Conformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerSchemaVersion3Conformance(SqlServerTarget target) : SchemaVersion3Conformance(target), IClassFixture<SqlServerTarget>;

@@ -181,12 +181,3 @@ public abstract class WorkerSessionConformance(IBackendTarget target) : BackendS
         Assert.False(q.IsInitialized());   // registering created nothing
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteWorkerSessionConformance(SqliteTarget target) : WorkerSessionConformance(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresWorkerSessionConformance(PostgresTarget target) : WorkerSessionConformance(target), IClassFixture<PostgresTarget>;
-
-[Backend("sqlserver")]
-public sealed class SqlServerWorkerSessionConformance(SqlServerTarget target) : WorkerSessionConformance(target), IClassFixture<SqlServerTarget>;

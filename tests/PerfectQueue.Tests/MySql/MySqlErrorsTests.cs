@@ -1,5 +1,5 @@
 using PerfectQueue.Storage.MySql;
-using PerfectQueue.Storage.Postgres;
+using PerfectQueue.Storage;
 using Xunit;
 
 namespace PerfectQueue.Tests.MySql;

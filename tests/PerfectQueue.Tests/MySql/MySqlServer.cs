@@ -19,7 +19,7 @@ public static class MySqlServer
     public static string ConnectionString => ToConnectionString(Source);
 
     public static string ToConnectionString(string source) =>
-        (source.Contains("://", StringComparison.Ordinal) ? MySqlSettings.FromUrl(source) : MySqlSettings.FromConnectionString(source)).ConnectionString;
+        (source.Contains("://", StringComparison.Ordinal) ? MySqlBackend.ConnectionFromUrl(source) : new MySqlConnectionStringBuilder(source)).ConnectionString;
 
     public static MySqlConnection Connect()
     {

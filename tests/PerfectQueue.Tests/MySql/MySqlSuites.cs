@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using MySqlConnector;
 using PerfectQueue.Tests.Conformance;
 using PerfectQueue.Tests.Unit;
 using PerfectQueue.Tests.Workers;
@@ -7,8 +6,9 @@ using Xunit;
 
 namespace PerfectQueue.Tests.MySql;
 
-// Every suite the other server backends run, on MySQL/MariaDB (PQ_TEST_MYSQL; build.ps1 test starts a throwaway
-// MariaDB). Skipped without a server, except under CI, where they fail.
+// Every shared suite, run on MySQL/MariaDB (PQ_TEST_MYSQL; build.ps1 test starts a throwaway MariaDB): a backend
+// joins the suites by one line each here, and its target (MySqlTarget.cs) says where its database is and how to
+// reach it for raw SQL. Skipped without a server, except under CI, where they fail.
 
 [Backend("mysql")]
 public sealed class MySqlConformance(MySqlTarget target) : QueueConformance(target), IClassFixture<MySqlTarget>;
@@ -41,15 +41,7 @@ public sealed class MySqlWorkerSessionTests(MySqlTarget target) : WorkerSessionS
 public sealed class MySqlLeaseWriteBatcherAmbiguityTests(MySqlTarget target) : LeaseWriteBatcherAmbiguitySuite(target), IClassFixture<MySqlTarget>;
 
 [Backend("mysql")]
-public sealed class MySqlWorkerRobustnessTests(MySqlTarget target) : WorkerRobustnessSuite(target), IClassFixture<MySqlTarget>
-{
-    protected override void DropTable(QueueConfig config)
-    {
-        using var c = MySqlTarget.Connect();
-        using var cmd = new MySqlCommand($"DROP TABLE `{config.Table}`", c);
-        cmd.ExecuteNonQuery();
-    }
-}
+public sealed class MySqlWorkerRobustnessTests(MySqlTarget target) : WorkerRobustnessSuite(target), IClassFixture<MySqlTarget>;
 
 /// <summary>Many processes and connections on one MySQL/MariaDB server: nothing lost, nothing twice, every max_running held.</summary>
 [Backend("mysql")]

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using MySqlConnector;
 using PerfectQueue.Tests.Conformance;
 
@@ -11,6 +12,8 @@ public sealed class MySqlTarget : IBackendTarget, IDisposable
 {
     private readonly List<string> _tables = [];
 
+    public MySqlTarget() => TestTargets.Register(this);
+
     public string Name => "mysql";
 
     public QueueConfig NewConfig()
@@ -21,6 +24,8 @@ public sealed class MySqlTarget : IBackendTarget, IDisposable
             ? new QueueConfig { Url = MySqlServer.Source, Table = table }
             : new QueueConfig { ConnectionString = MySqlServer.Source, Provider = "mysql", Table = table };
     }
+
+    public DbConnection Connect(QueueConfig config) => Connect();
 
     /// <summary>
     /// A connection for tests' raw SQL, which quotes names with double quotes as every backend accepts: here with

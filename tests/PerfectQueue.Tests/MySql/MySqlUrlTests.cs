@@ -15,7 +15,7 @@ public sealed class MySqlUrlTests
     [InlineData("mysql2")]
     public void Host_port_database_user_and_password_become_mysqlconnector_settings(string scheme)
     {
-        var b = MySqlSettings.FromUrl($"{scheme}://app:{EscapedSecret}@db.example.com:33060/jobs");
+        var b = MySqlBackend.ConnectionFromUrl($"{scheme}://app:{EscapedSecret}@db.example.com:33060/jobs");
         Assert.Equal("db.example.com", b.Server);
         Assert.Equal(33060u, b.Port);
         Assert.Equal("jobs", b.Database);
@@ -26,7 +26,7 @@ public sealed class MySqlUrlTests
     [Fact]
     public void Without_a_port_it_is_3306_and_without_a_password_none_is_sent()
     {
-        var b = MySqlSettings.FromUrl("mysql://root@127.0.0.1/pq");
+        var b = MySqlBackend.ConnectionFromUrl("mysql://root@127.0.0.1/pq");
         Assert.Equal(3306u, b.Port);
         Assert.Equal("root", b.UserID);
         Assert.Equal("", b.Password);
@@ -35,7 +35,7 @@ public sealed class MySqlUrlTests
     [Fact]
     public void Query_options_are_mysqlconnector_settings()
     {
-        var b = MySqlSettings.FromUrl("mysql://app:pw@db/jobs?SslMode=VerifyFull&Connection%20Timeout=7&Maximum%20Pool%20Size=12");
+        var b = MySqlBackend.ConnectionFromUrl("mysql://app:pw@db/jobs?SslMode=VerifyFull&Connection%20Timeout=7&Maximum%20Pool%20Size=12");
         Assert.Equal(MySqlSslMode.VerifyFull, b.SslMode);
         Assert.Equal(7u, b.ConnectionTimeout);
         Assert.Equal(12u, b.MaximumPoolSize);
@@ -44,8 +44,8 @@ public sealed class MySqlUrlTests
     [Fact]
     public void PerfectQueue_always_counts_matched_rows_and_refuses_user_variables()
     {
-        var b = MySqlSettings.FromUrl("mysql://app:pw@db/jobs?UseAffectedRows=true&AllowUserVariables=true");
-        MySqlSettings.ApplyDefaults(b);
+        var b = MySqlBackend.ConnectionFromUrl("mysql://app:pw@db/jobs?UseAffectedRows=true&AllowUserVariables=true");
+        MySqlBackend.ApplyDefaults(b);
         Assert.False(b.UseAffectedRows);
         Assert.False(b.AllowUserVariables);
         Assert.Equal("PerfectQueue", b.ApplicationName);
@@ -54,7 +54,7 @@ public sealed class MySqlUrlTests
     [Fact]
     public void An_unknown_option_is_a_config_error_naming_it_without_the_password()
     {
-        var e = Assert.Throws<ConfigException>(() => MySqlSettings.FromUrl($"mysql://app:{EscapedSecret}@db/jobs?colour=blue"));
+        var e = Assert.Throws<ConfigException>(() => MySqlBackend.ConnectionFromUrl($"mysql://app:{EscapedSecret}@db/jobs?colour=blue"));
         Assert.Equal("url", e.ConfigKey);
         Assert.Contains("'colour'", e.Message);
         Assert.DoesNotContain(Secret, e.Message);
@@ -98,7 +98,7 @@ public sealed class MySqlUrlTests
     {
         using var q = Queue.Open(new QueueConfig
         {
-            ConnectionString = $"Server=db.example.com;Port=3306;Database=jobs;User ID=app;Password={Secret.Replace(";", "")};SslMode=Required",
+            ConnectionString = $"Server=db.example.com;Port=3306;Database=jobs;User ID=app;Password={Secret};SslMode=Required",
             Provider = "mysql",
             Table = "tasks",
         });

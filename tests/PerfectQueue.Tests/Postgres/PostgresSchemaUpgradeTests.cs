@@ -44,7 +44,7 @@ public sealed class PostgresSchemaUpgradeTests(PostgresTarget target) : IClassFi
         try
         {
             var b = PostgresTarget.Url.Contains("://", StringComparison.Ordinal)
-                ? Storage.QueueStores.PostgresFromUrl(PostgresTarget.Url)
+                ? Storage.Postgres.PostgresBackend.ConnectionFromUrl(PostgresTarget.Url)
                 : new NpgsqlConnectionStringBuilder(PostgresTarget.Url);
             b.Username = role;
             b.Password = null;

@@ -1,4 +1,5 @@
 using Npgsql;
+using PerfectQueue.Storage;
 using PerfectQueue.Storage.Postgres;
 using Xunit;
 

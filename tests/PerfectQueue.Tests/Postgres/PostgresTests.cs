@@ -83,7 +83,7 @@ public sealed class PostgresConfigurationTests
     [Fact]
     public void A_postgresql_url_becomes_npgsql_settings()
     {
-        var b = QueueStores.PostgresFromUrl("postgresql://app%20user:p%40ss:w0rd@db.example:6543/jobs?sslmode=require&Timeout=7");
+        var b = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app%20user:p%40ss:w0rd@db.example:6543/jobs?sslmode=require&Timeout=7");
         Assert.Equal("db.example", b.Host);
         Assert.Equal(6543, b.Port);
         Assert.Equal("jobs", b.Database);
@@ -91,19 +91,19 @@ public sealed class PostgresConfigurationTests
         Assert.Equal("p@ss:w0rd", b.Password);
         Assert.Equal(SslMode.Require, b.SslMode);
         Assert.Equal(7, b.Timeout);
-        Assert.Equal(5432, QueueStores.PostgresFromUrl("postgres://h/db").Port);
+        Assert.Equal(5432, Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgres://h/db").Port);
     }
 
     [Fact]
     public void Statements_are_prepared_automatically_unless_the_url_says_otherwise()
     {
-        var b = QueueStores.PostgresFromUrl("postgresql://app@db.example/jobs");
-        QueueStores.ApplyPostgresDefaults(b);
+        var b = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app@db.example/jobs");
+        Storage.Postgres.PostgresBackend.ApplyDefaults(b);
         Assert.Equal(20, b.MaxAutoPrepare);
         Assert.Equal("PerfectQueue", b.ApplicationName);
 
-        var off = QueueStores.PostgresFromUrl("postgresql://app@db.example/jobs?Max%20Auto%20Prepare=0&Application%20Name=etl");
-        QueueStores.ApplyPostgresDefaults(off);
+        var off = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app@db.example/jobs?Max%20Auto%20Prepare=0&Application%20Name=etl");
+        Storage.Postgres.PostgresBackend.ApplyDefaults(off);
         Assert.Equal(0, off.MaxAutoPrepare);
         Assert.Equal("etl", off.ApplicationName);
     }
@@ -111,7 +111,7 @@ public sealed class PostgresConfigurationTests
     [Fact]
     public void An_unknown_url_option_is_named_and_the_password_is_never_shown()
     {
-        var e = Assert.Throws<ConfigException>(() => QueueStores.PostgresFromUrl("postgresql://u:s3cretpw@h/db?sslmod=require"));
+        var e = Assert.Throws<ConfigException>(() => Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://u:s3cretpw@h/db?sslmod=require"));
         Assert.Equal("url", e.ConfigKey);
         Assert.Contains("sslmod", e.Message);
         Assert.DoesNotContain("s3cretpw", e.ToString());

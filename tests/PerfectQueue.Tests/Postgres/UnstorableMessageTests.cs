@@ -22,7 +22,7 @@ public sealed class UnstorableMessageTests : IDisposable
         using (var cmd = new NpgsqlCommand($"CREATE DATABASE \"{_database}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0", c))
             cmd.ExecuteNonQuery();
         var url = PostgresTarget.Url;
-        var builder = url.Contains("://", StringComparison.Ordinal) ? Storage.QueueStores.PostgresFromUrl(url) : new NpgsqlConnectionStringBuilder(url);
+        var builder = url.Contains("://", StringComparison.Ordinal) ? Storage.Postgres.PostgresBackend.ConnectionFromUrl(url) : new NpgsqlConnectionStringBuilder(url);
         builder.Database = _database;
         _queue = Queue.Open(new QueueConfig { ConnectionString = builder.ConnectionString, Provider = "postgresql", Table = "t" });
         _queue.Initialize();

@@ -1,4 +1,4 @@
-using PerfectQueue.Storage.Postgres;
+using PerfectQueue.Storage;
 using PerfectQueue.Storage.SqlServer;
 using Xunit;
 

@@ -12,7 +12,7 @@ public sealed class SqlServerUrlTests
     [Fact]
     public void Host_and_port_become_the_sqlclient_data_source()
     {
-        var b = QueueStores.SqlServerFromUrl($"sqlserver://app:{EscapedSecret}@db.example.com:14333/jobs");
+        var b = Storage.SqlServer.SqlServerBackend.ConnectionFromUrl($"sqlserver://app:{EscapedSecret}@db.example.com:14333/jobs");
         Assert.Equal("db.example.com,14333", b.DataSource);
         Assert.Equal("jobs", b.InitialCatalog);
         Assert.Equal("app", b.UserID);
@@ -24,14 +24,14 @@ public sealed class SqlServerUrlTests
     [Fact]
     public void Without_a_port_the_host_alone_is_the_data_source()
     {
-        var b = QueueStores.SqlServerFromUrl("mssql://app:pw@db.example.com/jobs");
+        var b = Storage.SqlServer.SqlServerBackend.ConnectionFromUrl("mssql://app:pw@db.example.com/jobs");
         Assert.Equal("db.example.com", b.DataSource);
     }
 
     [Fact]
     public void Without_a_user_integrated_security_is_used()
     {
-        var b = QueueStores.SqlServerFromUrl("sqlserver://db.example.com:1433/jobs");
+        var b = Storage.SqlServer.SqlServerBackend.ConnectionFromUrl("sqlserver://db.example.com:1433/jobs");
         Assert.True(b.IntegratedSecurity);
         Assert.Equal("", b.UserID);
     }
@@ -39,18 +39,18 @@ public sealed class SqlServerUrlTests
     [Fact]
     public void Query_options_are_sqlclient_settings()
     {
-        var b = QueueStores.SqlServerFromUrl("sqlserver://app:pw@db:1433/jobs?encrypt=true&trustServerCertificate=true&connect%20timeout=5");
+        var b = Storage.SqlServer.SqlServerBackend.ConnectionFromUrl("sqlserver://app:pw@db:1433/jobs?encrypt=true&trustServerCertificate=true&connect%20timeout=5");
         Assert.Equal(SqlConnectionEncryptOption.Mandatory, b.Encrypt);
         Assert.True(b.TrustServerCertificate);
         Assert.Equal(5, b.ConnectTimeout);
-        var strict = QueueStores.SqlServerFromUrl("sqlserver://app:pw@db/jobs?encrypt=strict");
+        var strict = Storage.SqlServer.SqlServerBackend.ConnectionFromUrl("sqlserver://app:pw@db/jobs?encrypt=strict");
         Assert.Equal(SqlConnectionEncryptOption.Strict, strict.Encrypt);
     }
 
     [Fact]
     public void An_unknown_option_is_a_config_error_naming_it_without_the_password()
     {
-        var e = Assert.Throws<ConfigException>(() => QueueStores.SqlServerFromUrl($"sqlserver://app:{EscapedSecret}@db/jobs?colour=blue"));
+        var e = Assert.Throws<ConfigException>(() => Storage.SqlServer.SqlServerBackend.ConnectionFromUrl($"sqlserver://app:{EscapedSecret}@db/jobs?colour=blue"));
         Assert.Equal("url", e.ConfigKey);
         Assert.Contains("'colour'", e.Message);
         Assert.DoesNotContain(Secret, e.Message);

@@ -96,9 +96,3 @@ public abstract class LeaseWriteBatcherAmbiguitySuite(IBackendTarget target) : I
         Assert.DoesNotContain(log, l => l.Contains("was lost") || l.Contains(": lost"));
     }
 }
-
-[Backend("sqlite")]
-public sealed class SqliteLeaseWriteBatcherAmbiguityTests(SqliteTarget target) : LeaseWriteBatcherAmbiguitySuite(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresLeaseWriteBatcherAmbiguityTests(PostgresTarget target) : LeaseWriteBatcherAmbiguitySuite(target), IClassFixture<PostgresTarget>;

@@ -15,7 +15,7 @@ public sealed class LeaseWriteBatcherTests(SqliteTarget sqlite) : IClassFixture<
     private (Queue Queue, InterceptingStore Counter) Open()
     {
         var config = sqlite.NewConfig();
-        var (store, counter) = InterceptingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table),
+        var (store, counter) = InterceptingStore.Wrap(new SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, args, inner) => method.Name != nameof(IQueueStore.ApplyAsync) ? null
                 : _failBatches && ((IReadOnlyList<LeaseWrite>)args![0]!).Count > 1 ? Task.FromException<IReadOnlySet<long>>(new TimeoutException("deadlock victim"))
                 : _holdApply is { } hold ? HeldApplyAsync(hold, inner, (IReadOnlyList<LeaseWrite>)args![0]!)

@@ -25,7 +25,7 @@ public sealed class SecretMaskingTests
     [Fact]
     public void A_sqlite_url_without_a_path_does_not_show_its_password()
     {
-        var e = Assert.Throws<ConfigException>(() => QueueStores.SqlitePath("sqlite://pq:S3cretA@host/x.db"));
+        var e = Assert.Throws<ConfigException>(() => Storage.Sqlite.SqliteBackend.PathFromUrl("sqlite://pq:S3cretA@host/x.db"));
         Assert.DoesNotContain("S3cretA", e.Message);
         Assert.Contains("sqlite://pq:***@host/x.db", e.Message);
     }

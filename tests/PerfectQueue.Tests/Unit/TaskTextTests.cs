@@ -114,7 +114,7 @@ public sealed class TaskTextTests(SqliteTarget sqlite) : IClassFixture<SqliteTar
         Assert.False(pg.IsValueError(new TimeoutException()));
 
         var config = sqlite.NewConfig();
-        using var lite = new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table);
+        using var lite = new SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table);
         Assert.True(lite.IsValueError(new SqliteException("string or blob too big", 18)));
         Assert.False(lite.IsValueError(new SqliteException("database is locked", 5)));
 
@@ -127,7 +127,7 @@ public sealed class TaskTextTests(SqliteTarget sqlite) : IClassFixture<SqliteTar
     public void A_finish_whose_message_the_database_refuses_is_written_again_without_it()
     {
         var config = sqlite.NewConfig();
-        var (store, calls) = InterceptingStore.Wrap(new SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table),
+        var (store, calls) = InterceptingStore.Wrap(new SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, args, inner) => method.Name == nameof(IQueueStore.ApplyAsync)
                 && ((IReadOnlyList<LeaseWrite>)args![0]!).Any(w => w.Message is { } m && !m.StartsWith("(message could not be stored", StringComparison.Ordinal))
                 ? Task.FromException<IReadOnlySet<long>>(new SqliteException("string or blob too big", 18))

@@ -11,13 +11,13 @@ public sealed class UrlTests
     [InlineData("sqlite:///C:/data/q.db", "C:/data/q.db")]
     [InlineData("sqlite:////tmp/with%20space.db", "/tmp/with space.db")]
     public void Sqlite_urls_follow_the_common_convention(string url, string path) =>
-        Assert.Equal(path, QueueStores.SqlitePath(url));
+        Assert.Equal(path, Storage.Sqlite.SqliteBackend.PathFromUrl(url));
 
     [Theory]
     [InlineData("sqlite://")]
     [InlineData("sqlite:///")]
     public void A_sqlite_url_without_a_path_is_refused(string url) =>
-        Assert.Equal("url", Assert.Throws<ConfigException>(() => QueueStores.SqlitePath(url)).ConfigKey);
+        Assert.Equal("url", Assert.Throws<ConfigException>(() => Storage.Sqlite.SqliteBackend.PathFromUrl(url)).ConfigKey);
 
     [Fact]
     public void An_unknown_scheme_is_refused_without_showing_the_password()

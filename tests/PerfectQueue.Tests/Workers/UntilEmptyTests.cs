@@ -20,7 +20,7 @@ public sealed class UntilEmptyTests(SqliteTarget sqlite) : IClassFixture<SqliteT
         Worker? worker = null;
         var acquireStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var nextPoll = new System.Collections.Concurrent.ConcurrentDictionary<string, Task>();   // per task: the poll after its own
-        var (held, _) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table),
+        var (held, _) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, args, inner) => method.Name switch
             {
                 nameof(IQueueStore.AcquireAsync) => HeldAcquireAsync(inner, args!, worker!, nextPoll,

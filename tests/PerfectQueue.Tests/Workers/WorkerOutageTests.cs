@@ -140,7 +140,7 @@ public sealed class WorkerOutagePaceTests(SqliteTarget sqlite) : IClassFixture<S
         // Every acquire fails, and waiting for a submit returns at once (as PostgreSQL's did when it could not listen).
         var clock = Stopwatch.StartNew();
         var acquires = new ConcurrentQueue<TimeSpan>();
-        var (failing, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(QueueStores.SqlitePath(config.Url!), config.Table),
+        var (failing, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, _, _) => method.Name switch
             {
                 nameof(IQueueStore.AcquireAsync) => Fail(acquires, clock),

@@ -348,7 +348,13 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
     }
 
     /// <summary>Drops the queue's task table behind the queue's back, as an operator's mistake would.</summary>
-    protected abstract void DropTable(QueueConfig config);
+    private void DropTable(QueueConfig config)
+    {
+        using var c = target.Connect(config);
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"DROP TABLE \"{config.Table}\"";
+        cmd.ExecuteNonQuery();
+    }
 
     [BackendFact]
     public async Task A_dropped_table_is_a_clear_log_line_and_the_worker_works_again_once_it_is_created()
@@ -422,29 +428,5 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
         inAcquire.TrySetResult();
         await letGo.Task;
         return rows;
-    }
-}
-
-[Backend("sqlite")]
-public sealed class SqliteWorkerRobustnessTests(SqliteTarget target) : WorkerRobustnessSuite(target), IClassFixture<SqliteTarget>
-{
-    protected override void DropTable(QueueConfig config)
-    {
-        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={QueueStores.SqlitePath(config.Url!)}");
-        c.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = $"DROP TABLE \"{config.Table}\"";
-        cmd.ExecuteNonQuery();
-    }
-}
-
-[Backend("postgresql")]
-public sealed class PostgresWorkerRobustnessTests(PostgresTarget target) : WorkerRobustnessSuite(target), IClassFixture<PostgresTarget>
-{
-    protected override void DropTable(QueueConfig config)
-    {
-        using var c = PostgresTarget.Connect();
-        using var cmd = new Npgsql.NpgsqlCommand($"DROP TABLE \"{config.Table}\"", c);
-        cmd.ExecuteNonQuery();
     }
 }

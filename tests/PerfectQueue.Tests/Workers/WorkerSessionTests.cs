@@ -106,12 +106,6 @@ public abstract class WorkerSessionSuite(IBackendTarget target) : IDisposable
     }
 }
 
-[Backend("sqlite")]
-public sealed class SqliteWorkerSessionTests(SqliteTarget target) : WorkerSessionSuite(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresWorkerSessionTests(PostgresTarget target) : WorkerSessionSuite(target), IClassFixture<PostgresTarget>;
-
 public sealed class WorkerSessionFailureTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
 {
     [Fact]
@@ -122,7 +116,7 @@ public sealed class WorkerSessionFailureTests(SqliteTarget sqlite) : IClassFixtu
         real.SubmitMany(Enumerable.Range(0, 4).Select(i => new TaskSubmission($"k{i}", "t")));
         // Session writes fail (no rights on the sessions table, say): tasks must still run.
         var refused = new InvalidOperationException("permission denied for table perfectqueue_workers");
-        var (failing, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table),
+        var (failing, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, _, _) => method.Name switch
             {
                 nameof(IQueueStore.RegisterWorkerAsync) => Task.FromException<long?>(refused),

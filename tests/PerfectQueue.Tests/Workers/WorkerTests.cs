@@ -260,12 +260,6 @@ public abstract class WorkerSuite(IBackendTarget target) : IDisposable
     }
 }
 
-[Backend("sqlite")]
-public sealed class SqliteWorkerTests(SqliteTarget target) : WorkerSuite(target), IClassFixture<SqliteTarget>;
-
-[Backend("postgresql")]
-public sealed class PostgresWorkerTests(PostgresTarget target) : WorkerSuite(target), IClassFixture<PostgresTarget>;
-
 /// <summary>Counts acquire statements through a wrapped SQLite store: the idle cost of a worker.</summary>
 public sealed class WorkerIdleCostTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
 {
@@ -286,7 +280,7 @@ public sealed class WorkerIdleCostTests(SqliteTarget sqlite) : IClassFixture<Sql
         real.Initialize(); // opening a SQLite file other than the embedded default creates nothing
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var at = new ConcurrentQueue<TimeSpan>();
-        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table),
+        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table),
             (method, _, _) => { if (method.Name == nameof(IQueueStore.AcquireAsync)) at.Enqueue(clock.Elapsed); return null; });
         using var q = Queue.OpenWith(config, counting);
         using var stop = new CancellationTokenSource();
@@ -316,7 +310,7 @@ public sealed class WorkerIdleThenBusyTests(SqliteTarget target) : IClassFixture
         var config = target.NewConfig();
         using var real = Queue.Open(config);
         real.Initialize(); // a queue over a store the test built never creates its table
-        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.QueueStores.SqlitePath(config.Url!), config.Table));
+        var (counting, calls) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table));
         using var q = Queue.OpenWith(config, counting);
         var options = new WorkerOptions
         {

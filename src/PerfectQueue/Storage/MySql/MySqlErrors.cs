@@ -1,5 +1,4 @@
 using MySqlConnector;
-using PerfectQueue.Storage.Postgres;
 
 namespace PerfectQueue.Storage.MySql;
 

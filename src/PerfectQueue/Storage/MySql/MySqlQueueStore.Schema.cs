@@ -1,6 +1,5 @@
 using Dapper;
 using MySqlConnector;
-using PerfectQueue.Storage.Postgres;
 
 namespace PerfectQueue.Storage.MySql;
 
@@ -19,7 +18,7 @@ internal sealed partial class MySqlQueueStore
     private const string TableOptions = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + Exact;
 
     private const string SchemaTableSql =
-        "CREATE TABLE IF NOT EXISTS perfectqueue_schema (table_name VARCHAR(128) NOT NULL, version INT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (table_name)) " + TableOptions;
+        "CREATE TABLE IF NOT EXISTS " + StoreNames.SchemaTable + " (table_name VARCHAR(128) NOT NULL, version INT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (table_name)) " + TableOptions;
 
     /// <summary>
     /// The schema as an ordered list of versions and the statements that create it, for a migration runner:

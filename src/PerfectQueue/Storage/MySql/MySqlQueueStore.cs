@@ -1,10 +1,7 @@
-using System.Data.Common;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Dapper;
 using MySqlConnector;
-using PerfectQueue.Storage.Postgres;
 
 namespace PerfectQueue.Storage.MySql;
 
@@ -38,11 +35,12 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     // columns come out as utf8mb4_general_ci, which ignores case: every comparison with them names the collation.
     internal const string Exact = "utf8mb4_bin";
 
-    private const string NotExpired = "(purge_at IS NULL OR purge_at > " + Now + ")";
+    private static readonly string NotExpired = PortableSql.NotExpired(Now);
 
     private static readonly JsonSerializerOptions Json = new();
 
     private readonly string _connectionString;
+    private readonly StoreRunner<MySqlConnection> _runner;
     private readonly string _table;
     private readonly string _t;
     private readonly string _workersTable;
@@ -55,31 +53,28 @@ internal sealed partial class MySqlQueueStore : IQueueStore
 
     public MySqlQueueStore(string connectionString, string table, string description)
     {
-        _table = SqlIdentifiers.Require(table);
-        _t = Quote(_table);
-        _workersTable = _table + "_workers";
-        _w = Quote(_workersTable);
+        var names = new StoreNames(table, Quote);
+        _table = names.Table;
+        _t = names.QuotedTable;
+        _workersTable = names.Workers;
+        _w = names.QuotedWorkers;
         _usersTable = _table + "_users";
         _u = Quote(_usersTable);
         _connectionString = connectionString;
         Description = description;
-        _columns = $"""
-            id AS `Id`, task_key AS `Key`, task_type AS `Type`, user_name AS `User`, data AS `Data`,
-            max_running AS `MaxRunning`, created_at AS `CreatedAt`, due_at AS `DueAt`, lease_token AS `LeaseToken`,
-            attempts AS `Attempts`, cancel_requested AS `CancelRequested`, finished_at AS `FinishedAt`,
-            outcome AS `Outcome`, message AS `Message`, purge_at AS `PurgeAt`, timeout_ms AS `TimeoutMs`, {Now} AS `Now`
-            """;
-        _workerColumns = $"""
-            id AS `Id`, host AS `Host`, pid AS `Pid`, processors AS `Processors`, running AS `Running`, started_at AS `StartedAt`,
-            last_beat_at AS `LastBeatAt`, alive_until AS `AliveUntil`, stop_requested AS `StopRequested`, processor_type AS `ProcessorType`, {Now} AS `Now`
-            """;
+        _runner = new StoreRunner<MySqlConnection>(OpenAsync, ShouldRetry,
+            e => e is MySqlException me && MySqlErrors.IsMissingTable(me.Number),
+            e => Task.FromResult<Exception?>(NotInitialized(e)),
+            RollbackAsync);
+        _columns = RowProjection.TaskColumns(Now, Quote);
+        _workerColumns = RowProjection.WorkerColumns(Now, Quote);
     }
 
     public string Description { get; }
 
     internal string Table => _table;
 
-    private static string Quote(string identifier) => "`" + identifier + "`";
+    private static string Quote(string identifier) => "`" + identifier + "`"; // names are checked first (StoreNames): never a backtick
 
     // ---- acquire ----
 
@@ -144,8 +139,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
 
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
-        // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
-        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        var token = AcquireSql.NewToken();
         var scan = AcquireSql.Scan(max);
         var quota = AcquireSql.Quota(max);
         // Safe to run again after any failure: the transaction is rolled back, and leases of a lost commit expire.
@@ -298,7 +292,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     }
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync(Command($"UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL",
+        await c.ExecuteAsync(Command(PortableSql.UpdateData(_t),
             new { data, id = lease.Id, token = lease.Token }, ct)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
     // ---- submit ----
@@ -406,15 +400,9 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     public async Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
-        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN @keys");
-        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN @types");
-        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN @users");
-        if (q.Statuses is { Count: > 0 })
-            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, Now)))).Append(')');
-        sql.Append(" ORDER BY id");
-        if (q.First is not null) sql.Append(" LIMIT @first");
-        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(sql.ToString(),
+        // Dapper expands each list parameter into (@keys1, @keys2, ...).
+        var sql = $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(sql,
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }, ct)).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
@@ -434,20 +422,14 @@ internal sealed partial class MySqlQueueStore : IQueueStore
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
     {
-        // MySQL assigns left to right, and later assignments see the new values: finished_at is set first, and
-        // every other column follows it. The row stays locked until COMMIT, so the state read after is this one's.
-        const string idle = "(lease_token IS NULL OR due_at <= " + Now + ")";
-        const string done = "finished_at IS NOT NULL";
+        // MySQL assigns left to right, and a later assignment sees the new values: in CancelSet only due_at's
+        // condition reads a column set before it (lease_token), and it is NULL there exactly when the task was idle,
+        // so every column ends as on the other backends. The row stays locked until COMMIT, so the state read
+        // after is the one this request made (ROW_COUNT: whether it matched a live task).
         var state = await c.ExecuteScalarAsync<string>(Command($"""
             START TRANSACTION;
-            UPDATE {_t} SET cancel_requested = 1,
-                finished_at = CASE WHEN {idle} THEN {Now} ELSE NULL END,
-                outcome = CASE WHEN {done} THEN 'Cancelled' ELSE NULL END,
-                message = CASE WHEN {done} THEN @message ELSE message END,
-                purge_at = CASE WHEN {done} THEN {Now} + @retention ELSE NULL END,
-                lease_token = CASE WHEN {done} THEN NULL ELSE lease_token END,
-                due_at = CASE WHEN {done} THEN NULL ELSE due_at END
-            WHERE task_key = @key AND finished_at IS NULL;
+            UPDATE {_t} SET {PortableSql.CancelSet(Now)}
+            WHERE {PortableSql.LiveByKey};
             SELECT CASE
                 WHEN ROW_COUNT() > 0 THEN (SELECT CASE WHEN finished_at IS NULL THEN '{nameof(CancelRequestResult.Flagged)}' ELSE '{nameof(CancelRequestResult.CancelledBeforeStart)}' END FROM {_t} WHERE task_key = @key)
                 WHEN EXISTS (SELECT 1 FROM {_t} WHERE task_key = @key AND {NotExpired}) THEN '{nameof(CancelRequestResult.AlreadyFinished)}'
@@ -458,11 +440,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     }, RetrySafety.Always, ct); // running it again lands on the same state
 
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync(Command($"""
-            UPDATE {_t} SET finished_at = {Now}, outcome = @outcome, message = @message, purge_at = {Now} + @retention,
-                lease_token = NULL, due_at = NULL
-            WHERE task_key = @key AND finished_at IS NULL
-            """, new { key, outcome, message, retention = retentionMs }, ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
+        await c.ExecuteAsync(Command(PortableSql.ForceFinish(_t, Now), new { key, outcome, message, retention = retentionMs }, ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync(Command(
         $"DELETE FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now} ORDER BY purge_at LIMIT @limit", new { limit }, ct)),
@@ -470,8 +448,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
 
     // ---- worker sessions ----
 
-    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
-        $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+    private QueueNotInitializedException NotInitialized(Exception? inner) => StoreMessages.NotInitialized(_table, Description, inner);
 
     private Task<(bool Queue, bool Workers)> TablesAsync(CancellationToken ct) => Run(async c =>
     {
@@ -482,18 +459,10 @@ internal sealed partial class MySqlQueueStore : IQueueStore
 
     // Runs a statement on the sessions table. A queue without one reads as no sessions (whenMissing), unless the
     // queue table itself is missing.
-    private async Task<T> OnWorkersTableAsync<T>(Func<MySqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct)
-    {
-        try
-        {
-            return await Run(work, safety, ct, checkTable: false).ConfigureAwait(false);
-        }
-        catch (MySqlException e) when (MySqlErrors.IsMissingTable(e.Number))
-        {
-            if (!(await TablesAsync(ct).ConfigureAwait(false)).Queue) throw NotInitialized(e);
-            return whenMissing;
-        }
-    }
+    private Task<T> OnWorkersTableAsync<T>(Func<MySqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct) =>
+        WorkersTableGuard.RunAsync(() => Run(work, safety, ct, checkTable: false),
+            e => e is MySqlException me && MySqlErrors.IsMissingTable(me.Number),
+            async () => (await TablesAsync(ct).ConfigureAwait(false)).Queue, NotInitialized, whenMissing);
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
@@ -531,7 +500,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     }
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync(Command($"DELETE FROM {_w} WHERE id = @id", new { id }, ct)), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(Command(PortableSql.RemoveWorker(_w), new { id }, ct)), 0, RetrySafety.Always, ct);
 
     public async Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct)
     {
@@ -554,7 +523,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     }
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync(Command($"DELETE FROM {_w} WHERE alive_until <= {Now} - @deadFor", new { deadFor = deadForMs }, ct)), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(Command(PortableSql.CleanupWorkers(_w, Now), new { deadFor = deadForMs }, ct)), 0, RetrySafety.Always, ct);
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {
@@ -567,39 +536,23 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     private static CommandDefinition Command(string sql, object? parameters, CancellationToken ct) =>
         new(SessionSetup + sql, parameters, cancellationToken: ct);
 
-    private const int MaxTries = 5;
-
-    private async Task<T> Run<T>(Func<MySqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true)
+    private async Task<MySqlConnection> OpenAsync(CancellationToken ct)
     {
-        for (var attempt = 1; ; attempt++)
+        var c = new MySqlConnection(_connectionString);
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            var opened = false;
-            try
-            {
-                await using var c = new MySqlConnection(_connectionString);
-                await c.OpenAsync(ct).ConfigureAwait(false);
-                opened = true;
-                try
-                {
-                    return await work(c).ConfigureAwait(false);
-                }
-                catch
-                {
-                    await RollbackAsync(c).ConfigureAwait(false);
-                    throw;
-                }
-            }
-            catch (MySqlException e) when (checkTable && MySqlErrors.IsMissingTable(e.Number))
-            {
-                throw NotInitialized(e);
-            }
-            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
-            {
-                await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
-            }
+            await c.OpenAsync(ct).ConfigureAwait(false);
+            return c;
+        }
+        catch
+        {
+            await c.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
+
+    private Task<T> Run<T>(Func<MySqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true) =>
+        _runner.RunAsync(work, safety, ct, checkTable);
 
     // A statement that failed inside START TRANSACTION ... COMMIT leaves the transaction open (MySQL ends a
     // multi-statement command at its first error). Roll back here, so a pooled connection never keeps a
@@ -615,7 +568,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
         catch (Exception e) when (e is MySqlException or InvalidOperationException or IOException) { /* the connection is broken; the server rolls back */ }
     }
 
-    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    private bool ShouldRetry(Exception e, bool opened, RetrySafety safety)
     {
         // A server restart breaks every pooled connection at once: after one broke, drop the idle ones too, so the
         // next try (and the next command) opens fresh connections.
@@ -624,7 +577,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
             using var pooled = new MySqlConnection(_connectionString);
             MySqlConnection.ClearPool(pooled);
         }
-        return attempt < MaxTries && MySqlErrors.ShouldRetry(e, opened, safety);
+        return MySqlErrors.ShouldRetry(e, opened, safety);
     }
 
     /// <summary>Strict-mode value errors (1366, 1406, 1300, 1264), or text the client cannot encode.</summary>

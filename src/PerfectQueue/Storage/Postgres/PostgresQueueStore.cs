@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using Npgsql;
@@ -22,6 +21,7 @@ internal sealed class PostgresQueueStore : IQueueStore
     private const string EmptyArray = "{}";
 
     private readonly NpgsqlDataSource _dataSource;
+    private readonly StoreRunner<NpgsqlConnection> _runner;
     private readonly string _table;
     private readonly string _t;
     private readonly string _workersTable;
@@ -37,21 +37,20 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     public PostgresQueueStore(string connectionString, string table, string description)
     {
-        _table = SqlIdentifiers.Require(table);
-        _t = Quote(_table);
-        _workersTable = _table + "_workers";
-        _w = Quote(_workersTable);
+        var names = new StoreNames(table, Quote);
+        _table = names.Table;
+        _t = names.QuotedTable;
+        _workersTable = names.Workers;
+        _w = names.QuotedWorkers;
         _channel = "pq_" + _table;
         _lockNamespace = StableHash("perfectqueue:" + _table);
         Description = description;
         _dataSource = NpgsqlDataSource.Create(connectionString);
-
-        _columns = $"""
-            id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
-            max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
-            attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
-            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", timeout_ms AS "TimeoutMs", {Now} AS "Now"
-            """;
+        _runner = new StoreRunner<NpgsqlConnection>(
+            ct => _dataSource.OpenConnectionAsync(ct).AsTask(), ShouldRetry,
+            e => e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable },
+            e => Task.FromResult<Exception?>(NotInitialized(e)));
+        _columns = RowProjection.TaskColumns(Now, Quote);
 
         // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
         // could both count the same running tasks. So acquire is one transaction of two statements, sent in
@@ -150,7 +149,7 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     public string Description { get; }
 
-    private static string Quote(string identifier) => "\"" + identifier + "\"";
+    private static string Quote(string identifier) => StoreNames.DoubleQuote(identifier);
 
     private static readonly int SchemaLockNamespace = StableHash("perfectqueue:schema");
 
@@ -333,7 +332,7 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
-        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        var token = AcquireSql.NewToken();
         var scan = AcquireSql.Scan(max);
         var quota = AcquireSql.Quota(max);
         // Safe to run again after any failure: leases of a lost attempt simply expire.
@@ -441,10 +440,10 @@ internal sealed class PostgresQueueStore : IQueueStore
     }
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync($"UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL",
+        await c.ExecuteAsync(PortableSql.UpdateData(_t),
             new { data, id = lease.Id, token = lease.Token }).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
-    private static readonly string NotExpired = $"(purge_at IS NULL OR purge_at > {Now})";
+    private static readonly string NotExpired = PortableSql.NotExpired(Now);
 
     public async Task<TaskRow?> GetAsync(string key, CancellationToken ct)
     {
@@ -464,15 +463,9 @@ internal sealed class PostgresQueueStore : IQueueStore
     public async Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
-        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key = ANY(@keys)");
-        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type = ANY(@types)");
-        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name = ANY(@users)");
-        if (q.Statuses is { Count: > 0 })
-            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, Now)))).Append(')');
-        sql.Append(" ORDER BY id");
-        if (q.First is not null) sql.Append(" LIMIT @first");
-        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(sql.ToString(),
+        var sql = $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"= ANY({p})")} ORDER BY id"
+            + (q.First is null ? "" : " LIMIT @first");
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(sql,
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
@@ -491,16 +484,9 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(async c =>
     {
-        var idle = $"(lease_token IS NULL OR due_at <= {Now})";
         var finished = (await c.QueryAsync<long?>($"""
-            UPDATE {_t} SET cancel_requested = 1,
-                finished_at = CASE WHEN {idle} THEN {Now} ELSE NULL END,
-                outcome = CASE WHEN {idle} THEN 'Cancelled' ELSE NULL END,
-                message = CASE WHEN {idle} THEN @message ELSE message END,
-                purge_at = CASE WHEN {idle} THEN {Now} + @retention ELSE NULL END,
-                lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
-                due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
-            WHERE task_key = @key AND finished_at IS NULL
+            UPDATE {_t} SET {PortableSql.CancelSet(Now)}
+            WHERE {PortableSql.LiveByKey}
             RETURNING finished_at
             """, new { key, message, retention = retentionMs }).ConfigureAwait(false)).ToList();
         if (finished.Count == 1) return finished[0] is null ? CancelRequestResult.Flagged : CancelRequestResult.CancelledBeforeStart;
@@ -509,11 +495,7 @@ internal sealed class PostgresQueueStore : IQueueStore
     }, RetrySafety.Always, ct); // running it again lands on the same state
 
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync($"""
-            UPDATE {_t} SET finished_at = {Now}, outcome = @outcome, message = @message, purge_at = {Now} + @retention,
-                lease_token = NULL, due_at = NULL
-            WHERE task_key = @key AND finished_at IS NULL
-            """, new { key, outcome, message, retention = retentionMs }).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
+        await c.ExecuteAsync(PortableSql.ForceFinish(_t, Now), new { key, outcome, message, retention = retentionMs }).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync($"""
         DELETE FROM {_t} WHERE id IN (
@@ -523,13 +505,9 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     // ---- worker sessions ----
 
-    private static readonly string WorkerColumns = $"""
-        id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
-        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", processor_type AS "ProcessorType", {Now} AS "Now"
-        """;
+    private static readonly string WorkerColumns = RowProjection.WorkerColumns(Now, Quote);
 
-    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
-        $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+    private QueueNotInitializedException NotInitialized(Exception? inner) => StoreMessages.NotInitialized(_table, Description, inner);
 
     private Task<(bool Queue, bool Workers)> TablesAsync(CancellationToken ct) => Run(c =>
         c.QuerySingleAsync<(bool, bool)>("SELECT to_regclass(@queue) IS NOT NULL, to_regclass(@workers) IS NOT NULL", new { queue = _t, workers = _w }),
@@ -537,18 +515,10 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     // Runs a statement on the sessions table. A queue of schema version 1 has none yet: that reads as no
     // sessions (whenMissing), unless the queue table itself is missing.
-    private async Task<T> OnWorkersTableAsync<T>(Func<NpgsqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct)
-    {
-        try
-        {
-            return await Run(work, safety, ct, checkTable: false).ConfigureAwait(false);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            if (!(await TablesAsync(ct).ConfigureAwait(false)).Queue) throw NotInitialized(e);
-            return whenMissing;
-        }
-    }
+    private Task<T> OnWorkersTableAsync<T>(Func<NpgsqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct) =>
+        WorkersTableGuard.RunAsync(() => Run(work, safety, ct, checkTable: false),
+            e => e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable },
+            async () => (await TablesAsync(ct).ConfigureAwait(false)).Queue, NotInitialized, whenMissing);
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
@@ -593,7 +563,7 @@ internal sealed class PostgresQueueStore : IQueueStore
     }
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync($"DELETE FROM {_w} WHERE id = @id", new { id }), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(PortableSql.RemoveWorker(_w), new { id }), 0, RetrySafety.Always, ct);
 
     public async Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct)
     {
@@ -612,7 +582,7 @@ internal sealed class PostgresQueueStore : IQueueStore
     }
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync($"DELETE FROM {_w} WHERE alive_until <= {Now} - @deadFor", new { deadFor = deadForMs }), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(PortableSql.CleanupWorkers(_w, Now), new { deadFor = deadForMs }), 0, RetrySafety.Always, ct);
 
     /// <summary>Waits for a submit notification (LISTEN/NOTIFY); false when the timeout passed first.</summary>
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
@@ -660,42 +630,19 @@ internal sealed class PostgresQueueStore : IQueueStore
 
     // ---- transient errors ----
 
-    private const int MaxTries = 5;
-
-    private async Task<T> Run<T>(Func<NpgsqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            ct.ThrowIfCancellationRequested();
-            var opened = false;
-            try
-            {
-                await using var c = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
-                opened = true;
-                return await work(c).ConfigureAwait(false);
-            }
-            catch (PostgresException e) when (checkTable && e.SqlState == PostgresErrorCodes.UndefinedTable)
-            {
-                throw new QueueNotInitializedException(
-                    $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
-            }
-            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
-            {
-                await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
-            }
-        }
-    }
+    private Task<T> Run<T>(Func<NpgsqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true) =>
+        _runner.RunAsync(work, safety, ct, checkTable);
 
     /// <summary>SQLSTATE class 22 (data exception: NUL in text, a character the database encoding lacks...) or text Npgsql cannot encode.</summary>
     public bool IsValueError(Exception error) =>
         error is PostgresException { SqlState: ['2', '2', ..] } || StoreErrors.IsEncodingError(error);
 
-    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    private bool ShouldRetry(Exception e, bool opened, RetrySafety safety)
     {
         // A server restart kills every pooled connection at once: after one broke, drop the idle ones too, so
         // the next try (and the next command, if this one is not retried) opens fresh connections.
         if (PostgresErrors.IsBrokenConnection(e)) _dataSource.Clear();
-        return attempt < MaxTries && PostgresErrors.ShouldRetry(e, opened, safety);
+        return PostgresErrors.ShouldRetry(e, opened, safety);
     }
 
     public void Dispose()
@@ -705,15 +652,6 @@ internal sealed class PostgresQueueStore : IQueueStore
         _dataSource.Dispose();
         _listenGate.Dispose();
     }
-}
-
-/// <summary>Which failures an operation may be run again after.</summary>
-internal enum RetrySafety
-{
-    /// <summary>Running it again is always safe (reads, acquire, heartbeat, idempotent writes).</summary>
-    Always,
-    /// <summary>Only when the failure shows nothing was done (the connection never opened, or the server rolled back).</summary>
-    BeforeSent,
 }
 
 /// <summary>How PostgreSQL errors are classified; unit-tested.</summary>
@@ -742,11 +680,4 @@ internal static class PostgresErrors
         TimeoutException when !connectionOpened => true,
         _ => false,
     };
-}
-
-/// <summary>Bounded, jittered exponential backoff between tries of a transient failure.</summary>
-internal static class TransientBackoff
-{
-    public static TimeSpan Delay(int attempt) =>
-        TimeSpan.FromMilliseconds(Math.Min(2000, 50 * Math.Pow(2, attempt - 1)) * (0.5 + Random.Shared.NextDouble()));
 }

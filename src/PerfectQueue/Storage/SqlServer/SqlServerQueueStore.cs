@@ -1,10 +1,8 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Dapper;
 using Microsoft.Data.SqlClient;
-using PerfectQueue.Storage.Postgres;
 
 namespace PerfectQueue.Storage.SqlServer;
 
@@ -30,7 +28,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
     // ignores trailing spaces in comparisons, so 'k' and 'k ' are one key here.
     private const string Exact = "Latin1_General_100_BIN2";
 
-    private const string NotExpired = "(purge_at IS NULL OR purge_at > @now)";
+    private static readonly string NotExpired = PortableSql.NotExpired("@now");
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -50,25 +48,25 @@ internal sealed class SqlServerQueueStore : IQueueStore
         _version3StateSql, _addVersion3ColumnsSql, _recordUpgradeSql, _recordedVersionSql;
     private readonly (string Name, string Sql)[] _initializeSql;
     private readonly UpgradeOnce _upgrade = new();
+    private readonly StoreRunner<SqlConnection> _runner;
 
     public SqlServerQueueStore(string connectionString, string table, string description)
     {
-        _table = SqlIdentifiers.Require(table);
-        _t = Quote(_table);
-        _workersTable = _table + "_workers";
-        _w = Quote(_workersTable);
+        var names = new StoreNames(table, Quote);
+        _table = names.Table;
+        _t = names.QuotedTable;
+        _workersTable = names.Workers;
+        _w = names.QuotedWorkers;
         _connectionString = connectionString;
         Description = description;
+        _runner = new StoreRunner<SqlConnection>(OpenAsync, ShouldRetry,
+            e => e is SqlException se && SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(se)),
+            e => MissingObjectErrorAsync((SqlException)e), RollbackLeftOverTransactionAsync);
 
-        _columns = """
-            id AS [Id], task_key AS [Key], task_type AS [Type], user_name AS [User], data AS [Data],
-            max_running AS [MaxRunning], created_at AS [CreatedAt], due_at AS [DueAt], lease_token AS [LeaseToken],
-            attempts AS [Attempts], cancel_requested AS [CancelRequested], finished_at AS [FinishedAt],
-            outcome AS [Outcome], message AS [Message], purge_at AS [PurgeAt], timeout_ms AS [TimeoutMs], @now AS [Now]
-            """;
+        _columns = RowProjection.TaskColumns("@now", Quote);
 
-        const string rowColumns = "id, task_key, task_type, user_name, data, max_running, created_at, due_at, lease_token, attempts, cancel_requested, finished_at, outcome, message, purge_at, timeout_ms";
-        var insertedColumns = string.Join(", ", rowColumns.Split(", ").Select(c => "inserted." + c));
+        var rowColumns = string.Join(", ", RowProjection.TaskColumnNames);
+        var insertedColumns = string.Join(", ", RowProjection.TaskColumnNames.Select(c => "inserted." + c));
         var userLock = $"N'perfectqueue:{_table}:user:'";
 
         // Acquire, in one batch and one transaction:
@@ -76,7 +74,8 @@ internal sealed class SqlServerQueueStore : IQueueStore
         //    of every user (a plain read: only a hint of whom to lock).
         // 2. The candidates as they look now (AcquireSql): the @scan oldest due tasks of users below their
         //    limit, plus the @quota oldest due tasks of every limited user, so a flood from one user cannot
-        //    hide the others. Ranked as on every backend, the users among the best @scan are the ones to lock.
+        //    hide the others. Ranked as on every backend, the users with a limit among the best @scan are the
+        //    ones to lock (as on PostgreSQL: a task without a limit needs no lock).
         // 3. max_running without a global lock: a transaction-owned try-lock per such user (@LockTimeout = 0).
         //    Users locked by another acquirer are skipped, as READPAST skips rows. Only an acquirer holding a
         //    user's lock leases that user's tasks, and it commits before the lock is released.
@@ -85,8 +84,9 @@ internal sealed class SqlServerQueueStore : IQueueStore
         //    READ_COMMITTED_SNAPSHOT its snapshot is taken at statement start, after the locks. Either way it
         //    sees every lease of these users that another acquirer committed, and no new one can appear
         //    until we commit, so max_running cannot be exceeded.
-        // 5. The candidates again, of tasks without a user and of locked users only, read without keeping
-        //    locks, and ranked exactly as on every backend (due order, a user's batch within its free slots,
+        // 5. The candidates again, read without keeping locks: tasks without a user, tasks of locked users, and
+        //    tasks without a limit of users no other acquirer is limiting (not tried here, or tried and got);
+        //    ranked exactly as on every backend (due order, a user's batch within its free slots,
         //    emptier users first by max_running / (running + k)).
         // 6. Only what is leased is locked: the ranked rows are locked one by one in rank order, by a seek of
         //    the clustered key (no scan can lock other rows), skipping rows another transaction holds and
@@ -153,7 +153,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
                 FROM @seen AS p LEFT JOIN @running AS r ON r.ru = p.user_name),
             {AcquireSql.RankCtes}
             INSERT INTO @users (u)
-            SELECT DISTINCT cu FROM chosen WHERE ord <= @scan AND cu IS NOT NULL;
+            SELECT DISTINCT cu FROM chosen WHERE ord <= @scan AND cu IS NOT NULL AND cmax IS NOT NULL;
             SET @user_count = @@ROWCOUNT;
 
             BEGIN TRANSACTION;
@@ -173,11 +173,12 @@ internal sealed class SqlServerQueueStore : IQueueStore
             FROM @users AS x
             WHERE x.held = 1;
 
-            {Pool("@pool", "LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1", "(c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)))", "@users AS a")}
+            {Pool("@pool", "LEFT JOIN @users AS x ON x.u = c.user_name AND x.held = 1 LEFT JOIN @users AS s ON s.u = c.user_name AND s.held = 0",
+                "(c.user_name IS NULL OR (x.n IS NOT NULL AND (c.max_running IS NULL OR c.max_running > x.rc)) OR (c.max_running IS NULL AND s.n IS NULL))", "@users AS a")}
             WITH candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(x.rc, 0) AS crun
-                FROM @pool AS p LEFT JOIN @users AS x ON x.u = p.user_name AND x.held = 1
-                WHERE p.user_name IS NULL OR x.n IS NOT NULL),
+                FROM @pool AS p LEFT JOIN @users AS x ON x.u = p.user_name AND x.held = 1 LEFT JOIN @users AS s ON s.u = p.user_name AND s.held = 0
+                WHERE p.user_name IS NULL OR x.n IS NOT NULL OR (p.max_running IS NULL AND s.n IS NULL)),
             {AcquireSql.RankCtes}
             INSERT INTO @ranked (ord, id) SELECT ord, cid FROM chosen;
 
@@ -270,21 +271,14 @@ internal sealed class SqlServerQueueStore : IQueueStore
             COMMIT TRANSACTION;
             SELECT task_key FROM @stored;
             """;
-        const string idle = "(lease_token IS NULL OR due_at <= @now)";
         _requestCancelSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
             DECLARE @hit TABLE (finished_at bigint NULL);
-            UPDATE {_t} SET cancel_requested = 1,
-                finished_at = CASE WHEN {idle} THEN @now ELSE NULL END,
-                outcome = CASE WHEN {idle} THEN N'Cancelled' ELSE NULL END,
-                message = CASE WHEN {idle} THEN @message ELSE message END,
-                purge_at = CASE WHEN {idle} THEN @now + @retention ELSE NULL END,
-                lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
-                due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
+            UPDATE {_t} SET {PortableSql.CancelSet("@now", "N'Cancelled'")}
             OUTPUT inserted.finished_at INTO @hit (finished_at)
-            WHERE task_key = @key AND finished_at IS NULL;
+            WHERE {PortableSql.LiveByKey};
             SELECT CASE
                 WHEN EXISTS (SELECT 1 FROM @hit WHERE finished_at IS NOT NULL) THEN N'{nameof(CancelRequestResult.CancelledBeforeStart)}'
                 WHEN EXISTS (SELECT 1 FROM @hit) THEN N'{nameof(CancelRequestResult.Flagged)}'
@@ -297,15 +291,13 @@ internal sealed class SqlServerQueueStore : IQueueStore
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
-            UPDATE {_t} SET finished_at = @now, outcome = @outcome, message = @message, purge_at = @now + @retention,
-                lease_token = NULL, due_at = NULL
-            WHERE task_key = @key AND finished_at IS NULL;
+            {PortableSql.ForceFinish(_t, "@now")};
             SELECT @@ROWCOUNT;
             """;
         _updateDataSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
-            UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL;
+            {PortableSql.UpdateData(_t)};
             SELECT @@ROWCOUNT;
             """;
         _getSql = $"""
@@ -333,10 +325,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
             """;
 
         // ---- worker sessions: one small row per running worker ----
-        const string workerColumns = """
-            id AS [Id], host AS [Host], pid AS [Pid], processors AS [Processors], running AS [Running], started_at AS [StartedAt],
-            last_beat_at AS [LastBeatAt], alive_until AS [AliveUntil], stop_requested AS [StopRequested], processor_type AS [ProcessorType]
-            """;
+        var workerColumns = RowProjection.WorkerColumns("@now", Quote);
         _tablesSql = """
             SELECT CAST(CASE WHEN OBJECT_ID(@name, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS QueueExists,
                 CAST(CASE WHEN OBJECT_ID(@workers, N'U') IS NULL THEN 0 ELSE 1 END AS bit) AS WorkersExists;
@@ -370,11 +359,11 @@ internal sealed class SqlServerQueueStore : IQueueStore
             """;
         _removeWorkerSql = $"""
             SET NOCOUNT ON;
-            DELETE FROM {_w} WHERE id = @id;
+            {PortableSql.RemoveWorker(_w)};
             """;
         _listWorkersSql = $"""
             DECLARE @now bigint = {NowSql};
-            SELECT {workerColumns}, @now AS [Now] FROM {_w} ORDER BY started_at, id;
+            SELECT {workerColumns} FROM {_w} ORDER BY started_at, id;
             """;
         _requestWorkerStopSql = $"""
             SET NOCOUNT ON;
@@ -389,13 +378,13 @@ internal sealed class SqlServerQueueStore : IQueueStore
                 inserted.last_beat_at, inserted.alive_until, inserted.stop_requested, inserted.processor_type
             INTO @hit (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
             WHERE id = @id;
-            SELECT {workerColumns}, @now AS [Now] FROM @hit;
+            SELECT {workerColumns} FROM @hit;
             """;
         _cleanupWorkersSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
             DECLARE @now bigint = {NowSql};
-            DELETE FROM {_w} WHERE alive_until <= @now - @deadFor;
+            {PortableSql.CleanupWorkers(_w, "@now")};
             SELECT @@ROWCOUNT;
             """;
 
@@ -565,17 +554,9 @@ internal sealed class SqlServerQueueStore : IQueueStore
 
     private string ListSql(TaskQuery q)
     {
-        const string values = "(SELECT v COLLATE " + Exact + " FROM OPENJSON({0}) WITH (v nvarchar(max) '$'))";
-        var sql = new StringBuilder($"DECLARE @now bigint = {NowSql};\nSELECT ");
-        if (q.First is not null) sql.Append("TOP (@first) ");
-        sql.Append(_columns).Append($" FROM {_t} WHERE {NotExpired}");
-        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN ").AppendFormat(values, "@keys");
-        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN ").AppendFormat(values, "@types");
-        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN ").AppendFormat(values, "@users");
-        if (q.Statuses is { Count: > 0 })
-            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, "@now")))).Append(')');
-        sql.Append(" ORDER BY id;");
-        return sql.ToString();
+        // Lists travel as JSON arrays, compared exactly (binary collation) as the key index compares.
+        var where = PortableSql.ListConditions(q, "@now", p => $"IN (SELECT v COLLATE {Exact} FROM OPENJSON({p}) WITH (v nvarchar(max) '$'))");
+        return $"DECLARE @now bigint = {NowSql};\nSELECT {(q.First is null ? "" : "TOP (@first) ")}{_columns} FROM {_t} WHERE {where} ORDER BY id;";
     }
 
     /// <summary>
@@ -797,8 +778,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
 
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
     {
-        // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
-        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        var token = AcquireSql.NewToken();
         // Safe to run again after any failure: the batch is one transaction, and leases of a lost attempt expire.
         return Run(async c =>
         {
@@ -867,26 +847,17 @@ internal sealed class SqlServerQueueStore : IQueueStore
 
     // ---- worker sessions ----
 
-    private QueueNotInitializedException NotInitialized(Exception? inner) => new(
-        $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", inner);
+    private QueueNotInitializedException NotInitialized(Exception? inner) => StoreMessages.NotInitialized(_table, Description, inner);
 
     private Task<(bool Queue, bool Workers)> TablesAsync(CancellationToken ct) => Run(c =>
         c.QuerySingleAsync<(bool, bool)>(Command(_tablesSql, TablesArgs(), null, ct)), RetrySafety.Always, ct, checkTable: false);
 
     // Runs a statement on the sessions table. A queue of schema version 1 has none yet: that reads as no
     // sessions (whenMissing), unless the queue table itself is missing.
-    private async Task<T> OnWorkersTableAsync<T>(Func<SqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct)
-    {
-        try
-        {
-            return await Run(work, safety, ct, checkTable: false).ConfigureAwait(false);
-        }
-        catch (SqlException e) when (SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(e)))
-        {
-            if (!(await TablesAsync(ct).ConfigureAwait(false)).Queue) throw NotInitialized(e);
-            return whenMissing;
-        }
-    }
+    private Task<T> OnWorkersTableAsync<T>(Func<SqlConnection, Task<T>> work, T whenMissing, RetrySafety safety, CancellationToken ct) =>
+        WorkersTableGuard.RunAsync(() => Run(work, safety, ct, checkTable: false),
+            e => e is SqlException se && SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(se)),
+            async () => (await TablesAsync(ct).ConfigureAwait(false)).Queue, NotInitialized, whenMissing);
 
     public async Task<long?> RegisterWorkerAsync(WorkerBeat session, CancellationToken ct)
     {
@@ -940,42 +911,25 @@ internal sealed class SqlServerQueueStore : IQueueStore
     private static CommandDefinition Command(string sql, object? parameters, SqlTransaction? tx, CancellationToken ct) =>
         new(sql, parameters, tx, cancellationToken: ct);
 
-    private const int MaxTries = 5;
-
-    private async Task<T> Run<T>(Func<SqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true)
+    private async Task<SqlConnection> OpenAsync(CancellationToken ct)
     {
-        for (var attempt = 1; ; attempt++)
+        var c = new SqlConnection(_connectionString);
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            var opened = false;
-            try
-            {
-                await using var c = new SqlConnection(_connectionString);
-                await c.OpenAsync(ct).ConfigureAwait(false);
-                opened = true;
-                try
-                {
-                    return await work(c).ConfigureAwait(false);
-                }
-                catch
-                {
-                    await RollbackLeftOverTransactionAsync(c).ConfigureAwait(false);
-                    throw;
-                }
-            }
-            catch (SqlException e) when (checkTable && SqlServerErrors.IsMissingTable(SqlServerErrors.Numbers(e)))
-            {
-                if (await MissingObjectErrorAsync(e).ConfigureAwait(false) is { } explained) throw explained;
-                throw;
-            }
-            catch (Exception e) when (ShouldRetryAfter(e, attempt, opened, safety))
-            {
-                await Task.Delay(TransientBackoff.Delay(attempt), ct).ConfigureAwait(false);
-            }
+            await c.OpenAsync(ct).ConfigureAwait(false);
+            return c;
+        }
+        catch
+        {
+            await c.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
-    private bool ShouldRetryAfter(Exception e, int attempt, bool opened, RetrySafety safety)
+    private Task<T> Run<T>(Func<SqlConnection, Task<T>> work, RetrySafety safety, CancellationToken ct, bool checkTable = true) =>
+        _runner.RunAsync(work, safety, ct, checkTable);
+
+    private bool ShouldRetry(Exception e, bool opened, RetrySafety safety)
     {
         // A server restart or failover breaks every pooled connection at once: after one broke (severity 20
         // and above), drop the idle ones too, so the next try (and the next command) opens fresh connections.
@@ -984,7 +938,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
             using var pooled = new SqlConnection(_connectionString);
             SqlConnection.ClearPool(pooled);
         }
-        return attempt < MaxTries && SqlServerErrors.ShouldRetry(e, opened, safety);
+        return SqlServerErrors.ShouldRetry(e, opened, safety);
     }
 
     // XACT_ABORT ON rolls a batch's transaction back on run-time errors and cancellation, but not on
@@ -1011,8 +965,7 @@ internal sealed class SqlServerQueueStore : IQueueStore
             if (probe.TableExists) return null;
         }
         catch (Exception probe) when (probe is SqlException or InvalidOperationException or TimeoutException) { /* report what we know */ }
-        return new QueueNotInitializedException(
-            $"The queue table '{_table}' does not exist in {Description}. Create it with Initialize-PQQueue (or Queue.Initialize() from .NET).", e);
+        return NotInitialized(e);
     }
 
     private PerfectQueueException IncompatibleDatabase(int level, Exception? inner) => new(

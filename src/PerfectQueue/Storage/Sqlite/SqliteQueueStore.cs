@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Dapper;
@@ -36,10 +35,11 @@ internal sealed class SqliteQueueStore : IQueueStore
 
     public SqliteQueueStore(string path, string table)
     {
-        _table = SqlIdentifiers.Require(table);
-        _t = Quote(_table);
-        _workersTable = _table + "_workers";
-        _w = Quote(_workersTable);
+        var names = new StoreNames(table, Quote);
+        _table = names.Table;
+        _t = names.QuotedTable;
+        _workersTable = names.Workers;
+        _w = names.QuotedWorkers;
         FilePath = Path.GetFullPath(path);
         _fileWriteLock = s_fileWriteLocks.GetOrAdd(FilePath, _ => new SemaphoreSlim(1, 1));
         Description = $"{QueueConfig.SqliteUrl(FilePath)} (table {_table})";
@@ -51,12 +51,7 @@ internal sealed class SqliteQueueStore : IQueueStore
             DefaultTimeout = BusyTimeoutMs / 1000,
         }.ToString();
 
-        _columns = """
-            id AS "Id", task_key AS "Key", task_type AS "Type", user_name AS "User", data AS "Data",
-            max_running AS "MaxRunning", created_at AS "CreatedAt", due_at AS "DueAt", lease_token AS "LeaseToken",
-            attempts AS "Attempts", cancel_requested AS "CancelRequested", finished_at AS "FinishedAt",
-            outcome AS "Outcome", message AS "Message", purge_at AS "PurgeAt", timeout_ms AS "TimeoutMs", @now AS "Now"
-            """;
+        _columns = RowProjection.TaskColumns("@now", Quote);
 
         // Acquire: count running tasks per user; gather candidates (the oldest due tasks of users below their
         // limit, plus the oldest few of every limited user, found per user through <table>_user_due, so a flood
@@ -144,7 +139,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     public string FilePath { get; }
     public string Description { get; }
 
-    private static string Quote(string identifier) => "\"" + identifier + "\"";
+    private static string Quote(string identifier) => StoreNames.DoubleQuote(identifier);
 
     // The database clock in Unix milliseconds.
     private const string NowSql = "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
@@ -335,8 +330,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     {
         if (max <= 0) return (IReadOnlyList<TaskRow>)[];
         EnsureUpgraded(ct);
-        // The low 16 bits hold the rank within this batch (max is capped far below 65536 by the engine).
-        var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * 65536L + ((long)RandomNumberGenerator.GetInt32(0, 1 << 15) << 47);
+        var token = AcquireSql.NewToken();
         return Write(ct, (c, now) =>
         {
             var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), token }).AsList();
@@ -370,11 +364,10 @@ internal sealed class SqliteQueueStore : IQueueStore
     });
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute($"UPDATE {_t} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL",
+        Write(ct, (c, now) => c.Execute(PortableSql.UpdateData(_t),
             new { data, id = lease.Id, token = lease.Token }) == 1));
 
-    // A finished row past its retention is gone for readers, whether or not cleanup has deleted it yet.
-    private const string NotExpired = "(purge_at IS NULL OR purge_at > @now)";
+    private static readonly string NotExpired = PortableSql.NotExpired("@now");
 
     public Task<TaskRow?> GetAsync(string key, CancellationToken ct) => Run(ct, () =>
     {
@@ -392,15 +385,10 @@ internal sealed class SqliteQueueStore : IQueueStore
     public Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
-        var sql = new StringBuilder($"SELECT {_columns} FROM {_t} WHERE {NotExpired}");
-        if (q.Keys is { Count: > 0 }) sql.Append(" AND task_key IN @keys");
-        if (q.Types is { Count: > 0 }) sql.Append(" AND task_type IN @types");
-        if (q.Users is { Count: > 0 }) sql.Append(" AND user_name IN @users");
-        if (q.Statuses is { Count: > 0 })
-            sql.Append(" AND (").Append(string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, "@now")))).Append(')');
-        sql.Append(" ORDER BY id");
-        if (q.First is { } first) sql.Append(" LIMIT @first");
-        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(sql.ToString(),
+        // Dapper expands "IN @list" into one parameter per value.
+        var sql = $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, "@now", p => $"IN {p}")} ORDER BY id"
+            + (q.First is null ? "" : " LIMIT @first");
+        return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(sql,
             new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c) }).AsList());
     });
 
@@ -416,16 +404,9 @@ internal sealed class SqliteQueueStore : IQueueStore
     public Task<CancelRequestResult> RequestCancelAsync(string key, string message, long retentionMs, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) =>
         {
-            const string idle = "(lease_token IS NULL OR due_at <= @now)";
             var finished = c.Query<long?>($"""
-                UPDATE {_t} SET cancel_requested = 1,
-                    finished_at = CASE WHEN {idle} THEN @now ELSE NULL END,
-                    outcome = CASE WHEN {idle} THEN 'Cancelled' ELSE NULL END,
-                    message = CASE WHEN {idle} THEN @message ELSE message END,
-                    purge_at = CASE WHEN {idle} THEN @now + @retention ELSE NULL END,
-                    lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
-                    due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
-                WHERE task_key = @key AND finished_at IS NULL
+                UPDATE {_t} SET {PortableSql.CancelSet("@now")}
+                WHERE {PortableSql.LiveByKey}
                 RETURNING finished_at
                 """, new { key, now, message, retention = retentionMs }).ToList();
             if (finished.Count == 1) return finished[0] is null ? CancelRequestResult.Flagged : CancelRequestResult.CancelledBeforeStart;
@@ -434,11 +415,7 @@ internal sealed class SqliteQueueStore : IQueueStore
         }));
 
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute($"""
-            UPDATE {_t} SET finished_at = @now, outcome = @outcome, message = @message, purge_at = @now + @retention,
-                lease_token = NULL, due_at = NULL
-            WHERE task_key = @key AND finished_at IS NULL
-            """, new { key, now, outcome, message, retention = retentionMs }) == 1));
+        Write(ct, (c, now) => c.Execute(PortableSql.ForceFinish(_t, "@now"), new { key, now, outcome, message, retention = retentionMs }) == 1));
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) => c.Execute($"""
@@ -448,10 +425,7 @@ internal sealed class SqliteQueueStore : IQueueStore
 
     // ---- worker sessions ----
 
-    private const string WorkerColumns = """
-        id AS "Id", host AS "Host", pid AS "Pid", processors AS "Processors", running AS "Running", started_at AS "StartedAt",
-        last_beat_at AS "LastBeatAt", alive_until AS "AliveUntil", stop_requested AS "StopRequested", processor_type AS "ProcessorType", @now AS "Now"
-        """;
+    private static readonly string WorkerColumns = RowProjection.WorkerColumns("@now", Quote);
 
     // Whether the sessions table exists; a missing queue table is QueueNotInitialized, whatever the sessions table.
     private bool WorkersTableExists(SqliteConnection c)
@@ -500,7 +474,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     });
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => Run(ct, () => Write(ct, (c, _) =>
-        WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE id = @id", new { id }) : 0, checkTable: false));
+        WorkersTableExists(c) ? c.Execute(PortableSql.RemoveWorker(_w), new { id }) : 0, checkTable: false));
 
     public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => Run(ct, () =>
     {
@@ -519,7 +493,7 @@ internal sealed class SqliteQueueStore : IQueueStore
     });
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => Run(ct, () => Write(ct, (c, now) =>
-        WorkersTableExists(c) ? c.Execute($"DELETE FROM {_w} WHERE alive_until <= @now - @deadFor", new { now, deadFor = deadForMs }) : 0, checkTable: false));
+        WorkersTableExists(c) ? c.Execute(PortableSql.CleanupWorkers(_w, "@now"), new { now, deadFor = deadForMs }) : 0, checkTable: false));
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {

@@ -1,0 +1,96 @@
+namespace PerfectQueue.Storage;
+
+/// <summary>
+/// Statements and clauses that are the same standard SQL on every dialect, over the shared schema's columns (as
+/// <see cref="TaskStateSql"/> is for the status rules). Dialects give their clock expression or parameter and,
+/// for lists of values, their membership syntax; they add only what differs (batching, RETURNING or OUTPUT).
+/// </summary>
+internal static class PortableSql
+{
+    /// <summary>A finished row past its retention is gone for readers, whether or not cleanup has deleted it yet.</summary>
+    public static string NotExpired(string now) => $"(purge_at IS NULL OR purge_at > {now})";
+
+    /// <summary>
+    /// The SET list of a cancel request by key (<c>WHERE task_key = @key AND finished_at IS NULL</c>, parameters
+    /// @message and @retention). A task nobody holds, or whose lease expired, is finished as Cancelled at once, so
+    /// it is never handed out; a held one is only flagged, for its holder to see at its next heartbeat. Afterwards
+    /// finished_at tells which of the two happened.
+    /// </summary>
+    /// <param name="now">The database clock's expression or parameter.</param>
+    /// <param name="cancelled">The outcome literal in the dialect's string syntax ('Cancelled' or N'Cancelled').</param>
+    public static string CancelSet(string now, string cancelled = "'Cancelled'")
+    {
+        var idle = $"(lease_token IS NULL OR due_at <= {now})";
+        return $"""
+            cancel_requested = 1,
+                finished_at = CASE WHEN {idle} THEN {now} ELSE NULL END,
+                outcome = CASE WHEN {idle} THEN {cancelled} ELSE NULL END,
+                message = CASE WHEN {idle} THEN @message ELSE message END,
+                purge_at = CASE WHEN {idle} THEN {now} + @retention ELSE NULL END,
+                lease_token = CASE WHEN {idle} THEN NULL ELSE lease_token END,
+                due_at = CASE WHEN {idle} THEN NULL ELSE due_at END
+            """;
+    }
+
+    /// <summary>The live task a cancel request or a force finish acts on.</summary>
+    public const string LiveByKey = "task_key = @key AND finished_at IS NULL";
+
+    /// <summary>Force finish of a live task by key, whatever its state (parameters @key, @outcome, @message, @retention).</summary>
+    public static string ForceFinish(string quotedTable, string now) => $"""
+        UPDATE {quotedTable} SET finished_at = {now}, outcome = @outcome, message = @message, purge_at = {now} + @retention,
+            lease_token = NULL, due_at = NULL
+        WHERE {LiveByKey}
+        """;
+
+    /// <summary>Replaces a held task's data when the lease is current (parameters @data, @id, @token).</summary>
+    public static string UpdateData(string quotedTable) =>
+        $"UPDATE {quotedTable} SET data = @data WHERE id = @id AND lease_token = @token AND finished_at IS NULL";
+
+    /// <summary>
+    /// The WHERE conditions of a listing: visible rows, then each filter the query sets, ANDed. Lists of values are
+    /// the parameters @keys, @types and @users, written through <paramref name="memberOf"/> (for example
+    /// <c>p =&gt; $"= ANY({p})"</c>, or <c>p =&gt; $"IN {p}"</c> for a driver that expands lists).
+    /// </summary>
+    public static string ListConditions(TaskQuery q, string now, Func<string, string> memberOf)
+    {
+        var where = new List<string> { NotExpired(now) };
+        if (q.Keys is { Count: > 0 }) where.Add("task_key " + memberOf("@keys"));
+        if (q.Types is { Count: > 0 }) where.Add("task_type " + memberOf("@types"));
+        if (q.Users is { Count: > 0 }) where.Add("user_name " + memberOf("@users"));
+        if (q.Statuses is { Count: > 0 })
+            where.Add("(" + string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, now))) + ")");
+        return string.Join(" AND ", where);
+    }
+
+    /// <summary>Sessions dead for at least @deadFor milliseconds.</summary>
+    public static string CleanupWorkers(string quotedWorkers, string now) => $"DELETE FROM {quotedWorkers} WHERE alive_until <= {now} - @deadFor";
+
+    /// <summary>A clean exit's removal of its session row.</summary>
+    public static string RemoveWorker(string quotedWorkers) => $"DELETE FROM {quotedWorkers} WHERE id = @id";
+}
+
+/// <summary>
+/// The rule every store keeps for the sessions table: a queue whose sessions table does not exist yet reads as having
+/// no sessions (and a stop request finds none), but a missing queue table is still an error.
+/// </summary>
+internal static class WorkersTableGuard
+{
+    /// <param name="run">The statement on the sessions table.</param>
+    /// <param name="isMissingTable">Whether a failure says a table does not exist.</param>
+    /// <param name="queueTableExists">Asked after such a failure: whether the queue table itself exists.</param>
+    /// <param name="notInitialized">The error when it does not.</param>
+    /// <param name="whenMissing">What the statement reads as when only the sessions table is missing.</param>
+    public static async Task<T> RunAsync<T>(Func<Task<T>> run, Func<Exception, bool> isMissingTable, Func<Task<bool>> queueTableExists,
+        Func<Exception, Exception> notInitialized, T whenMissing)
+    {
+        try
+        {
+            return await run().ConfigureAwait(false);
+        }
+        catch (Exception e) when (isMissingTable(e))
+        {
+            if (!await queueTableExists().ConfigureAwait(false)) throw notInitialized(e);
+            return whenMissing;
+        }
+    }
+}

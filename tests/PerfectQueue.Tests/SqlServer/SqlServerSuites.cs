@@ -1,0 +1,28 @@
+using PerfectQueue.Tests.Conformance;
+using Xunit;
+
+namespace PerfectQueue.Tests.SqlServer;
+
+// Every shared suite, run on SQL Server: a backend joins the suites by one line each here, and its target
+// (SqlServerTarget.cs) says where its database is and how to reach it for raw SQL.
+
+[Backend("sqlserver")]
+public sealed class SqlServerConformance(SqlServerTarget target) : QueueConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerInputConformance(SqlServerTarget target) : InputConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerWorkerSessionConformance(SqlServerTarget target) : WorkerSessionConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerAcquireConformance(SqlServerTarget target) : AcquireConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerSchemaVersion3Conformance(SqlServerTarget target) : SchemaVersion3Conformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerLeaseAndCountConformance(SqlServerTarget target) : LeaseAndCountConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerFencing(SqlServerTarget target) : FencingConformance(target), IClassFixture<SqlServerTarget>;
