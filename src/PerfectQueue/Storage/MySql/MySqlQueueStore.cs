@@ -98,28 +98,47 @@ internal sealed partial class MySqlQueueStore : IQueueStore
             GROUP BY user_name)
         """;
 
-    // Candidates (AcquireSql): the @scan oldest due tasks (index <table>_due), plus the @quota oldest due tasks of
-    // every limited user (index <table>_user_due, which holds every column this part reads). MariaDB has no
-    // LATERAL, so the per-user part numbers each limited user's due tasks with a window instead of one seek per user.
-    private string RankingSql(string windowFilter, string userFilter) => $"""
-        WITH {RunningCte(userFilter)},
-        pool AS (
-            (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
-             WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
-             ORDER BY c.due_at, c.id
-             LIMIT @scan)
-            UNION
-            SELECT q.id, q.user_name, q.max_running, q.due_at FROM (
-                SELECT id, user_name, max_running, due_at, ROW_NUMBER() OVER (PARTITION BY user_name ORDER BY due_at, id) AS qn
-                FROM {_t}
-                WHERE finished_at IS NULL AND user_name IS NOT NULL AND due_at <= {Now} AND max_running IS NOT NULL {userFilter}) AS q
-            WHERE q.qn <= @quota),
-        candidates AS (
-            SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
-            FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
-        {AcquireSql.RankCtes}
-        SELECT cid AS `Id`, cu AS `User`, cmax AS `MaxRunning` FROM chosen ORDER BY ord
-        """;
+    // Candidates (AcquireSql): the @scan oldest due tasks (index <table>_due, read in order and stopped at @scan:
+    // the window joins nothing, so the scan can stop), plus the @quota oldest due tasks of every limited user. MySQL
+    // and MariaDB have no LATERAL (MariaDB), so that part walks each user's due tasks in <table>_user_due one seek
+    // at a time: the users with live tasks (a loose index scan: GROUP BY on the index's prefix reads one entry per
+    // user, where DISTINCT reads them all), then per user its first due task, and @quota - 1
+    // times the next one after it. Its cost grows with users times @quota, not with the backlog.
+    private string RankingSql(string windowFilter, string userFilter)
+    {
+        var due = Quote(_table + "_due");
+        var userDue = Quote(_table + "_user_due");
+        string NextDue(string user, string after) => $"""
+            SELECT y.id FROM {_t} AS y FORCE INDEX ({userDue})
+                    WHERE y.finished_at IS NULL AND y.user_name = {user} AND y.due_at <= {Now} AND y.max_running IS NOT NULL{after}
+                    ORDER BY y.due_at, y.id LIMIT 1
+            """;
+        return $"""
+            WITH RECURSIVE {RunningCte(userFilter)},
+            users AS (
+                SELECT user_name AS u FROM {_t} FORCE INDEX ({userDue})
+                WHERE finished_at IS NULL AND user_name IS NOT NULL {userFilter}
+                GROUP BY finished_at, user_name),
+            walk (wu, wid, wdue, wn) AS (
+                SELECT f.user_name, f.id, f.due_at, 1 FROM users JOIN {_t} AS f ON f.id = ({NextDue("users.u", "")})
+                UNION ALL
+                SELECT nx.user_name, nx.id, nx.due_at, w.wn + 1 FROM walk AS w JOIN {_t} AS nx ON nx.id = (
+                    {NextDue("w.wu", " AND (y.due_at > w.wdue OR (y.due_at = w.wdue AND y.id > w.wid))")})
+                WHERE w.wn < @quota),
+            pool AS (
+                (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c FORCE INDEX ({due})
+                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
+                 ORDER BY c.due_at, c.id
+                 LIMIT @scan)
+                UNION
+                SELECT p.id, p.user_name, p.max_running, p.due_at FROM walk JOIN {_t} AS p ON p.id = walk.wid),
+            candidates AS (
+                SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
+                FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
+            {AcquireSql.RankCtes}
+            SELECT cid AS `Id`, cu AS `User`, cmax AS `MaxRunning` FROM chosen ORDER BY ord
+            """;
+    }
 
     private sealed record Ranked(long Id, string? User, int? MaxRunning);
 
@@ -145,13 +164,14 @@ internal sealed partial class MySqlQueueStore : IQueueStore
         // Safe to run again after any failure: the transaction is rolled back, and leases of a lost commit expire.
         return Run(async c =>
         {
-            const string belowLimit = "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))";
+            const string belowLimit = "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE((SELECT r.rc FROM running AS r WHERE r.ru = c.user_name), 0))";
             var first = (await c.QueryAsync<Ranked>(Command(RankingSql(belowLimit, ""), new { scan, quota }, ct)).ConfigureAwait(false)).AsList();
             var limited = first.Take(scan).Where(r => r.User is not null && r.MaxRunning is not null).Select(r => r.User!).Distinct(StringComparer.Ordinal).ToList();
             List<Ranked> ranking;
+            var begun = false; // the transaction starts with the first locking read
             if (limited.Count == 0)
             {
-                await c.ExecuteAsync(Command("START TRANSACTION", null, ct)).ConfigureAwait(false);
+                if (first.Count == 0) return ([], 0L); // nothing due: no transaction at all
                 ranking = first;
             }
             else
@@ -169,6 +189,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
                     START TRANSACTION;
                     SELECT user_name FROM {_u} WHERE user_name IN {list} FOR UPDATE SKIP LOCKED;
                     """, users, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+                begun = true;
                 var lockedList = limited.Where(locked.Contains).ToList();
                 var skippedList = limited.Where(u => !locked.Contains(u)).ToList();
                 var p = new DynamicParameters(new { scan, quota });
@@ -187,8 +208,9 @@ internal sealed partial class MySqlQueueStore : IQueueStore
                 next += ids.Count;
                 var p = new DynamicParameters();
                 AddList(p, "i", ids);
-                var got = (await c.QueryAsync<long>(Command(
+                var got = (await c.QueryAsync<long>(Command((begun ? "" : "START TRANSACTION;\n") +
                     $"SELECT id FROM {_t} WHERE id IN {InList("i", ids.Count)} AND finished_at IS NULL AND due_at <= {Now} FOR UPDATE SKIP LOCKED", p, ct)).ConfigureAwait(false)).ToHashSet();
+                begun = true;
                 held.AddRange(ids.Cast<long>().Where(got.Contains)); // in rank order
             }
 
@@ -205,7 +227,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore
                     COMMIT;
                     """, p, ct)).ConfigureAwait(false)).AsList();
             }
-            else
+            else if (begun)
             {
                 await c.ExecuteAsync(Command("COMMIT", null, ct)).ConfigureAwait(false);
             }
@@ -401,7 +423,11 @@ internal sealed partial class MySqlQueueStore : IQueueStore
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         // Dapper expands each list parameter into (@keys1, @keys2, ...).
-        var sql = $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+        // Statuses of live tasks only: the rows are found through <table>_due (finished_at IS NULL), not by walking
+        // the primary key in id order through every finished row, which the optimizer prefers for ORDER BY id LIMIT.
+        var liveOnly = q.Statuses is { Count: > 0 } && !q.Statuses.Contains(TaskState.Finished);
+        var sql = $"SELECT {_columns} FROM {_t}{(liveOnly ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}")}" +
+            (liveOnly ? " AND finished_at IS NULL" : "") + " ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
         return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(sql,
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }, ct)).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
