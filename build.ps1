@@ -10,7 +10,8 @@
              loopback ports in temp folders (or uses PQ_TEST_POSTGRES / PQ_TEST_MYSQL) and stops them at the end
       demo   build, then build/demo.ps1 against the assembled module
       bench  build, then submit and drain throughput of PerfectQueue (compiled and scriptblock handlers) and of
-             Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES);
+             Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES), and of
+             PerfectQueue on MariaDB (a throwaway durable server, or the server in PQ_BENCH_MYSQL);
              prints the table and writes docs/benchmarks.md. -Count N sets the tasks per case (default 2000)
       clean  removes out/
 #>
@@ -184,8 +185,10 @@ function Stop-TestPostgres($cluster) {
 # A throwaway MariaDB server on loopback for the MySQL/MariaDB tests, unless PQ_TEST_MYSQL already names a
 # server. Without MariaDB installed those tests say they skipped (and fail under CI). Built for speed, not
 # durability: no binary log, the redo log flushed once a second, no doublewrite buffer.
-function Start-TestMariaDb {
-    $variable = 'PQ_TEST_MYSQL'
+# -Durable (the benchmarks): the redo log flushed at every commit and the doublewrite buffer on (InnoDB's
+# defaults), and the URL goes to PQ_BENCH_MYSQL instead.
+function Start-TestMariaDb([switch] $Durable) {
+    $variable = if ($Durable) { 'PQ_BENCH_MYSQL' } else { 'PQ_TEST_MYSQL' }
     if ([Environment]::GetEnvironmentVariable($variable)) { Write-Host "MySQL/MariaDB: the server in $variable."; return $null }
     $find = { param([string] $name, [string[]] $paths)
         $found = @($paths | Where-Object { Test-Path $_ -PathType Leaf }) + @((Get-Command $name -CommandType Application -ErrorAction SilentlyContinue).Source)
@@ -209,9 +212,9 @@ function Start-TestMariaDb {
     & $installDb --no-defaults "--datadir=$data" @user --auth-root-authentication-method=normal --skip-test-db `
         --skip-name-resolve > "$dir/install.log" 2>&1
     if ($LASTEXITCODE -ne 0) { throw "mariadb-install-db failed (exit $LASTEXITCODE); see $dir/install.log." }
+    $durability = if ($Durable) { @('--innodb-flush-log-at-trx-commit=1', '--innodb-doublewrite=1') } else { @('--innodb-flush-log-at-trx-commit=2', '--innodb-doublewrite=0') }
     $arguments = @('--no-defaults', "--datadir=$data", "--socket=$socket", "--pid-file=$pidFile", "--port=$port",
-        '--bind-address=127.0.0.1', '--skip-name-resolve', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=2',
-        '--innodb-doublewrite=0', '--innodb-buffer-pool-size=128M', '--max-connections=300',
+        '--bind-address=127.0.0.1', '--skip-name-resolve', '--skip-log-bin') + $durability + @('--innodb-buffer-pool-size=128M', '--max-connections=300',
         '--character-set-server=utf8mb4', "--tmpdir=$dir", "--log-error=$dir/error.log") + $user
     # Through sh, detached from this script's output (like pg_ctl): nothing of it holds a pipe open.
     $quoted = (@($server) + $arguments | ForEach-Object { "'" + ($_ -replace "'", "'\''") + "'" }) -join ' '
@@ -278,16 +281,20 @@ function Invoke-Bench([bool] $CountGiven) {
     Invoke-Build
     $project = Join-Path $Root 'bench/PerfectQueue.Bench/PerfectQueue.Bench.csproj'
     dotnet build $project -c $Configuration --nologo
-    $cluster = Start-TestPostgres -Durable
+    $cluster = $null; $mariadb = $null
     try {
+        $cluster = Start-TestPostgres -Durable
+        $mariadb = Start-TestMariaDb -Durable
         $command = 'dotnet pwsh ./build.ps1 bench' + $(if ($CountGiven) { " -Count $Count" })
         $arguments = @('--count', $Count, '--module', $ModuleDir, '--repo', $Root,
             '--output', (Join-Path $Root 'docs/benchmarks.md'), '--command', $command)
         if ($env:PQ_BENCH_POSTGRES) { $arguments += '--postgres', $env:PQ_BENCH_POSTGRES }
-        else { Write-Host 'PostgreSQL is not installed and PQ_BENCH_POSTGRES is not set: SQLite only.' }
+        else { Write-Host 'PostgreSQL is not installed and PQ_BENCH_POSTGRES is not set: no PostgreSQL cases.' }
+        if ($env:PQ_BENCH_MYSQL) { $arguments += '--mysql', $env:PQ_BENCH_MYSQL }
+        else { Write-Host 'MariaDB is not installed and PQ_BENCH_MYSQL is not set: no MariaDB cases.' }
         dotnet run --project $project -c $Configuration --no-build -- @arguments
     }
-    finally { Stop-TestPostgres $cluster }
+    finally { Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster }
 }
 
 Push-Location $Root   # `dotnet pwsh` finds the local tool manifest from the repository root

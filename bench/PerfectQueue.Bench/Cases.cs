@@ -167,7 +167,7 @@ internal static class Cases
 
     private static async Task HangfireAsync(ITarget target, Options o, Func<Task> mark, Func<Result, Task> add)
     {
-        var storage = target.HangfireStorage();
+        if (target.HangfireStorage() is not { } storage) return; // no peer storage for this database here
         GlobalConfiguration.Configuration.UseStorage(storage); // BackgroundJob.Enqueue uses JobStorage.Current
         var monitoring = storage.GetMonitoringApi();
         var serverOptions = new BackgroundJobServerOptions

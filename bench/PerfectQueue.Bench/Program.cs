@@ -1,7 +1,7 @@
 // build.ps1 bench: PerfectQueue's submit and drain throughput next to Hangfire's, measured in the same run on the
 // same database server and disk, with the same job count, no-op jobs and 4 workers. Prints a table and writes
 // docs/benchmarks.md. Usage (build.ps1 passes all of it):
-//   PerfectQueue.Bench --count 2000 [--postgres postgresql://user@host:port/db] [--module out/PerfectQueue]
+//   PerfectQueue.Bench --count 2000 [--postgres postgresql://user@host:port/db] [--mysql mysql://user@host:port/db] [--module out/PerfectQueue]
 //                      [--repo <root>] [--output docs/benchmarks.md] [--command "dotnet pwsh ./build.ps1 bench"]
 using System.Globalization;
 using PerfectQueue.Bench;
@@ -30,6 +30,18 @@ try
         finally { await postgres.DropAsync(); }
     }
     else Console.WriteLine("No PostgreSQL server given (--postgres): PostgreSQL cases skipped.");
+
+    if (options.MySqlUrl is { } mysqlUrl)
+    {
+        var mysql = new PerfectQueue.Bench.MySqlTarget(mysqlUrl);
+        try
+        {
+            backends.Add(await mysql.DescribeAsync());
+            results.AddRange(await Cases.RunAsync(mysql, options));
+        }
+        finally { await mysql.DropAsync(); }
+    }
+    else Console.WriteLine("No MySQL/MariaDB server given (--mysql): MariaDB cases skipped.");
 }
 finally
 {
@@ -56,6 +68,7 @@ namespace PerfectQueue.Bench
         public int Batch { get; private init; } = 100;
         public int Warmup { get; private init; } = 100;
         public string? PostgresUrl { get; private init; }
+        public string? MySqlUrl { get; private init; }
         public string? ModulePath { get; private init; }
         public string RepoRoot { get; private init; } = Directory.GetCurrentDirectory();
         public string? Output { get; private init; }
@@ -79,6 +92,7 @@ namespace PerfectQueue.Bench
                 Batch = Int("batch", 100),
                 Warmup = Int("warmup", 100),
                 PostgresUrl = Get("postgres"),
+                MySqlUrl = Get("mysql"),
                 ModulePath = Get("module"),
                 RepoRoot = Get("repo") ?? Directory.GetCurrentDirectory(),
                 Output = Get("output"),

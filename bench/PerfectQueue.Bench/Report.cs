@@ -104,7 +104,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         foreach (var (backend, @case, pq, hf, ratio) in Rows()) L($"| {backend} | {@case} | {pq} | {hf} | {ratio} |");
         L();
         L("Hangfire figures in parentheses are its one-per-call submit and its drain, repeated for comparison: open-source Hangfire has");
-        L("no batch submit and no scriptblock handlers.");
+        L("no batch submit and no scriptblock handlers. MariaDB rows have no Hangfire figures: no Hangfire storage for MySQL is served");
+        L("to these machines, so PerfectQueue's MariaDB figures compare with its own PostgreSQL ones from the same run.");
         L();
         foreach (var backend in Backends)
         {
@@ -160,6 +161,8 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         L("  absolute figures depend on the disk's commit latency and on whatever else runs on the machine.");
         L("- PostgreSQL runs with `fsync = on` (a throwaway cluster that `build.ps1 bench` starts, or the server in");
         L("  `PQ_BENCH_POSTGRES`); the test suite's cluster runs with fsync off and is never used for figures.");
+        L("- MariaDB runs durable as well: `innodb_flush_log_at_trx_commit = 1` and the doublewrite buffer on (a throwaway server");
+        L("  that `build.ps1 bench` starts, or the server in `PQ_BENCH_MYSQL`); the test suite's server flushes once a second.");
         L("- Not the same work. Hangfire serializes a method call (type, method, arguments) per job, writes a job row, its");
         L("  parameters, a state-history row per state (Enqueued, Processing, Succeeded) and a queue row, and keeps counters;");
         L("  PerfectQueue writes one row per task and updates it in place (submit, acquire, finish). Hangfire's retries and");

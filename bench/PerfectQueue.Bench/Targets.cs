@@ -3,6 +3,7 @@ using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
 using Hangfire.Storage.SQLite;
 using Microsoft.Data.Sqlite;
+using MySqlConnector;
 using Npgsql;
 
 namespace PerfectQueue.Bench;
@@ -19,8 +20,8 @@ internal interface ITarget
     Task<Queue> OpenQueueAsync(string name);
     /// <summary>The URL and table Connect-PQQueue gets for the queue <see cref="OpenQueueAsync"/> made.</summary>
     (string Url, string Table) ModuleQueue(string name);
-    /// <summary>Hangfire's storage on the same database or disk.</summary>
-    JobStorage HangfireStorage();
+    /// <summary>Hangfire's storage on the same database or disk; null where no Hangfire storage for it is available here.</summary>
+    JobStorage? HangfireStorage();
     /// <summary>How many bytes of write-ahead log the server has written so far (PostgreSQL); null where unknown.</summary>
     Task<long?> WalPositionAsync();
     /// <summary>Hangfire's poll interval: how long a Hangfire worker sleeps after finding its queue empty.</summary>
@@ -154,6 +155,80 @@ internal sealed class PostgresTarget : ITarget
         {
             await using var cmd = new NpgsqlCommand("DELETE FROM perfectqueue_schema WHERE table_name = ANY(@t)", c);
             cmd.Parameters.AddWithValue("t", _tables.ToArray());
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+}
+
+/// <summary>
+/// MySQL/MariaDB: one database of one server; PerfectQueue's tables get this run's suffix and are dropped at the end.
+/// No Hangfire storage for MySQL is served to these machines: PerfectQueue's figures stand alone here.
+/// </summary>
+internal sealed class MySqlTarget(string url) : ITarget
+{
+    private readonly string _connectionString = ConnectionString(new Uri(url));
+
+    private static string ConnectionString(Uri uri)
+    {
+        var user = uri.UserInfo.Split(':', 2);
+        return new MySqlConnectionStringBuilder
+        {
+            Server = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port < 0 ? 3306u : (uint)uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
+            UserID = Uri.UnescapeDataString(user[0]),
+            Password = user.Length > 1 ? Uri.UnescapeDataString(user[1]) : "",
+            ApplicationName = "PerfectQueue.Bench",
+        }.ConnectionString;
+    }
+    private readonly string _suffix = $"{Environment.ProcessId}_{Random.Shared.Next(1000, 9999)}";
+    private readonly List<string> _tables = [];
+
+    public string Name => "MariaDB";
+
+    public async Task<BackendFacts> DescribeAsync()
+    {
+        await using var c = new MySqlConnection(_connectionString);
+        await c.OpenAsync();
+        async Task<string> Show(string sql)
+        {
+            await using var cmd = new MySqlCommand(sql, c);
+            return Convert.ToString(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)!;
+        }
+        var version = await Show("SELECT VERSION()");
+        var settings = new List<string>
+        {
+            $"innodb_flush_log_at_trx_commit = {await Show("SELECT @@innodb_flush_log_at_trx_commit")}, innodb_doublewrite = {await Show("SELECT @@innodb_doublewrite")}, " +
+            $"log_bin = {await Show("SELECT @@log_bin")}, innodb_buffer_pool_size = {long.Parse(await Show("SELECT @@innodb_buffer_pool_size"), System.Globalization.CultureInfo.InvariantCulture) / (1024 * 1024)}MB",
+            $"server on {(c.DataSource is "127.0.0.1" or "localhost" or "::1" ? "this machine (loopback)" : "another host")}; no Hangfire storage for MySQL is available here, so no peer figures",
+        };
+        return new BackendFacts(Name, version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase) ? $"MariaDB {version}" : $"MySQL {version}", settings);
+    }
+
+    public async Task<Queue> OpenQueueAsync(string name)
+    {
+        var (u, table) = ModuleQueue(name);
+        var queue = await Queue.OpenAsync(new QueueConfig { Url = u, Table = table });
+        await queue.InitializeAsync(force: true);
+        _tables.Add(table);
+        return queue;
+    }
+
+    public (string Url, string Table) ModuleQueue(string name) => (url, $"pqbench_{name}_{_suffix}");
+
+    public JobStorage? HangfireStorage() => null;
+
+    public Task<long?> WalPositionAsync() => Task.FromResult<long?>(null);
+
+    public async Task DropAsync()
+    {
+        MySqlConnection.ClearAllPools();
+        await using var c = new MySqlConnection(_connectionString);
+        await c.OpenAsync();
+        foreach (var t in _tables)
+        {
+            await using var cmd = new MySqlCommand($"DROP TABLE IF EXISTS `{t}`, `{t}_workers`, `{t}_users`; DELETE FROM perfectqueue_schema WHERE table_name = @t", c);
+            cmd.Parameters.AddWithValue("@t", t);
             await cmd.ExecuteNonQueryAsync();
         }
     }

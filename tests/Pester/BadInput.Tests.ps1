@@ -48,7 +48,7 @@ BeforeDiscovery {
         @{ Name = '-Compression Zip'; Id = 'CannotConvertArgumentNoMessage'; Message = 'None, Gzip'; Action = { Submit-PQTask -Key k -Type t -Compression Zip } }
         @{ Name = '-Compress with -Compression None'; Id = 'InvalidArgument'; Message = 'give one of them'; Action = { Submit-PQTask -Key k -Type t -Compress -Compression None } }
         # ---- URLs (the password must never show) ----
-        @{ Name = 'an unknown URL scheme'; Id = 'InvalidConfiguration'; Message = 'is not a queue URL. Use sqlite:///'; Secret = 'S3cretZ'; Action = { Connect-PQQueue 'mysql2://u:S3cretZ@h/db' } }
+        @{ Name = 'an unknown URL scheme'; Id = 'InvalidConfiguration'; Message = 'is not a queue URL. Use sqlite:///'; Secret = 'S3cretZ'; Action = { Connect-PQQueue 'oracle://u:S3cretZ@h/db' } }
         @{ Name = 'a URL with nothing after the scheme'; Id = 'InvalidConfiguration'; Message = 'is not a valid URL. The form is scheme://'; Action = { Connect-PQQueue 'postgresql://' } }
         @{ Name = 'a URL with a bad port'; Id = 'InvalidConfiguration'; Message = 'is not a valid URL'; Secret = 'S3cretP'; Action = { Connect-PQQueue 'postgresql://u:S3cretP@h:99999/db' } }
         @{ Name = 'a URL whose password holds @'; Id = 'InvalidConfiguration'; Message = 'url'; Secret = 'S3cretB'; Action = { Connect-PQQueue 'postgresql://pq:p@S3cretB@127.0.0.1:1/db' } }

@@ -223,7 +223,7 @@ production:
 
     It 'fails with InvalidConfiguration for a URL that is no queue URL' {
         $caught = $null
-        try { Connect-PQQueue 'mysql://host/db' } catch [PerfectQueue.ConfigException] { $caught = $_ }
+        try { Connect-PQQueue 'oracle://host/db' } catch [PerfectQueue.ConfigException] { $caught = $_ }
         $caught.FullyQualifiedErrorId | Should -BeLike 'InvalidConfiguration,*'
         "$($caught.CategoryInfo.Category)" | Should -Be 'InvalidArgument'
     }

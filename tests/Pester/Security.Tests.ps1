@@ -193,7 +193,8 @@ Describe 'Passwords are never shown' {
     It 'shows no password in malformed URLs or connection errors (<Name>)' -ForEach @(
         @{ Name = 'sqlite URL with a user'; Url = 'sqlite://pq:<secret>@host/x.db'; Expect = "'sqlite://pq:\*\*\*@host/x.db' has no file path" }
         @{ Name = "an unescaped '@' in the password"; Url = 'postgresql://pq:p@<secret>@127.0.0.1:<port>/db'; Expect = 'postgresql://pq:\*\*\*@127' }
-        @{ Name = 'an unknown scheme'; Url = 'mysql://pq:<secret>@127.0.0.1/db' }
+        @{ Name = 'an unknown scheme'; Url = 'oracle://pq:<secret>@127.0.0.1/db' }
+        @{ Name = 'an unreachable MySQL server'; Url = 'mysql://pq:<secret>@127.0.0.1:<port>/db' }
         @{ Name = 'an unknown option'; Url = 'postgresql://pq:<secret>@127.0.0.1:<port>/db?nosuch=1' }
         @{ Name = 'an unreachable server'; Url = 'postgresql://pq:<secret>@127.0.0.1:<port>/db'; Expect = 'acquire failed' }
         @{ Name = 'an unreachable server, connection string'; ConnectionString = 'Host=127.0.0.1;Port=<port>;Username=pq;Password=<secret>;Database=db'; Provider = 'postgresql'; Expect = 'Cannot connect to the database of the queue postgresql://pq@127\.0\.0\.1' }

@@ -22,7 +22,7 @@ public sealed class UrlTests
     [Fact]
     public void An_unknown_scheme_is_refused_without_showing_the_password()
     {
-        var e = Assert.Throws<ConfigException>(() => Queue.Open("mysql://app:s3cret@db:3306/jobs"));
+        var e = Assert.Throws<ConfigException>(() => Queue.Open("oracle://app:s3cret@db:1521/jobs"));
         Assert.Equal("url", e.ConfigKey);
         Assert.DoesNotContain("s3cret", e.Message);
         Assert.Contains("app:***@db", e.Message);
