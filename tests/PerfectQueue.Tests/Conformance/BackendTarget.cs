@@ -37,6 +37,12 @@ public interface IBackendTarget
     /// and its indexes (each one's definition, in name order). The schema suites compare tables by them.
     /// </summary>
     (string Columns, string Indexes) TableShapeSql(string table);
+
+    /// <summary>Drops an index of <paramref name="table"/> behind the queue's back.</summary>
+    string DropIndexSql(string table, string index) => $"DROP INDEX \"{index}\"";
+
+    /// <summary>Whether a schema step's statements commit together (false where DDL commits by itself: MySQL).</summary>
+    bool SchemaChangesAreTransactional => true;
 }
 
 /// <summary>The targets in use, by provider name: how raw-SQL helpers reach the database of any queue.</summary>

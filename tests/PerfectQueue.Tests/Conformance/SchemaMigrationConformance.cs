@@ -95,7 +95,10 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
             .ToList();
         await Assert.ThrowsAnyAsync<DbException>(() => UpgradeWith(old, broken));
         Assert.Equal(SchemaUpgrade.Version - 1, Version(old));                   // the steps before it were recorded, one by one
-        Assert.DoesNotContain(SchemaUpgrade.TimeoutColumn, Shape(old, ""));      // and the failed step was rolled back whole
+        if (Target.SchemaChangesAreTransactional)
+            Assert.DoesNotContain(SchemaUpgrade.TimeoutColumn, Shape(old, "")); // and the failed step was rolled back whole
+        else
+            Assert.Contains(SchemaUpgrade.TimeoutColumn, Shape(old, ""));       // DDL committed by itself: the step is half done, and recorded as not done
 
         Assert.Empty(OpenAnother(old).List());
         Assert.Equal(SchemaUpgrade.Version, Version(old));
@@ -131,7 +134,7 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
         var (_, steps, _) = Schema(q);
         // Not idempotent on purpose: a second run of it would fail, so passing twice shows it ran once.
         var withFour = steps.Append(new SchemaStep(4, $"the test table '{table}_extra'",
-            [new SchemaStatement("create_extra", $"CREATE TABLE \"{table}_extra\" (id integer NOT NULL)")])).ToList();
+            [new SchemaStatement("create_extra", $"CREATE TABLE {table}_extra (id integer NOT NULL)")])).ToList();
 
         Assert.True(await UpgradeWith(q, withFour));
         Assert.Equal(4, Version(q));
@@ -155,7 +158,7 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
         var q = Open();
         var table = q.Config.Table;
         var before = Shape(q, "");
-        new StoreHook(q).Sql($"DROP INDEX \"{table}_user_due\"");
+        new StoreHook(q).Sql(Target.DropIndexSql(table, table + "_user_due"));
         Assert.NotEqual(before, Shape(q, ""));
 
         OpenAnother(q).List();                         // a current table: the first command changes nothing

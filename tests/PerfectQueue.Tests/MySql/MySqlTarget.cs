@@ -46,6 +46,10 @@ public sealed class MySqlTarget : IBackendTarget, IDisposable
         $"SELECT GROUP_CONCAT(CONCAT_WS(' ', column_name, column_type, is_nullable, COALESCE(column_default, '')) ORDER BY ordinal_position SEPARATOR ', ') FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}'",
         $"SELECT GROUP_CONCAT(CONCAT_WS(' ', index_name, non_unique, seq_in_index, column_name) ORDER BY index_name, seq_in_index SEPARATOR '; ') FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = '{table}'");
 
+    public string DropIndexSql(string table, string index) => $"DROP INDEX \"{index}\" ON \"{table}\"";
+
+    public bool SchemaChangesAreTransactional => false;
+
     public void Dispose()
     {
         if (Backends.MySql is null || _tables.Count == 0) return;

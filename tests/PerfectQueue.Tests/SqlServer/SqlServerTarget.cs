@@ -38,6 +38,8 @@ public sealed class SqlServerTarget : IBackendTarget, IDisposable
         $"SELECT STRING_AGG(CONCAT(column_name, ' ', data_type, ' ', is_nullable, ' ', column_default), ', ') WITHIN GROUP (ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = N'{table}'",
         $"SELECT STRING_AGG(CONCAT(name, ' ', filter_definition), '; ') WITHIN GROUP (ORDER BY name) FROM sys.indexes WHERE object_id = OBJECT_ID(N'[{table}]') AND name IS NOT NULL");
 
+    public string DropIndexSql(string table, string index) => $"DROP INDEX [{index}] ON [{table}]";
+
     public static Microsoft.Data.SqlClient.SqlConnection Connect()
     {
         var b = IsUrl ? Storage.SqlServer.SqlServerBackend.ConnectionFromUrl(Source) : new Microsoft.Data.SqlClient.SqlConnectionStringBuilder(Source);

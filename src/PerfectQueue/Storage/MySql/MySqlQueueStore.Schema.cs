@@ -23,6 +23,10 @@ internal sealed partial class MySqlQueueStore
     private static string ColumnExists(string table, string column) =>
         $"SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'";
 
+    private SchemaStatement Index(string name, string kind, string suffix, string columns) => new(name,
+        $"CREATE {kind} {Quote(_table + suffix)} ON {_t} ({columns})",
+        $"SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = '{_table}' AND index_name = '{_table + suffix}'");
+
     /// <summary>The schema versions, in order: the same three as every backend, plus MySQL's lock rows of acquire in version 1.</summary>
     public IReadOnlyList<SchemaStep> SchemaSteps() =>
     [
@@ -53,14 +57,15 @@ internal sealed partial class MySqlQueueStore
                     outcome VARCHAR(32) NULL,
                     message TEXT NULL,
                     purge_at BIGINT NULL,
-                    PRIMARY KEY (id),
-                    UNIQUE KEY {Quote(_table + "_key")} (task_key),
-                    KEY {Quote(_table + "_due")} (finished_at, due_at, id),
-                    KEY {Quote(_table + "_user_due")} (finished_at, user_name, due_at, id, max_running),
-                    KEY {Quote(_table + "_leased")} (lease_token, user_name, due_at, finished_at),
-                    KEY {Quote(_table + "_purge")} (purge_at)
+                    PRIMARY KEY (id)
                 ) {TableOptions}
                 """),
+            // Each index by itself, so Initialize makes again one that went missing (MySQL 8.0 has no CREATE INDEX IF NOT EXISTS).
+            Index("index_key", "UNIQUE INDEX", "_key", "task_key"),
+            Index("index_due", "INDEX", "_due", "finished_at, due_at, id"),
+            Index("index_user_due", "INDEX", "_user_due", "finished_at, user_name, due_at, id, max_running"),
+            Index("index_leased", "INDEX", "_leased", "lease_token, user_name, due_at, finished_at"),
+            Index("index_purge", "INDEX", "_purge", "purge_at"),
             // One row per user that ever had a task with max_running: acquire locks it (FOR UPDATE SKIP LOCKED,
             // held to commit) while it counts and leases that user's tasks.
             new("create_users_table", $"CREATE TABLE IF NOT EXISTS {_u} (user_name VARCHAR(256) NOT NULL, PRIMARY KEY (user_name)) {TableOptions}"),

@@ -13,7 +13,7 @@ namespace PerfectQueue.Storage.MySql;
 /// errors are retried with bounded backoff where running the operation again is safe. Why each choice:
 /// docs/backends-mysql.md.
 /// </summary>
-internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaOwner
+internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IInventory, Relational.ISchemaOwner
 {
     // The server clock in Unix milliseconds at the start of the statement. UNIX_TIMESTAMP reads NOW(3) in the
     // session's time zone, which SessionSetup pins to UTC: in a zone with daylight saving time, the repeated
@@ -163,8 +163,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         // Safe to run again after any failure: the transaction is rolled back, and leases of a lost commit expire.
         return Run(async c =>
         {
-            const string belowLimit = "(c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE((SELECT r.rc FROM running AS r WHERE r.ru = c.user_name), 0))";
-            var first = (await c.QueryAsync<Ranked>(Command(RankingSql(belowLimit, ""), new { scan, quota }, ct)).ConfigureAwait(false)).AsList();
+            var first = (await c.QueryAsync<Ranked>(Command(FirstRankingSql, new { scan, quota }, ct)).ConfigureAwait(false)).AsList();
             var limited = first.Take(scan).Where(r => r.User is not null && r.MaxRunning is not null).Select(r => r.User!).Distinct(StringComparer.Ordinal).ToList();
             List<Ranked> ranking;
             var begun = false; // the transaction starts with the first locking read
@@ -179,15 +178,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
                 // inserts is visible to the locking read after it). Existing rows are only read, never locked here.
                 var users = new DynamicParameters();
                 AddList(users, "l", limited);
-                var list = InList("l", limited.Count);
-                var locked = (await c.QueryAsync<string>(Command($"""
-                    INSERT INTO {_u} (user_name)
-                    SELECT v.u FROM ({string.Join(" UNION ALL ", Enumerable.Range(0, limited.Count).Select(i => $"SELECT @l{i} COLLATE {Exact} AS u"))}) AS v
-                    WHERE NOT EXISTS (SELECT 1 FROM {_u} AS e WHERE e.user_name = v.u)
-                    ON DUPLICATE KEY UPDATE user_name = {_u}.user_name;
-                    START TRANSACTION;
-                    SELECT user_name FROM {_u} WHERE user_name IN {list} FOR UPDATE SKIP LOCKED;
-                    """, users, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+                var locked = (await c.QueryAsync<string>(Command(LockUsersSql(limited.Count), users, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
                 begun = true;
                 var lockedList = limited.Where(locked.Contains).ToList();
                 var skippedList = limited.Where(u => !locked.Contains(u)).ToList();
@@ -207,8 +198,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
                 next += ids.Count;
                 var p = new DynamicParameters();
                 AddList(p, "i", ids);
-                var got = (await c.QueryAsync<long>(Command((begun ? "" : "START TRANSACTION;\n") +
-                    $"SELECT id FROM {_t} WHERE id IN {InList("i", ids.Count)} AND finished_at IS NULL AND due_at <= {Now} FOR UPDATE SKIP LOCKED", p, ct)).ConfigureAwait(false)).ToHashSet();
+                var got = (await c.QueryAsync<long>(Command(LockRowsSql(ids.Count, begun), p, ct)).ConfigureAwait(false)).ToHashSet();
                 begun = true;
                 held.AddRange(ids.Cast<long>().Where(got.Contains)); // in rank order
             }
@@ -218,13 +208,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
             {
                 var p = new DynamicParameters(new { token, alive = aliveMs });
                 AddList(p, "i", held.Cast<object>().ToList());
-                var list = InList("i", held.Count);
-                rows = (await c.QueryAsync<TaskRow>(Command($"""
-                    UPDATE {_t} SET lease_token = @token + FIELD(id, {list[1..^1]}), due_at = {Now} + @alive, attempts = attempts + 1
-                    WHERE id IN {list};
-                    SELECT {_columns} FROM {_t} WHERE id IN {list};
-                    COMMIT;
-                    """, p, ct)).ConfigureAwait(false)).AsList();
+                rows = (await c.QueryAsync<TaskRow>(Command(LeaseSql(held.Count), p, ct)).ConfigureAwait(false)).AsList();
             }
             else if (begun)
             {
@@ -249,15 +233,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         // sets every extended deadline to its own now + @alive; the SELECT after it, in the same transaction (the
         // extended rows stay locked), finds exactly those: a lease it did not extend had a deadline at or before
         // that now.
-        return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>(Command($"""
-            START TRANSACTION;
-            UPDATE {_t} AS t JOIN JSON_TABLE(@batch, '$[*]' COLUMNS ({LeaseColumns})) AS w ON t.id = w.wid
-            SET t.due_at = {Now} + @alive
-            WHERE t.lease_token = w.wtok AND t.finished_at IS NULL AND t.due_at > {Now};
-            SELECT t.id, t.cancel_requested FROM {_t} AS t JOIN JSON_TABLE(@batch, '$[*]' COLUMNS ({LeaseColumns})) AS w ON t.id = w.wid
-            WHERE t.lease_token = w.wtok AND t.finished_at IS NULL AND t.due_at > {Now};
-            COMMIT;
-            """, new { batch = LeasesJson(leases), alive = aliveMs }, ct)).ConfigureAwait(false))
+        return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>(Command(HeartbeatSql, new { batch = LeasesJson(leases), alive = aliveMs }, ct)).ConfigureAwait(false))
             .Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(), RetrySafety.Always, ct);
     }
 
@@ -268,39 +244,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).ToList();
         var retries = writes.Where(w => w.Kind == LeaseWriteKind.Retry).ToList();
         var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).ToList();
-        const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
-        // One transaction: first the rows whose lease is current are locked (and returned). A fence that holds on
-        // a locked row holds until commit, and one that fails never holds again (a token is never given twice), so
-        // the updates after it change exactly the rows returned.
-        var sql = new StringBuilder($"""
-            START TRANSACTION;
-            SELECT t.id FROM {_t} AS t JOIN JSON_TABLE(@all, '$[*]' COLUMNS ({LeaseColumns})) AS w ON t.id = w.wid
-            {fence} FOR UPDATE;
-
-            """);
-        if (finishes.Count > 0)
-            sql.Append($"""
-                UPDATE {_t} AS t JOIN JSON_TABLE(@finishes, '$[*]' COLUMNS ({LeaseColumns}, o VARCHAR(32) PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]', r BIGINT PATH '$[4]', u INT PATH '$[5]')) AS w ON t.id = w.wid
-                SET t.finished_at = {Now}, t.outcome = w.o, t.message = w.m, t.purge_at = {Now} + w.r, t.lease_token = NULL, t.due_at = NULL,
-                    t.attempts = GREATEST(t.attempts - w.u, 0)
-                {fence};
-
-                """);
-        if (retries.Count > 0)
-            sql.Append($"""
-                UPDATE {_t} AS t JOIN JSON_TABLE(@retries, '$[*]' COLUMNS ({LeaseColumns}, d BIGINT PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]')) AS w ON t.id = w.wid
-                SET t.due_at = {Now} + w.d, t.lease_token = NULL, t.message = COALESCE(w.m, t.message)
-                {fence};
-
-                """);
-        if (releases.Count > 0)
-            sql.Append($"""
-                UPDATE {_t} AS t JOIN JSON_TABLE(@releases, '$[*]' COLUMNS ({LeaseColumns})) AS w ON t.id = w.wid
-                SET t.due_at = {Now}, t.lease_token = NULL, t.attempts = GREATEST(t.attempts - 1, 0)
-                {fence};
-
-                """);
-        sql.Append("COMMIT;");
+        var sql = ApplySql(finishes.Count > 0, retries.Count > 0, releases.Count > 0);
         var args = new
         {
             all = LeasesJson(writes.Select(w => w.Lease)),
@@ -308,12 +252,12 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
             retries = JsonSerializer.Serialize(retries.Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.DelayMs, w.Message }), Json),
             releases = LeasesJson(releases.Select(w => w.Lease)),
         };
-        return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(sql.ToString(), args, ct)).ConfigureAwait(false)).ToHashSet(),
+        return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(sql, args, ct)).ConfigureAwait(false)).ToHashSet(),
             RetrySafety.BeforeSent, ct);
     }
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync(Command(PortableSql.UpdateData(_t),
+        await c.ExecuteAsync(Command(UpdateDataSql,
             new { data, id = lease.Id, token = lease.Token }, ct)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
     // ---- submit ----
@@ -365,11 +309,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
     private Task<HashSet<string>> InsertAsync(IReadOnlyList<NewTaskRow> rows, CancellationToken ct) => Run(async c =>
     {
         var keys = JsonSerializer.Serialize(rows.Select(r => r.Key), Json);
-        var keyList = $"(SELECT k.v COLLATE {Exact} FROM JSON_TABLE(@keys, '$[*]' COLUMNS (v LONGTEXT CHARACTER SET utf8mb4 PATH '$')) AS k)";
-        var taken = (await c.QueryAsync<string>(Command($"""
-            DELETE FROM {_t} WHERE task_key IN {keyList} AND finished_at IS NOT NULL AND purge_at <= {Now};
-            SELECT task_key FROM {_t} WHERE task_key IN {keyList};
-            """, new { keys }, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+        var taken = (await c.QueryAsync<string>(Command(FreeKeysSql, new { keys }, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         var fresh = rows.Where(r => !taken.Contains(r.Key)).ToList();
         if (fresh.Count == 0) return new HashSet<string>(StringComparer.Ordinal);
         var batch = JsonSerializer.Serialize(fresh.Select(t => new
@@ -379,16 +319,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         }), Json);
         // Text columns of JSON_TABLE are LONGTEXT, so a value too long for its table column fails loudly (1406)
         // instead of being cut by JSON_TABLE.
-        await c.ExecuteAsync(Command($"""
-            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
-            SELECT s.k, s.ty, s.u, FROM_BASE64(s.d), s.mr, {Now}, COALESCE(s.ra, {Now} + COALESCE(s.dl, 0)), 0, 0, s.tm
-            FROM JSON_TABLE(@batch, '$[*]' COLUMNS (
-                n FOR ORDINALITY,
-                k LONGTEXT CHARACTER SET utf8mb4 PATH '$.key', ty LONGTEXT CHARACTER SET utf8mb4 PATH '$.type',
-                u LONGTEXT CHARACTER SET utf8mb4 PATH '$.user', d LONGTEXT CHARACTER SET ascii PATH '$.data',
-                mr INT PATH '$.maxRunning', ra BIGINT PATH '$.runAt', dl BIGINT PATH '$.delay', tm BIGINT PATH '$.timeout')) AS s
-            ORDER BY s.n
-            """, new { batch }, ct)).ConfigureAwait(false);
+        await c.ExecuteAsync(Command(InsertSql, new { batch }, ct)).ConfigureAwait(false);
         return fresh.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
     }, RetrySafety.BeforeSent, ct);
 
@@ -401,12 +332,12 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
     private static string TableExistsSql(string parameter) =>
         $"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = {parameter}";
 
-    public Task<long> NowAsync(CancellationToken ct) => Run(c => c.ExecuteScalarAsync<long>(Command($"SELECT {Now}", null, ct)), RetrySafety.Always, ct, checkTable: false);
+    public Task<long> NowAsync(CancellationToken ct) => Run(c => c.ExecuteScalarAsync<long>(Command(NowQuery, null, ct)), RetrySafety.Always, ct, checkTable: false);
 
     public async Task<TaskRow?> GetAsync(string key, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await Run(c => c.QuerySingleOrDefaultAsync<TaskRow?>(Command($"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}", new { key }, ct)),
+        return await Run(c => c.QuerySingleOrDefaultAsync<TaskRow?>(Command(GetSql, new { key }, ct)),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
@@ -414,20 +345,14 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
     {
         if (ids.Count == 0) return [];
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command($"SELECT {_columns} FROM {_t} WHERE id IN @ids", new { ids = ids.ToArray() }, ct)).ConfigureAwait(false)).AsList(),
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(GetByIdsSql, new { ids = ids.ToArray() }, ct)).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<TaskRow>> ListAsync(TaskQuery q, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        // Dapper expands each list parameter into (@keys1, @keys2, ...).
-        // Statuses of live tasks only: the rows are found through <table>_due (finished_at IS NULL), not by walking
-        // the primary key in id order through every finished row, which the optimizer prefers for ORDER BY id LIMIT.
-        var liveOnly = q.Statuses is { Count: > 0 } && !q.Statuses.Contains(TaskState.Finished);
-        var sql = $"SELECT {_columns} FROM {_t}{(liveOnly ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}")}" +
-            (liveOnly ? " AND finished_at IS NULL" : "") + " ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
-        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(sql,
+        return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(ListSql(q),
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First }, ct)).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
@@ -435,13 +360,13 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
     // The clock first, then the counts against it, so the Waiting/Running split and the ages use one now.
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(async c =>
     {
-        var now = await c.ExecuteScalarAsync<long>(Command($"SELECT {Now}", null, ct)).ConfigureAwait(false);
-        var rows = (await c.QueryAsync<SummaryRow>(Command(TaskStateSql.SummarySql(_t, "@now", "(purge_at IS NULL OR purge_at > @now)"), new { now }, ct)).ConfigureAwait(false)).AsList();
+        var now = await c.ExecuteScalarAsync<long>(Command(NowQuery, null, ct)).ConfigureAwait(false);
+        var rows = (await c.QueryAsync<SummaryRow>(Command(SummarySql, new { now }, ct)).ConfigureAwait(false)).AsList();
         return ((IReadOnlyList<SummaryRow>)rows, now);
     }, RetrySafety.Always, ct);
 
     public Task<bool> AnyDueOrRunningAsync(CancellationToken ct) => Run(async c =>
-        await c.ExecuteScalarAsync<int>(Command(TaskStateSql.DueOrRunningSql(_t, Now), null, ct)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
+        await c.ExecuteScalarAsync<int>(Command(DueOrRunningSql, null, ct)).ConfigureAwait(false) == 1, RetrySafety.Always, ct);
 
     // ---- cancel, force finish, cleanup ----
 
@@ -451,24 +376,14 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         // condition reads a column set before it (lease_token), and it is NULL there exactly when the task was idle,
         // so every column ends as on the other backends. The row stays locked until COMMIT, so the state read
         // after is the one this request made (ROW_COUNT: whether it matched a live task).
-        var state = await c.ExecuteScalarAsync<string>(Command($"""
-            START TRANSACTION;
-            UPDATE {_t} SET {PortableSql.CancelSet(Now)}
-            WHERE {PortableSql.LiveByKey};
-            SELECT CASE
-                WHEN ROW_COUNT() > 0 THEN (SELECT CASE WHEN finished_at IS NULL THEN '{nameof(CancelRequestResult.Flagged)}' ELSE '{nameof(CancelRequestResult.CancelledBeforeStart)}' END FROM {_t} WHERE task_key = @key)
-                WHEN EXISTS (SELECT 1 FROM {_t} WHERE task_key = @key AND {NotExpired}) THEN '{nameof(CancelRequestResult.AlreadyFinished)}'
-                ELSE '{nameof(CancelRequestResult.NotFound)}' END;
-            COMMIT;
-            """, new { key, message, retention = retentionMs }, ct)).ConfigureAwait(false);
+        var state = await c.ExecuteScalarAsync<string>(Command(RequestCancelSql, new { key, message, retention = retentionMs }, ct)).ConfigureAwait(false);
         return Enum.Parse<CancelRequestResult>(state ?? nameof(CancelRequestResult.NotFound));
     }, RetrySafety.Always, ct); // running it again lands on the same state
 
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
-        await c.ExecuteAsync(Command(PortableSql.ForceFinish(_t, Now), new { key, outcome, message, retention = retentionMs }, ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
+        await c.ExecuteAsync(Command(ForceFinishSql, new { key, outcome, message, retention = retentionMs }, ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
 
-    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync(Command(
-        $"DELETE FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now} ORDER BY purge_at LIMIT @limit", new { limit }, ct)),
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync(Command(CleanupSql, new { limit }, ct)),
         RetrySafety.Always, ct);
 
     // ---- worker sessions ----
@@ -498,11 +413,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
         // Not retried on an ambiguous connection loss: a second try would find its own row and report the id taken.
         try
         {
-            return await Run(c => c.ExecuteScalarAsync<long?>(Command($"""
-                INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
-                VALUES (@id, @host, @pid, @processors, @running, {Now}, {Now}, {Now} + @alive, 0, @processorType);
-                SELECT started_at FROM {_w} WHERE id = @id;
-                """, new { id = session.Id, host = session.Host, pid = session.Pid, processors = session.Processors, running = session.Running, alive = session.AliveMs, processorType = session.ProcessorType }, ct)),
+            return await Run(c => c.ExecuteScalarAsync<long?>(Command(RegisterWorkerSql, new { id = session.Id, host = session.Host, pid = session.Pid, processors = session.Processors, running = session.Running, alive = session.AliveMs, processorType = session.ProcessorType }, ct)),
                 RetrySafety.BeforeSent, ct).ConfigureAwait(false);
         }
         catch (MySqlException e) when (MySqlErrors.IsDuplicateKey(e.Number))
@@ -514,41 +425,31 @@ internal sealed partial class MySqlQueueStore : IQueueStore, Relational.ISchemaO
     public async Task<bool> BeatWorkerAsync(WorkerBeat beat, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await Run(async c => await c.ExecuteScalarAsync<short>(Command($"""
-            INSERT INTO {_w} (id, host, pid, processors, running, started_at, last_beat_at, alive_until, stop_requested, processor_type)
-            VALUES (@id, @host, @pid, @processors, @running, COALESCE(@started, {Now}), {Now}, {Now} + @alive, 0, @processorType)
-            ON DUPLICATE KEY UPDATE running = @running, last_beat_at = {Now}, alive_until = {Now} + @alive, processor_type = @processorType;
-            SELECT stop_requested FROM {_w} WHERE id = @id;
-            """, new { id = beat.Id, host = beat.Host, pid = beat.Pid, processors = beat.Processors, running = beat.Running, alive = beat.AliveMs, started = beat.StartedAt, processorType = beat.ProcessorType }, ct))
+        return await Run(async c => await c.ExecuteScalarAsync<short>(Command(BeatWorkerSql, new { id = beat.Id, host = beat.Host, pid = beat.Pid, processors = beat.Processors, running = beat.Running, alive = beat.AliveMs, started = beat.StartedAt, processorType = beat.ProcessorType }, ct))
             .ConfigureAwait(false) != 0,
             RetrySafety.Always, ct).ConfigureAwait(false); // the same beat twice lands on the same state
     }
 
     public Task RemoveWorkerAsync(string id, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync(Command(PortableSql.RemoveWorker(_w), new { id }, ct)), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(Command(RemoveWorkerSql, new { id }, ct)), 0, RetrySafety.Always, ct);
 
     public async Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         return await OnWorkersTableAsync(async c =>
-            (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command($"SELECT {_workerColumns} FROM {_w} ORDER BY started_at, id", null, ct)).ConfigureAwait(false)).AsList(),
+            (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command(ListWorkersSql, null, ct)).ConfigureAwait(false)).AsList(),
             [], RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
     public async Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await OnWorkersTableAsync(c => c.QuerySingleOrDefaultAsync<WorkerSessionRow?>(Command($"""
-            START TRANSACTION;
-            UPDATE {_w} SET stop_requested = 1 WHERE id = @id;
-            SELECT {_workerColumns} FROM {_w} WHERE id = @id;
-            COMMIT;
-            """, new { id }, ct)),
+        return await OnWorkersTableAsync(c => c.QuerySingleOrDefaultAsync<WorkerSessionRow?>(Command(RequestWorkerStopSql, new { id }, ct)),
             null, RetrySafety.Always, ct).ConfigureAwait(false); // running it again lands on the same state
     }
 
     public Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct) => OnWorkersTableAsync(c =>
-        c.ExecuteAsync(Command(PortableSql.CleanupWorkers(_w, Now), new { deadFor = deadForMs }, ct)), 0, RetrySafety.Always, ct);
+        c.ExecuteAsync(Command(CleanupWorkersSql, new { deadFor = deadForMs }, ct)), 0, RetrySafety.Always, ct);
 
     public async Task<bool> WaitForSubmitAsync(TimeSpan timeout, CancellationToken ct)
     {
