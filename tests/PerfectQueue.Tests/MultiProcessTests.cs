@@ -18,14 +18,16 @@ public sealed class SqliteMultiProcessTests(SqliteTarget sqlite) : IClassFixture
     }
 }
 
-/// <summary>Many processes and connections on one PostgreSQL server: nothing lost, nothing twice, every max_running held.</summary>
-[Backend("postgresql")]
-public sealed class PostgresMultiProcessTests(PostgresTarget postgres) : IClassFixture<PostgresTarget>
+/// <summary>
+/// Many processes and connections on one database server: nothing lost, nothing twice, every max_running held.
+/// Run through each server backend's Suites file.
+/// </summary>
+public abstract class MultiProcessSuite(IBackendTarget target)
 {
     [BackendFact]
     public async Task Four_processes_with_four_connections_each_drain_20000_tasks_within_every_max_running()
     {
-        var config = postgres.NewConfig();
+        var config = target.NewConfig();
         var limits = new Dictionary<string, int> { ["u1"] = 2, ["u2"] = 3, ["u3"] = 5, ["u4"] = 8 };
         // 40% no user, 20% a user without a limit, 40% spread over the limited users.
         var total = MultiProcess.Submit(config, 20_000, i => (i % 10) switch

@@ -43,3 +43,6 @@ public sealed class PostgresWorkerRobustnessTests(PostgresTarget target) : Worke
 
 [Backend("postgresql")]
 public sealed class PostgresSchemaMigrationConformance(PostgresTarget target) : SchemaMigrationConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresMultiProcessTests(PostgresTarget target) : MultiProcessSuite(target), IClassFixture<PostgresTarget>;

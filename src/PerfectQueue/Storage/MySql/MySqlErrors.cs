@@ -21,6 +21,9 @@ internal static class MySqlErrors
     /// <summary>ER_TABLEACCESS_DENIED_ERROR: the user may not run this kind of statement on the table (ALTER, CREATE...).</summary>
     public const int TableAccessDenied = 1142;
 
+    /// <summary>ER_DBACCESS_DENIED_ERROR: the user may not use (or create in) the database.</summary>
+    public const int DatabaseAccessDenied = 1044;
+
     // The connection or the server went away (the work may or may not have been done): 2006 server has gone away,
     // 2013 lost connection during query, 2002/2003 cannot connect, 1042 unable to connect to host (MySqlConnector's
     // number for a failed open), 1043 bad handshake, 1053 server shutdown in progress, 1077 normal shutdown,
@@ -34,6 +37,9 @@ internal static class MySqlErrors
     public static bool IsDuplicateKey(int number) => number == DuplicateKey;
 
     public static bool IsMissingTable(int number) => number == NoSuchTable;
+
+    /// <summary>The user may not make the change (a schema step on a table or database it has no rights on).</summary>
+    public static bool IsNoPermission(int number) => number is TableAccessDenied or DatabaseAccessDenied;
 
     /// <summary>The server undid what the statement (or transaction) did: any operation may run again.</summary>
     public static bool IsRolledBackByServer(int number) => number is Deadlock or LockWaitTimeout;

@@ -147,8 +147,7 @@ internal sealed partial class MySqlQueueStore
             }
         }, RetrySafety.Always, ct, checkTable: false); // a step runs again safely: it reads the recorded version under the lock
 
-        // 1142: a table command denied; 1044: the database denied (CREATE on it).
-        public bool IsPermissionError(Exception error) => error is MySqlException { Number: MySqlErrors.TableAccessDenied or 1044 };
+        public bool IsPermissionError(Exception error) => error is MySqlException e && MySqlErrors.IsNoPermission(e.Number);
     }
 
     private sealed class Session(MySqlQueueStore store, MySqlConnection c) : ISchemaSession

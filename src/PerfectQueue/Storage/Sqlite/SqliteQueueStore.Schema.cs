@@ -123,8 +123,7 @@ internal sealed partial class SqliteQueueStore
             return work(new Session(store, empty, 0));
         }
 
-        // SQLITE_PERM (3), SQLITE_READONLY (8), SQLITE_AUTH (23): this process may read the file but not change it.
-        public bool IsPermissionError(Exception error) => error is SqliteException { SqliteErrorCode: 3 or 8 or 23 };
+        public bool IsPermissionError(Exception error) => error is SqliteException e && SqliteErrors.IsNoPermission(e);
     }
 
     private sealed class Session(SqliteQueueStore store, SqliteConnection c, long now) : ISchemaSession
