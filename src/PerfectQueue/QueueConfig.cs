@@ -71,6 +71,13 @@ public sealed class QueueConfig
     public DataCompression Compression { get; set; } = DataCompression.None;
     /// <summary>Create the schema on first use. Null: yes for SQLite, no for server databases.</summary>
     public bool? AutoInitialize { get; set; }
+    /// <summary>
+    /// The task type of the notices the queue submits when a schedule skips or misses a fire (docs/schedules.md,
+    /// "Notices"). Empty or null: no notices.
+    /// </summary>
+    public string? NoticeType { get; set; } = Notices.DefaultType;
+    /// <summary>Whether workers of this configuration fire the queue's due schedules (Start-PQWorker -NoSchedules turns it off).</summary>
+    public bool FireSchedules { get; set; } = true;
 
     /// <summary>The embedded default database: perfectqueue.db in the user's local data folder.</summary>
     public static string EmbeddedDefaultPath =>
@@ -133,6 +140,8 @@ public sealed class QueueConfig
         if (RetryJitter is < 0 or > 1 || double.IsNaN(RetryJitter))
             throw new ConfigException($"retry_jitter: must be between 0 and 1 (got {RetryJitter.ToString(CultureInfo.InvariantCulture)}).", "retry_jitter");
         NotNegative(CleanupInterval, "cleanup_interval");
+        if (!string.IsNullOrEmpty(NoticeType) && TaskText.NameProblem("type", NoticeType) is { } badNotice)
+            throw new ConfigException($"notice_type: {badNotice} Give a task type such as 'pq.notice', or an empty value for no notices.", "notice_type");
     }
 
     private static void Positive(TimeSpan value, string key)
@@ -182,6 +191,7 @@ public sealed class QueueConfig
         "task_heartbeat_interval", "alive_time", "retry_wait", "child_kill_interval", "child_graceful_kill_limit",
         "child_heartbeat_interval", "child_heartbeat_limit", "max_attempts", "retry_backoff", "retry_max_wait",
         "retry_jitter", "cleanup_interval", "compression", "auto_initialize",
+        "notice_type", "fire_schedules",
     ];
 
     private static void Apply(QueueConfig c, string key, object? v)
@@ -212,6 +222,8 @@ public sealed class QueueConfig
             case "cleanup_interval": c.CleanupInterval = Seconds(key, v) ?? c.CleanupInterval; break;
             case "compression": c.Compression = Enum<DataCompression>(key, v) ?? DataCompression.None; break;
             case "auto_initialize": c.AutoInitialize = Bool(key, v); break;
+            case "notice_type": c.NoticeType = v is null ? null : Text(key, v) ?? ""; break;
+            case "fire_schedules": c.FireSchedules = Bool(key, v) ?? true; break;
             default:
                 throw new ConfigException($"'{key}' is not a configuration key. Known keys: {string.Join(", ", Keys)}.", key);
         }

@@ -11,12 +11,12 @@ namespace PerfectQueue.Storage;
 /// Versions: 1, the task table, its indexes and perfectqueue_schema; 2, the sessions table <c>&lt;table&gt;_workers</c>
 /// beside it; 3, <see cref="TimeoutColumn"/> in the task table and <see cref="ProcessorTypeColumn"/> in the sessions
 /// table. Both are nullable, so adding them is a change of the catalog only, on every backend: no row is rewritten,
-/// and every stored task is kept as it was.
+/// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md).
 /// </remarks>
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 3;
+    public const int Version = 4;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";

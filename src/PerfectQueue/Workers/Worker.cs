@@ -102,6 +102,8 @@ public sealed class Worker
         using var tellHandlers = graceful.Register(() => { foreach (var r in _running.Values) r.Task.OnStopRequested(); });
         var beats = Task.Run(() => _leases.HeartbeatLoopAsync(() => _session.BeatAsync(stopRequested), stopBeats.Token));
         var fences = Task.Run(() => _leases.FenceLoopAsync(stopBeats.Token));
+        // Schedules fire on their own loop, never in the way of acquire; it ends with the acquire loop.
+        var firer = _options.FireSchedules ? Task.Run(() => new Schedules.ScheduleFirer(_queue, Log).RunAsync(loopEnded.Token)) : Task.CompletedTask;
         WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
@@ -216,6 +218,7 @@ public sealed class Worker
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
+            await firer.ConfigureAwait(false);
             await _slots.DisposeAsync().ConfigureAwait(false);
             await _session.EndAsync().ConfigureAwait(false);
         }

@@ -33,6 +33,8 @@ public sealed class WorkerOptions
     public bool UntilEmpty { get; set; }
     /// <summary>How a stop is enforced, and how child processes are watched.</summary>
     public ChildProcessSettings Child { get; set; } = new();
+    /// <summary>Fire the queue's due schedules while running (docs/schedules.md); Start-PQWorker -NoSchedules turns it off.</summary>
+    public bool FireSchedules { get; set; } = true;
 
     public WorkerOptions Clone()
     {
@@ -49,6 +51,7 @@ public sealed class WorkerOptions
         AliveTime = config.AliveTime,
         HeartbeatInterval = config.TaskHeartbeatInterval,
         GracefulKillLimit = config.ChildGracefulKillLimit,
+        FireSchedules = config.FireSchedules,
         Child = new ChildProcessSettings
         {
             KillInterval = config.ChildKillInterval,

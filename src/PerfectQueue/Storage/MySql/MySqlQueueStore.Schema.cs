@@ -96,12 +96,41 @@ internal sealed partial class MySqlQueueStore
             new("add_timeout_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.TimeoutColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.TimeoutColumn)),
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN {SchemaUpgrade.ProcessorTypeColumn} VARCHAR(32) NULL", ColumnExists(_workersTable, SchemaUpgrade.ProcessorTypeColumn)),
         ]),
+        // One row per schedule: few rows, read whole by every worker's firer, so no index beyond the key.
+        new(4, $"the schedules table '{SchedulesTable}'",
+        [
+            new("create_schedules_table", $"""
+                CREATE TABLE IF NOT EXISTS {QuotedSchedules} (
+                    schedule_name VARCHAR(256) NOT NULL,
+                    cron_expression VARCHAR(256) NOT NULL,
+                    time_zone VARCHAR(128) NOT NULL,
+                    task_type VARCHAR(256) NOT NULL,
+                    user_name VARCHAR(256) NULL,
+                    data LONGBLOB NULL,
+                    max_running INT NULL,
+                    overlap VARCHAR(16) NOT NULL,
+                    missed_runs VARCHAR(16) NOT NULL,
+                    paused SMALLINT NOT NULL DEFAULT 0,
+                    next_fire_at BIGINT NOT NULL,
+                    last_fire_at BIGINT NULL,
+                    last_fire_key VARCHAR(256) NULL,
+                    skip_count BIGINT NOT NULL DEFAULT 0,
+                    last_skip_at BIGINT NULL,
+                    missed_count BIGINT NOT NULL DEFAULT 0,
+                    last_missed_at BIGINT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (schedule_name)
+                ) {TableOptions}
+                """),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.
     private IReadOnlyList<SchemaStatement> DropSchemaStatements() =>
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}, {_u}"),
+        new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

@@ -67,6 +67,32 @@ internal sealed partial class PostgresQueueStore
             new("add_timeout_ms", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.TimeoutColumn} bigint NULL"),
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.ProcessorTypeColumn} text NULL"),
         ]),
+        // One row per schedule: few rows, read whole by every worker's firer, so no index beyond the key.
+        new(4, $"the schedules table '{SchedulesTable}'",
+        [
+            new("create_schedules_table", $"""
+                CREATE TABLE IF NOT EXISTS {QuotedSchedules} (
+                    schedule_name text PRIMARY KEY,
+                    cron_expression text NOT NULL,
+                    time_zone text NOT NULL,
+                    task_type text NOT NULL,
+                    user_name text NULL,
+                    data bytea NULL,
+                    max_running integer NULL,
+                    overlap text NOT NULL,
+                    missed_runs text NOT NULL,
+                    paused smallint NOT NULL DEFAULT 0,
+                    next_fire_at bigint NOT NULL,
+                    last_fire_at bigint NULL,
+                    last_fire_key text NULL,
+                    skip_count bigint NOT NULL DEFAULT 0,
+                    last_skip_at bigint NULL,
+                    missed_count bigint NOT NULL DEFAULT 0,
+                    last_missed_at bigint NULL,
+                    created_at bigint NOT NULL,
+                    updated_at bigint NOT NULL)
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -76,6 +102,7 @@ internal sealed partial class PostgresQueueStore
     private IReadOnlyList<SchemaStatement> DropSchemaStatements() =>
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}"),
+        new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

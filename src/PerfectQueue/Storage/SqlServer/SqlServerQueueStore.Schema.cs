@@ -74,6 +74,34 @@ internal sealed partial class SqlServerQueueStore
             new("add_timeout_ms", AddColumn(_t, SchemaUpgrade.TimeoutColumn, "bigint")),
             new("add_processor_type", AddColumn(_w, SchemaUpgrade.ProcessorTypeColumn, "nvarchar(32)")),
         ]),
+        // One row per schedule: few rows, read whole by every worker's firer, so no index beyond the clustered key.
+        new(4, $"the schedules table '{SchedulesTable}'",
+        [
+            new("create_schedules_table", $"""
+                IF OBJECT_ID(N'{QuotedSchedules}', N'U') IS NULL
+                CREATE TABLE {QuotedSchedules} (
+                    schedule_name nvarchar(256) COLLATE {Exact} NOT NULL,
+                    cron_expression nvarchar(256) NOT NULL,
+                    time_zone nvarchar(128) NOT NULL,
+                    task_type nvarchar(256) COLLATE {Exact} NOT NULL,
+                    user_name nvarchar(256) COLLATE {Exact} NULL,
+                    data varbinary(max) NULL,
+                    max_running int NULL,
+                    overlap nvarchar(16) NOT NULL,
+                    missed_runs nvarchar(16) NOT NULL,
+                    paused smallint NOT NULL DEFAULT 0,
+                    next_fire_at bigint NOT NULL,
+                    last_fire_at bigint NULL,
+                    last_fire_key nvarchar(256) COLLATE {Exact} NULL,
+                    skip_count bigint NOT NULL DEFAULT 0,
+                    last_skip_at bigint NULL,
+                    missed_count bigint NOT NULL DEFAULT 0,
+                    last_missed_at bigint NULL,
+                    created_at bigint NOT NULL,
+                    updated_at bigint NOT NULL,
+                    CONSTRAINT {Quote(SchedulesTable + "_pk")} PRIMARY KEY CLUSTERED (schedule_name));
+                """),
+        ]),
     ];
 
     private string Index(string suffix, string definition) =>
@@ -91,6 +119,7 @@ internal sealed partial class SqlServerQueueStore
     [
         new("drop_table", $"IF OBJECT_ID(N'{_t}', N'U') IS NOT NULL DROP TABLE {_t};"),
         new("drop_workers_table", $"IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL DROP TABLE {_w};"),
+        new("drop_schedules_table", $"IF OBJECT_ID(N'{QuotedSchedules}', N'U') IS NOT NULL DROP TABLE {QuotedSchedules};"),
         new("forget_version", $"IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = N'{_table}';"),
     ];
 

@@ -66,6 +66,32 @@ internal sealed partial class SqliteQueueStore
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN {SchemaUpgrade.ProcessorTypeColumn} TEXT NULL",
                 DoneIf: HasColumnSql(_workersTable, SchemaUpgrade.ProcessorTypeColumn)),
         ]),
+        // One row per schedule: few rows, read whole by every worker's firer, so no index beyond the key.
+        new(4, $"the schedules table '{SchedulesTable}'",
+        [
+            new("create_schedules_table", $"""
+                CREATE TABLE IF NOT EXISTS {QuotedSchedules} (
+                    schedule_name TEXT PRIMARY KEY,
+                    cron_expression TEXT NOT NULL,
+                    time_zone TEXT NOT NULL,
+                    task_type TEXT NOT NULL,
+                    user_name TEXT NULL,
+                    data BLOB NULL,
+                    max_running INTEGER NULL,
+                    overlap TEXT NOT NULL,
+                    missed_runs TEXT NOT NULL,
+                    paused INTEGER NOT NULL DEFAULT 0,
+                    next_fire_at INTEGER NOT NULL,
+                    last_fire_at INTEGER NULL,
+                    last_fire_key TEXT NULL,
+                    skip_count INTEGER NOT NULL DEFAULT 0,
+                    last_skip_at INTEGER NULL,
+                    missed_count INTEGER NOT NULL DEFAULT 0,
+                    last_missed_at INTEGER NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL)
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -79,6 +105,7 @@ internal sealed partial class SqliteQueueStore
     [
         new("drop_table", $"DROP TABLE IF EXISTS {_t}"),
         new("drop_workers_table", $"DROP TABLE IF EXISTS {_w}"),
+        new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];
