@@ -60,7 +60,7 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
     public async Task A_table_of_each_older_version_reaches_the_shape_of_a_fresh_queue_at_its_first_command_and_keeps_its_rows()
     {
         var fresh = Open();
-        var expected = (Shape(fresh, ""), Shape(fresh, "_workers"));
+        var expected = (Shape(fresh, ""), Shape(fresh, "_workers"), Shape(fresh, "_schedules"));
         Assert.Contains(SchemaUpgrade.TimeoutColumn, expected.Item1);
         Assert.Contains(SchemaUpgrade.ProcessorTypeColumn, expected.Item2);
 
@@ -69,7 +69,7 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
             var old = OpenAt(version);
             var table = old.Config.Table;
             Assert.Equal(version, Version(old));
-            Assert.DoesNotContain(SchemaUpgrade.TimeoutColumn, Shape(old, ""));
+            if (version < 3) Assert.DoesNotContain(SchemaUpgrade.TimeoutColumn, Shape(old, ""));
             // A task as the older build wrote it (its own columns only).
             new StoreHook(old).Sql($"INSERT INTO \"{table}\" (task_key, task_type, data, created_at, due_at, attempts, cancel_requested) VALUES ('kept', 't', NULL, 1, 1, 0, 0)");
 
@@ -78,7 +78,7 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
             Assert.Equal("kept", kept.Key);
             Assert.Null(kept.ExecutionTimeout);
             Assert.Equal(SchemaUpgrade.Version, Version(q));
-            Assert.Equal(expected, (Shape(q, ""), Shape(q, "_workers")));
+            Assert.Equal(expected, (Shape(q, ""), Shape(q, "_workers"), Shape(q, "_schedules")));
             Assert.Empty(q.ListWorkers());
             Assert.NotNull(await q.RegisterWorkerAsync(new WorkerBeat(Queue.NewWorkerId(), "h", 1, 1, 0, 60_000, null) { ProcessorType = "process" }));
         }
@@ -89,12 +89,13 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
     {
         var old = OpenAt(1);
         var (_, steps, _) = Schema(old);
-        var last = steps[^1];
-        var broken = steps.Take(steps.Count - 1)
-            .Append(last with { Statements = [.. last.Statements, new SchemaStatement("fails", "SELECT no_such_column FROM perfectqueue_schema")] })
+        // Version 3 breaks (the one that adds timeout_ms); the steps after it never run.
+        var three = steps.Single(s => s.Version == 3);
+        var broken = steps.Take(2)
+            .Append(three with { Statements = [.. three.Statements, new SchemaStatement("fails", "SELECT no_such_column FROM perfectqueue_schema")] })
             .ToList();
         await Assert.ThrowsAnyAsync<DbException>(() => UpgradeWith(old, broken));
-        Assert.Equal(SchemaUpgrade.Version - 1, Version(old));                   // the steps before it were recorded, one by one
+        Assert.Equal(2, Version(old));                                          // the steps before it were recorded, one by one
         if (Target.SchemaChangesAreTransactional)
             Assert.DoesNotContain(SchemaUpgrade.TimeoutColumn, Shape(old, "")); // and the failed step was rolled back whole
         else
@@ -133,22 +134,23 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
         q.Submit("kept", "t");
         var (_, steps, _) = Schema(q);
         // Not idempotent on purpose: a second run of it would fail, so passing twice shows it ran once.
-        var withFour = steps.Append(new SchemaStep(4, $"the test table '{table}_extra'",
+        var next = SchemaUpgrade.Version + 1;
+        var withFour = steps.Append(new SchemaStep(next, $"the test table '{table}_extra'",
             [new SchemaStatement("create_extra", $"CREATE TABLE {table}_extra (id integer NOT NULL)")])).ToList();
 
         Assert.True(await UpgradeWith(q, withFour));
-        Assert.Equal(4, Version(q));
+        Assert.Equal(next, Version(q));
         Assert.Equal(0, new StoreHook(q).Sql($"SELECT COUNT(*) FROM \"{table}_extra\""));
         Assert.True(await UpgradeWith(q, withFour));   // recorded: nothing runs again
         Assert.True(await UpgradeWith(OpenAnother(q), withFour));
 
-        var older = OpenAnother(q);                    // this build knows versions up to 3
+        var older = OpenAnother(q);                    // this build knows versions up to SchemaUpgrade.Version
         foreach (var run in new Action[] { () => older.List(), () => older.Submit("new", "t"), () => older.Initialize() })
         {
             var e = Assert.Throws<QueueNotInitializedException>(run);
-            Assert.Contains($"has schema version 4, made by a newer PerfectQueue; this one knows versions up to {SchemaUpgrade.Version}", e.Message);
+            Assert.Contains($"has schema version {next}, made by a newer PerfectQueue; this one knows versions up to {SchemaUpgrade.Version}", e.Message);
         }
-        Assert.Equal(4, Version(q));
+        Assert.Equal(next, Version(q));
         new StoreHook(q).Sql($"DROP TABLE \"{table}_extra\"");
     }
 

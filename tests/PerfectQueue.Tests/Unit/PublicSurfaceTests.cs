@@ -22,6 +22,11 @@ public sealed class PublicSurfaceTests
         "PerfectQueue.TaskDataException", "PerfectQueue.TaskException", "PerfectQueue.TaskFilter", "PerfectQueue.TaskInfo",
         "PerfectQueue.TaskOutcome", "PerfectQueue.TaskReference", "PerfectQueue.TaskState", "PerfectQueue.TaskSubmission",
         "PerfectQueue.WorkerSessionInfo", "PerfectQueue.WorkerState",
+        // Schedules (issue 12): the notice builder and the schedule model.
+        "PerfectQueue.Notices", "PerfectQueue.Schedules.ScheduleAlreadyExistsException", "PerfectQueue.Schedules.ScheduleChange",
+        "PerfectQueue.Schedules.ScheduleCron", "PerfectQueue.Schedules.ScheduleDefinition", "PerfectQueue.Schedules.ScheduleInfo",
+        "PerfectQueue.Schedules.ScheduleMissedRuns", "PerfectQueue.Schedules.ScheduleNames", "PerfectQueue.Schedules.ScheduleNotFoundException",
+        "PerfectQueue.Schedules.ScheduleOverlap",
         "PerfectQueue.Application.Base", "PerfectQueue.Application.CompiledProcessor", "PerfectQueue.Application.Dispatch",
         "PerfectQueue.Workers.ChildProcessSettings", "PerfectQueue.Workers.ITaskProcessor", "PerfectQueue.Workers.NoHandlerException",
         "PerfectQueue.Workers.ProcessorFailedException", "PerfectQueue.Workers.ProcessorKilledException", "PerfectQueue.Workers.ProcessorType",

@@ -36,8 +36,11 @@ public sealed class QueueConfigTests
             ["child_graceful_kill_limit"] = 20, ["child_heartbeat_interval"] = 4, ["child_heartbeat_limit"] = 12,
             ["max_attempts"] = 5, ["retry_backoff"] = "exponential", ["retry_max_wait"] = 900, ["retry_jitter"] = 0.3,
             ["cleanup_interval"] = 120, ["compression"] = "gzip", ["auto_initialize"] = "false",
+            ["notice_type"] = "ops.notice", ["fire_schedules"] = "false",
         });
-        Assert.Equal(24, QueueConfig.Keys.Count);
+        Assert.Equal(26, QueueConfig.Keys.Count);
+        Assert.Equal("ops.notice", c.NoticeType);
+        Assert.False(c.FireSchedules);
         Assert.Equal("sqlite:///q.db", c.Url);
         Assert.Equal("jobs", c.Table);
         Assert.Equal(4, c.Processors);
