@@ -23,7 +23,8 @@
     CmdletsToExport      = @(
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
-        'Get-PQWorker', 'Stop-PQWorker'
+        'Get-PQWorker', 'Stop-PQWorker',
+        'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

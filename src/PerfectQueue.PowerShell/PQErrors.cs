@@ -23,6 +23,8 @@ public static class PQErrors
     public const string QueueError = nameof(QueueError);
     public const string WorkerNotFound = nameof(WorkerNotFound);
     public const string TaskDataUnreadable = nameof(TaskDataUnreadable);
+    public const string ScheduleNotFound = nameof(ScheduleNotFound);
+    public const string ScheduleAlreadyExists = nameof(ScheduleAlreadyExists);
 
     /// <summary>A task whose stored data cannot be read (a row from before submit checked data): non-terminating, per task.</summary>
     public static ErrorRecord DataUnreadable(string key, string why, Exception? inner = null) => new ErrorRecord(
@@ -47,6 +49,8 @@ public static class PQErrors
     {
         var (id, category) = e switch
         {
+            Schedules.ScheduleAlreadyExistsException => (ScheduleAlreadyExists, ErrorCategory.ResourceExists),
+            Schedules.ScheduleNotFoundException => (ScheduleNotFound, ErrorCategory.ObjectNotFound),
             AlreadyExistsException => (TaskAlreadyExists, ErrorCategory.ResourceExists),
             TaskDataException => (TaskDataUnreadable, ErrorCategory.InvalidData),
             NotFoundException => (TaskNotFound, ErrorCategory.ObjectNotFound),

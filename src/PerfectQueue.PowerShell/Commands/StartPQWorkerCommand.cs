@@ -106,6 +106,10 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [Parameter]
     public SwitchParameter UntilEmpty { get; set; }
 
+    /// <summary>Do not fire the queue's due schedules (Register-PQSchedule); other workers still do. Overrides fire_schedules.</summary>
+    [Parameter]
+    public SwitchParameter NoSchedules { get; set; }
+
     /// <summary>After a graceful stop, how long running handlers may go on before they are stopped and their tasks released. Default: wait for them.</summary>
     [Parameter]
     [DurationTransformation]
@@ -207,6 +211,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             ChildKillInterval = ChildKillInterval, ChildHeartbeatInterval = ChildHeartbeatInterval, ChildHeartbeatLimit = ChildHeartbeatLimit,
             MaxProcessorMemory = MaxProcessorMemory,
             MaxTasks = MaxTasks, UntilEmpty = UntilEmpty, LogPath = logPath,
+            NoSchedules = NoSchedules,
         };
         var builder = new WorkerPlanBuilder(sessionQueue, configPath, Environment, handlers, overrides,
             Path.Combine(MyInvocation.MyCommand.Module.ModuleBase, "PerfectQueue.psd1"));

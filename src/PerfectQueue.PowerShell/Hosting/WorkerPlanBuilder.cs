@@ -51,6 +51,8 @@ internal sealed class WorkerPlanBuilder
         public long? MaxProcessorMemory { get; init; }
         public int? MaxTasks { get; init; }
         public bool UntilEmpty { get; init; }
+        /// <summary>-NoSchedules: this worker fires no schedules.</summary>
+        public bool NoSchedules { get; init; }
         public string? LogPath { get; init; }
     }
 
@@ -105,6 +107,7 @@ internal sealed class WorkerPlanBuilder
         };
         options.MaxTasks = o.MaxTasks;
         options.UntilEmpty = o.UntilEmpty;
+        if (o.NoSchedules) options.FireSchedules = false;
         options.Validate();
 
         var logFile = o.LogPath ?? config.Log; // a config file's log is already relative to the file (QueueConfigFile)
