@@ -223,4 +223,58 @@ $waiting = '\|Waiting\|\|'
                  'nightly-2026-11-26\s+Finished\s+Succeeded', 'report-2026-48\s+Finished\s+Succeeded'
         State  = 'nightly-2026-11-26\|Finished\|Succeeded\|', 'report-2026-48\|Finished\|Succeeded\|', 'purge-tmp\|Finished\|Cancelled\|.*'
     }
+
+    # ---- schedules (Register/Get/Set/Unregister/Suspend/Resume-PQSchedule) ----
+    'Register-PQSchedule: Example 1: Replace a nightly cron entry' = @{
+        Output = 'nightly-backup\s+0 3 \* \* \*\s+Europe/Berlin\s+backup\s+False'
+        State  = @()
+    }
+    'Register-PQSchedule: Example 2: Preview, then register a frequent schedule that never overlaps' = @{
+        Output = 'poll-inbox\s+\*/10 \* \* \* \* \*\s+UTC\s+poll-inbox\s+False'
+        State  = @()
+    }
+    'Register-PQSchedule: Example 3: A taken name, then a replacement' = @{
+        Output = 'taken: ScheduleAlreadyExists,PerfectQueue\.PowerShell\.Commands\.RegisterPQScheduleCommand', 'weekly-report\s+0 7 \* \* 1'
+        State  = @()
+    }
+    'Get-PQSchedule: Example 1: See when every schedule fires next' = @{
+        Output = '(?s)hourly-sync\s+0 \* \* \* \*\s+UTC\s+sync.*nightly-backup\s+0 3 \* \* \*\s+UTC\s+backup'
+        State  = @()
+    }
+    'Get-PQSchedule: Example 2: Find schedules whose fires were skipped' = @{
+        Output = '^missing: ScheduleNotFound,PerfectQueue\.PowerShell\.Commands\.GetPQScheduleCommand$'
+        State  = @()
+    }
+    'Set-PQSchedule: Example 1: Move a nightly backup to 02:30' = @{
+        Output = 'nightly-backup\s+30 2 \* \* \*'
+        State  = @()
+    }
+    'Set-PQSchedule: Example 2: Point every sync schedule at a new database' = @{
+        Output = '(?m)^sync-crm: new$', '(?m)^sync-erp: new$'
+        State  = @()
+    }
+    'Unregister-PQSchedule: Example 1: Retire a schedule' = @{
+        Output = '^left: 0$'
+        State  = @()
+    }
+    'Unregister-PQSchedule: Example 2: Preview, then remove every test schedule' = @{
+        Output = '^left: 0$'
+        State  = @()
+    }
+    'Suspend-PQSchedule: Example 1: Suspend every schedule for a maintenance window' = @{
+        Output = 'hourly-sync\s+True', 'nightly-backup\s+True'
+        State  = @()
+    }
+    'Suspend-PQSchedule: Example 2: Preview a suspension' = @{
+        Output = '^paused: False$'
+        State  = @()
+    }
+    'Resume-PQSchedule: Example 1: Resume every suspended schedule after maintenance' = @{
+        Output = 'nightly-backup\s+False'
+        State  = @()
+    }
+    'Resume-PQSchedule: Example 2: A name that is not there' = @{
+        Output = '^missing: ScheduleNotFound,PerfectQueue\.PowerShell\.Commands\.ResumePQScheduleCommand$'
+        State  = @()
+    }
 }
