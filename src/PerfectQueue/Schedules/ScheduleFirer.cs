@@ -114,7 +114,7 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log)
                     if (blocking is null)
                     {
                         ranKey = ScheduleNames.FireKey(row.Name, latest);
-                        await SubmitFireAsync(row, ranKey, ct).ConfigureAwait(false);
+                        if (await SubmitFireAsync(row, ranKey, ct).ConfigureAwait(false)) log?.Invoke($"schedules: '{row.Name}' fired {ranKey}");
                         ranAt = latest;
                     }
                     else skippedAt = latest;
@@ -146,9 +146,9 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log)
                 // Submit first: a worker that dies before the advance leaves the schedule due, and the next worker's
                 // submit of the same key is refused as taken before it advances (docs/schedules.md, "Exactly once").
                 var key = ScheduleNames.FireKey(row.Name, expected);
-                var submitted = await SubmitFireAsync(row, key, ct).ConfigureAwait(false);
+                // The worker whose submit stored the task says so, whichever worker's advance then wins.
+                if (await SubmitFireAsync(row, key, ct).ConfigureAwait(false)) log?.Invoke($"schedules: '{row.Name}' fired {key}");
                 if (!await queue.Schedules.AdvanceScheduleAsync(new ScheduleAdvance(row.Name, expected, following, expected, key), ct).ConfigureAwait(false)) return null;
-                if (submitted) log?.Invoke($"schedules: '{row.Name}' fired {key}");
                 lastKey = key;
             }
             expected = following;
