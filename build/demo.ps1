@@ -62,7 +62,16 @@ Request-PQCancel -Key "archive-$run"
 Write-Host "`n== Finished"
 Get-PQTask -Key $keys | Format-Table Key, Type, User, Status, Outcome, Attempts, Message | Out-String -Width 200 | Write-Host
 
-# 5. The counts.
+# 5. A schedule instead of a cron entry: every 2 seconds; the worker fires it and runs the fires.
+Write-Host "== Register-PQSchedule demo-tick-$run '*/2 * * * * *', then a worker for two fires"
+Register-PQSchedule -Name "demo-tick-$run" -Cron '*/2 * * * * *' -Type tick -Data @{ run = $run } -Overlap Allow -PassThru | Out-String -Width 200 | Write-Host
+$ticks = Start-PQWorker -MaxTasks 2 -PollInterval 0.2 -Handler @{ tick = { param($Task) "tick of run $($Task.Data.run)" } }
+Get-PQSchedule -Name "demo-tick-$run" | Format-List Name, Cron, NextFireAt, LastFireKey, LastFireResult | Out-String | Write-Host
+Unregister-PQSchedule -Name "demo-tick-$run"
+[string[]] $fired = @(Get-PQTask -Type tick | Where-Object Key -Like "demo-tick-$run@*" | ForEach-Object Key)
+if ($ticks.Succeeded -ne 2 -or $fired.Count -lt 2) { throw "Expected the schedule's first two fires to run, got $($ticks.Succeeded) ($($fired -join ', '))." }
+
+# 6. The counts.
 Write-Host '== Measure-PQQueue'
 Measure-PQQueue | Out-String | Write-Host
 $finished = Get-PQTask -Key $keys
