@@ -272,4 +272,18 @@ public abstract class ScheduleConformance(IBackendTarget target) : BackendSuite(
         q.FireDueSchedules();
         Assert.NotEmpty(FiresOf(q, "pausable"));
     }
+
+    [BackendFact]
+    public void A_queue_whose_schedules_table_is_missing_has_no_schedules_and_Initialize_makes_it_again()
+    {
+        var q = Open();
+        q.RegisterSchedule(Every("kept"));
+        new StoreHook(q).Sql($"DROP TABLE \"{q.Config.Table}_schedules\"");
+        Assert.Empty(q.ListSchedules());
+        Assert.Null(q.FireDueSchedules());   // a worker's firer finds nothing to fire, and no error
+        q.Initialize();
+        Assert.Empty(q.ListSchedules());
+        q.RegisterSchedule(Every("again"));
+        Assert.Single(q.ListSchedules());
+    }
 }
