@@ -43,9 +43,8 @@ public sealed partial class Queue
     {
         ArgumentNullException.ThrowIfNull(change);
         var (old, now) = await FindScheduleRowAsync(name, ct).ConfigureAwait(false);
-        var data = change.SetData ? change.Data : null;
         var (row, cron) = EncodeSchedule(old.Name, change.Cron ?? old.Cron, change.TimeZone ?? old.TimeZone, change.Type ?? old.Type,
-            change.SetData ? data : null, change.User is null ? old.User : change.User, change.MaxRunning is null ? old.MaxRunning : change.MaxRunning == 0 ? null : change.MaxRunning,
+            change.SetData ? change.Data : null, change.User is null ? old.User : change.User, change.MaxRunning is null ? old.MaxRunning : change.MaxRunning == 0 ? null : change.MaxRunning,
             change.Overlap ?? Enum.Parse<ScheduleOverlap>(old.Overlap), change.MissedRuns ?? Enum.Parse<ScheduleMissedRuns>(old.MissedRuns), change.Compression);
         if (!change.SetData) row.Data = old.Data; // kept as stored, compressed or not
         row.Paused = old.Paused;

@@ -8,6 +8,21 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'WorkerHelpers.ps1')
 }
 
+Describe 'Cronos in the module folder' {
+    It 'ships in lib/ beside the engine and loads into the engine''s own load context' {
+        $lib = Join-Path $env:PQ_MODULE_PATH 'lib'
+        Join-Path $lib 'Cronos.dll' | Should -Exist
+        Join-Path $env:PQ_MODULE_PATH 'Cronos.dll' | Should -Not -Exist
+        $q = [PerfectQueue.Queue]::Open("sqlite:///$(Join-Path $TestDrive 'cronos.db')")
+        Register-PQSchedule -Queue $q nightly '0 3 * * *' backup   # parsing the cron needs Cronos
+        $cronos = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Cronos' })
+        $cronos | Should -HaveCount 1
+        $engine = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'PerfectQueue' }
+        [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($cronos[0]) | Should -Be ([System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext($engine))
+        $cronos[0].Location | Should -Be (Join-Path $lib 'Cronos.dll')
+    }
+}
+
 Describe 'The schedule cmdlets' {
     BeforeEach {
         $script:Url = "sqlite:///$(Join-Path $TestDrive "s-$([guid]::NewGuid().ToString('N')).db")"
