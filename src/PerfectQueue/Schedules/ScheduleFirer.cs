@@ -9,7 +9,7 @@ namespace PerfectQueue.Schedules;
 /// as taken (or come after the advance and find nothing due), so each fire is submitted once. All times are the
 /// database clock's.
 /// </summary>
-internal sealed class ScheduleFirer(Queue queue, Action<string>? log)
+internal sealed class ScheduleFirer(Queue queue, Action<string>? log, Action? fired = null)
 {
     /// <summary>The next fire of a schedule whose cron has no more times: never (the last instant DateTimeOffset holds).</summary>
     public const long Never = 253_402_300_799_000;
@@ -115,7 +115,11 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log)
                     if (blocking is null)
                     {
                         ranKey = ScheduleNames.FireKey(row.Name, latest);
-                        if (await SubmitFireAsync(row, ranKey, ct).ConfigureAwait(false)) log?.Invoke($"schedules: '{row.Name}' fired {ranKey}");
+                        if (await SubmitFireAsync(row, ranKey, ct).ConfigureAwait(false))
+                        {
+                            log?.Invoke($"schedules: '{row.Name}' fired {ranKey}");
+                            fired?.Invoke();
+                        }
                         ranAt = latest;
                     }
                     else skippedAt = latest;
@@ -148,7 +152,11 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log)
                 // submit of the same key is refused as taken before it advances (docs/schedules.md, "Exactly once").
                 var key = ScheduleNames.FireKey(row.Name, expected);
                 // The worker whose submit stored the task says so, whichever worker's advance then wins.
-                if (await SubmitFireAsync(row, key, ct).ConfigureAwait(false)) log?.Invoke($"schedules: '{row.Name}' fired {key}");
+                if (await SubmitFireAsync(row, key, ct).ConfigureAwait(false))
+                {
+                    log?.Invoke($"schedules: '{row.Name}' fired {key}");
+                    fired?.Invoke();
+                }
                 if (!await queue.Schedules.AdvanceScheduleAsync(new ScheduleAdvance(row.Name, expected, following, expected, key), ct).ConfigureAwait(false)) return null;
                 lastKey = key;
             }

@@ -103,7 +103,7 @@ public sealed class Worker
         var beats = Task.Run(() => _leases.HeartbeatLoopAsync(() => _session.BeatAsync(stopRequested), stopBeats.Token));
         var fences = Task.Run(() => _leases.FenceLoopAsync(stopBeats.Token));
         // Schedules fire on their own loop, never in the way of acquire; it ends with the acquire loop.
-        var firer = _options.FireSchedules ? Task.Run(() => new Schedules.ScheduleFirer(_queue, Log).RunAsync(loopEnded.Token)) : Task.CompletedTask;
+        var firer = _options.FireSchedules ? Task.Run(() => new Schedules.ScheduleFirer(_queue, Log, WakeFetcher).RunAsync(loopEnded.Token)) : Task.CompletedTask;
         WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
@@ -241,6 +241,9 @@ public sealed class Worker
     }
 
     private static readonly TimeSpan LateAcquireWait = TimeSpan.FromSeconds(10);
+
+    // A fire this worker just stored is due now: the fetcher polls at once instead of at its next poll interval.
+    private void WakeFetcher() => Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult();
 
     // Doubles from the poll interval up to 30 s (or the poll interval, if longer): an outage costs one try per
     // 30 s at most, and a short hiccup is retried at the poll interval.
