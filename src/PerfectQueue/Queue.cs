@@ -6,7 +6,7 @@ namespace PerfectQueue;
 /// A queue: the original's PerfectQueue.open(config). Thread-safe; open one per process and share it.
 /// Every method has an async variant.
 /// </summary>
-public sealed class Queue : IDisposable, IAsyncDisposable
+public sealed partial class Queue : IDisposable, IAsyncDisposable
 {
     /// <summary>The most tasks one acquire may lease (the store ranks a batch in 16 bits of the token).</summary>
     public const int MaxBatch = 1000;

@@ -16,13 +16,22 @@ namespace PerfectQueue.Storage;
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 3;
+    public const int Version = 5;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";
 
     /// <summary>The worker's processor type, 'thread' or 'process' (NULL: a worker older than version 3, which ran threads).</summary>
     public const string ProcessorTypeColumn = "processor_type";
+
+    /// <summary>
+    /// Version 4 is reserved for the schedules table, made on another branch (issue 12): until it is merged, its step
+    /// has this description and no statements.
+    /// </summary>
+    public const string ReservedVersion4 = "reserved: schedules (merged from another branch)";
+
+    /// <summary>Version 5: the pauses table <c>&lt;table&gt;_pauses</c> (Suspend-PQQueue, docs/pause.md).</summary>
+    public const string PausesDescription = "the pauses table";
 
     /// <summary>How long a schema change waits for the schema lock and the table's lock before it gives up (and the next command tries again).</summary>
     public const int LockTimeoutSeconds = 10;

@@ -278,7 +278,8 @@ public sealed class SchemaMigratorTests
     {
         var steps = StepsOf(backend);
         Assert.Equal(SchemaUpgrade.Version, SchemaMigrator.Latest(steps)); // raising the version without a step (or the reverse) fails here
-        Assert.All(steps, s => Assert.NotEmpty(s.Statements));
+        // Only the step reserved for another branch's version (issue 12: schedules, replaced at merge) may be empty.
+        Assert.All(steps.Where(s => s.Description != SchemaUpgrade.ReservedVersion4), s => Assert.NotEmpty(s.Statements));
         Assert.All(steps, s => Assert.False(string.IsNullOrWhiteSpace(s.Description)));
         foreach (var step in steps)
         {

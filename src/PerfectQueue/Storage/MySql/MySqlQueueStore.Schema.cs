@@ -96,12 +96,28 @@ internal sealed partial class MySqlQueueStore
             new("add_timeout_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.TimeoutColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.TimeoutColumn)),
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN {SchemaUpgrade.ProcessorTypeColumn} VARCHAR(32) NULL", ColumnExists(_workersTable, SchemaUpgrade.ProcessorTypeColumn)),
         ]),
+        new(4, SchemaUpgrade.ReservedVersion4, []),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type VARCHAR(256) NOT NULL,
+                    user_name VARCHAR(256) NOT NULL,
+                    paused_at BIGINT NOT NULL,
+                    reason TEXT NULL,
+                    paused_by VARCHAR(512) NULL,
+                    PRIMARY KEY (task_type, user_name)
+                ) {TableOptions}
+                """),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.
     private IReadOnlyList<SchemaStatement> DropSchemaStatements() =>
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}, {_u}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

@@ -67,6 +67,20 @@ internal sealed partial class PostgresQueueStore
             new("add_timeout_ms", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.TimeoutColumn} bigint NULL"),
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.ProcessorTypeColumn} text NULL"),
         ]),
+        new(4, SchemaUpgrade.ReservedVersion4, []),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type text NOT NULL,
+                    user_name text NOT NULL,
+                    paused_at bigint NOT NULL,
+                    reason text NULL,
+                    paused_by text NULL,
+                    PRIMARY KEY (task_type, user_name))
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -76,6 +90,7 @@ internal sealed partial class PostgresQueueStore
     private IReadOnlyList<SchemaStatement> DropSchemaStatements() =>
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

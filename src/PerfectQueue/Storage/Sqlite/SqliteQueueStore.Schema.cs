@@ -66,6 +66,20 @@ internal sealed partial class SqliteQueueStore
             new("add_processor_type", $"ALTER TABLE {_w} ADD COLUMN {SchemaUpgrade.ProcessorTypeColumn} TEXT NULL",
                 DoneIf: HasColumnSql(_workersTable, SchemaUpgrade.ProcessorTypeColumn)),
         ]),
+        new(4, SchemaUpgrade.ReservedVersion4, []),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type TEXT NOT NULL,
+                    user_name TEXT NOT NULL,
+                    paused_at INTEGER NOT NULL,
+                    reason TEXT NULL,
+                    paused_by TEXT NULL,
+                    PRIMARY KEY (task_type, user_name))
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -79,6 +93,7 @@ internal sealed partial class SqliteQueueStore
     [
         new("drop_table", $"DROP TABLE IF EXISTS {_t}"),
         new("drop_workers_table", $"DROP TABLE IF EXISTS {_w}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];
