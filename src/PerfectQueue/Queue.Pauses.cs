@@ -18,6 +18,7 @@ public sealed partial class Queue
     public async Task<QueuePause> PauseAsync(string? type = null, string? user = null, string? reason = null, CancellationToken ct = default)
     {
         var (t, u) = Scope(type, user);
+        await EnsureCreatedAsync(ct).ConfigureAwait(false); // the embedded default: a maintenance script may pause before the first submit
         var (row, created) = await _store.AddPauseAsync(t, u, TaskText.CleanMessage(string.IsNullOrWhiteSpace(reason) ? null : reason), PausedBy(), ct).ConfigureAwait(false);
         return ToPause(row, created, counts: false);
     }
@@ -41,6 +42,9 @@ public sealed partial class Queue
     public long CountPaused() => CountPausedAsync().GetAwaiter().GetResult();
 
     public Task<long> CountPausedAsync(CancellationToken ct = default) => _store.CountPausedAsync(ct);
+
+    /// <summary>Throws the ArgumentException Pause and Resume would throw for this scope (cmdlets check every scope before changing any).</summary>
+    internal static void CheckPauseScope(string? type, string? user) => Scope(type, user);
 
     // The same rules as a submit's type and user (TaskText), so a pause can name every scope a task can have and
     // nothing else; empty means any, as a submit's empty user means none.
