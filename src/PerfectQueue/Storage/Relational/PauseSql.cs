@@ -21,12 +21,16 @@ internal static class PauseSql
     public static string Paused(string quotedPauses, string task) => $"({QueuePaused(quotedPauses)} OR {MatchingPause(quotedPauses, task)})";
 
     /// <summary>The negation of <see cref="Paused"/>, as two NOT EXISTS (anti-joins): the predicate every acquire adds to its candidates.</summary>
-    public static string NotPaused(string quotedPauses, string task) => $"NOT {QueuePaused(quotedPauses)} AND NOT {MatchingPause(quotedPauses, task)}";
+    /// <param name="quotedPauses">The pauses table, quoted.</param>
+    /// <param name="task">The alias (or quoted name) of the task table in the candidate query.</param>
+    /// <param name="subqueryTail">Appended to the correlated subquery: PostgreSQL's " OFFSET 0" (see its store).</param>
+    public static string NotPaused(string quotedPauses, string task, string subqueryTail = "") =>
+        $"NOT {QueuePaused(quotedPauses)} AND NOT {MatchingPause(quotedPauses, task, subqueryTail)}";
 
     private static string QueuePaused(string quotedPauses) => $"EXISTS (SELECT 1 FROM {quotedPauses} AS pq WHERE pq.task_type = '' AND pq.user_name = '')";
 
-    private static string MatchingPause(string quotedPauses, string task) =>
-        $"EXISTS (SELECT 1 FROM {quotedPauses} AS pz WHERE (pz.task_type = '' OR pz.task_type = {task}.task_type) AND (pz.user_name = '' OR pz.user_name = {task}.user_name))";
+    private static string MatchingPause(string quotedPauses, string task, string subqueryTail = "") =>
+        $"EXISTS (SELECT 1 FROM {quotedPauses} AS pz WHERE (pz.task_type = '' OR pz.task_type = {task}.task_type) AND (pz.user_name = '' OR pz.user_name = {task}.user_name){subqueryTail})";
 
     /// <summary>
     /// True when every task of the user (an expression) is paused (a pause of the user for any type, or of the
