@@ -198,6 +198,36 @@ public abstract class PauseConformance(IBackendTarget target) : BackendSuite(tar
     }
 
     [BackendFact]
+    public async Task No_acquire_that_starts_after_a_pause_was_stored_leases_a_task_of_its_scope_under_concurrent_acquirers()
+    {
+        var q = Open();
+        q.SubmitMany(Enumerable.Range(0, 1200).Select(i => new TaskSubmission($"k{i:D4}", i % 2 == 0 ? "backup" : "report", null,
+            new SubmitOptions { User = i % 3 == 0 ? $"u{i % 4}" : null, MaxRunning = i % 3 == 0 ? 50 : null })));
+        var paused = 0;                                       // 1 once Pause has returned: the pause is committed
+        var violations = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var acquiresAfter = 0;
+        var clients = Enumerable.Range(0, 4).Select(_ => OpenAnother(q)).ToList();
+        var acquirers = clients.Select(c => Task.Run(() =>
+        {
+            while (Volatile.Read(ref acquiresAfter) < 40)
+            {
+                var startedAfterPause = Volatile.Read(ref paused) == 1;
+                var got = c.PollMulti(5, Alive);
+                if (!startedAfterPause) continue;
+                Interlocked.Increment(ref acquiresAfter);
+                foreach (var t in got.Where(t => t.Type == "backup")) violations.Add(t.Key);
+                if (got.Count == 0) break;                    // nothing but paused tasks left
+            }
+        })).ToList();
+        while (q.List(new TaskFilter { Statuses = [TaskState.Running] }).Count < 20) await Task.Delay(1);
+        q.Pause("backup");
+        Volatile.Write(ref paused, 1);
+        await Task.WhenAll(acquirers).WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Empty(violations);
+        Assert.True(acquiresAfter > 0);
+    }
+
+    [BackendFact]
     public void A_scope_no_task_could_have_is_refused_and_nothing_is_stored()
     {
         var q = Open();
