@@ -24,7 +24,8 @@
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
         'Get-PQWorker', 'Stop-PQWorker',
-        'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule'
+        'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule',
+        'Suspend-PQQueue', 'Resume-PQQueue', 'Get-PQQueuePause'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -77,6 +77,15 @@ $waiting = '\|Waiting\|\|'
         NoOutput = 'reindex-6', 'reindex-\d\d'
     }
 
+    # ---- Get-PQQueuePause ----
+    'Get-PQQueuePause: Example 1: See what is paused and how much waits' = @{
+        Output = 'Scope\s+Since\s+PausedBy\s+Waiting\s+Reason', "type 'backup'\s.*\s2\s+backup share offline"
+        State  = "backup-sales$waiting", "backup-hr$waiting"
+    }
+    'Get-PQQueuePause: Example 2: Warn when a pause was forgotten' = @{
+        Output = '^no pause older than 4 hours$'
+    }
+
     # ---- Get-PQWorker ----
     'Get-PQWorker: Example 1: See which workers run, and which died' = @{
         Output = ''    # a fresh queue has no workers, and that is no error
@@ -110,6 +119,18 @@ $waiting = '\|Waiting\|\|'
     }
     'Measure-PQQueue: Example 3: Which types are backed up' = @{
         Output = '(?s)thumbnail\s+3\s+report\s+1'
+    }
+
+    # ---- Resume-PQQueue ----
+    'Resume-PQQueue: Example 1: End the maintenance: resume everything' = @{
+        Output = "(?s)Scope\s+Since.*type 'backup'.*user 'team-a'"
+    }
+    'Resume-PQQueue: Example 2: Resume the pauses a filter found' = @{
+        Output = "^still paused: type 'report'$"
+    }
+    'Resume-PQQueue: Example 3: Resuming what is not paused' = @{
+        Output   = ''
+        Warnings = "^Type 'backup' is not paused"
     }
 
     # ---- Receive-PQTask ----
@@ -172,6 +193,18 @@ $waiting = '\|Waiting\|\|'
     }
     'Stop-PQWorker: Example 3: Preview, then stop one worker by its id' = @{
         Output = '^no session has that id: WorkerNotFound,PerfectQueue\.PowerShell\.Commands\.StopPQWorkerCommand$'
+    }
+
+    # ---- Suspend-PQQueue ----
+    'Suspend-PQQueue: Example 1: Pause the whole queue for database maintenance' = @{
+        Output = "the whole queue\s.*database upgrade, ticket OPS-1234", 'acquired while paused: 0'
+        State  = "nightly-report$waiting"
+    }
+    'Suspend-PQQueue: Example 2: Pause two task types of one team' = @{
+        Output = "(?s)type 'backup' of user 'team-a'\s+storage migration.*type 'restore' of user 'team-a'\s+storage migration"
+    }
+    'Suspend-PQQueue: Example 3: Pausing again is harmless' = @{
+        Output = '^new: False, reason: first$'
     }
 
     # ---- Submit-PQTask ----

@@ -39,7 +39,7 @@ BeforeAll {
 AfterAll {
     Disconnect-PQQueue
     if ($HasServer) {
-        foreach ($t in $Tables) { Invoke-AdminSql "DROP TABLE IF EXISTS ``$t``, ``${t}_workers``, ``${t}_users``" }
+        foreach ($t in $Tables) { Invoke-AdminSql "DROP TABLE IF EXISTS ``$t``, ``${t}_workers``, ``${t}_users``, ``${t}_pauses``" }
         Invoke-AdminSql "DELETE FROM perfectqueue_schema WHERE table_name LIKE 'pm\_%'"
         Invoke-AdminSql "DROP USER IF EXISTS '$User'@'%'"
     }

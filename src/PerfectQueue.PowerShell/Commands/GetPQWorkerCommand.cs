@@ -24,12 +24,18 @@ public sealed class GetPQWorkerCommand : PQCmdlet
         {
             var sessions = queue.ListWorkersAsync(StopToken).GetAwaiter().GetResult();
             var wanted = Id?.Select(WorkerIds.Normalize).ToHashSet(StringComparer.Ordinal);
+            // Pauses are the queue's, so every worker shows the same ones (docs/pause.md); one small read per command.
+            var paused = sessions.Count == 0 ? [] : queue.ListPausesAsync(false, StopToken).GetAwaiter().GetResult().Select(p => p.Scope).ToArray();
+            var shown = 0;
             foreach (var session in sessions)
             {
                 if (wanted is not null && !wanted.Contains(session.Id)) continue;
                 if (State is not null && !State.Contains(session.State)) continue;
-                WriteObject(new PQWorker(session, queue));
+                WriteObject(new PQWorker(session, queue) { Paused = paused });
+                shown++;
             }
+            if (shown > 0 && paused.Length > 0)
+                WriteWarning($"The queue is paused for {string.Join("; ", paused)}: workers acquire none of its waiting tasks until Resume-PQQueue (Get-PQQueuePause lists the pauses).");
             if (Id is null) return;
             var seen = sessions.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
             foreach (var missing in Id.Where(id => !seen.Contains(WorkerIds.Normalize(id))))

@@ -2,7 +2,7 @@ using System.Management.Automation;
 
 namespace PerfectQueue.PowerShell.Commands;
 
-/// <summary>Counts the queue's tasks per status, type and user, and ages the oldest waiting one.</summary>
+/// <summary>Counts the queue's tasks per status, type and user, ages the oldest waiting one, and says what is paused.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "PQQueue")]
 [OutputType(typeof(PQQueueMeasure))]
 public sealed class MeasurePQQueueCommand : PQCmdlet
@@ -10,6 +10,13 @@ public sealed class MeasurePQQueueCommand : PQCmdlet
     protected override void ProcessRecord()
     {
         var queue = CurrentQueue();
-        RunItem(queue.Description, () => WriteObject(new PQQueueMeasure(queue.SummarizeAsync(StopToken).GetAwaiter().GetResult())));
+        RunItem(queue.Description, () =>
+        {
+            var measure = new PQQueueMeasure(queue.SummarizeAsync(StopToken).GetAwaiter().GetResult());
+            // What is paused, and how much of the waiting work that holds back (docs/pause.md).
+            measure.Paused = queue.ListPausesAsync(false, StopToken).GetAwaiter().GetResult().Select(p => p.Scope).ToArray();
+            if (measure.Paused.Length > 0) measure.PausedWaiting = queue.CountPausedAsync(StopToken).GetAwaiter().GetResult();
+            WriteObject(measure);
+        });
     }
 }

@@ -43,4 +43,9 @@ public sealed class PQQueueMeasure
     public OrderedDictionary ByUser { get; }
     /// <summary>Every count by status, type and user.</summary>
     public IReadOnlyList<QueueCount> Counts { get; }
+
+    /// <summary>The paused scopes (Suspend-PQQueue), oldest first, such as "type 'backup'"; empty when nothing is paused.</summary>
+    public string[] Paused { get; internal set; } = [];
+    /// <summary>How many of the waiting tasks the pauses hold back (each counted once).</summary>
+    public long PausedWaiting { get; internal set; }
 }

@@ -41,6 +41,8 @@ public sealed class PQWorker
     public bool IsAlive { get; }
     /// <summary>The queue the session came from, so piped commands act on the same queue.</summary>
     public Queue Queue { get; }
+    /// <summary>The queue's paused scopes when listed (Suspend-PQQueue): this worker acquires no waiting task of them. Empty when nothing is paused.</summary>
+    public string[] Paused { get; internal set; } = [];
 
     public override string ToString() => Id;
 }

@@ -210,6 +210,35 @@ internal interface IQueueStore : IDisposable
 
     /// <summary>Deletes sessions dead for at least <paramref name="deadForMs"/> (alive_until at or before now minus it); returns how many.</summary>
     Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct);
+
+    // ---- pauses: one row per pause in <table>_pauses (schema version 5, docs/pause.md) ----
+
+    /// <summary>
+    /// Adds the pause of a scope (<paramref name="type"/> and <paramref name="user"/>, <see cref="PauseSql.Any"/> for
+    /// any); returns the pause as stored, and whether this call made it (false: it was there, and is kept as it was).
+    /// </summary>
+    Task<(PauseRow Pause, bool Created)> AddPauseAsync(string type, string user, string? reason, string? pausedBy, CancellationToken ct);
+
+    /// <summary>Removes exactly the pause of this scope; returns it, or null if the scope was not paused.</summary>
+    Task<PauseRow?> RemovePauseAsync(string type, string user, CancellationToken ct);
+
+    /// <summary>Every pause, oldest first; with <paramref name="counts"/>, each with how many waiting tasks it holds back.</summary>
+    Task<IReadOnlyList<PauseRow>> ListPausesAsync(bool counts, CancellationToken ct);
+
+    /// <summary>How many waiting tasks some pause holds back, each counted once.</summary>
+    Task<long> CountPausedAsync(CancellationToken ct);
+}
+
+/// <summary>A pause as stored: '' (<see cref="PauseSql.Any"/>) in Type or User stands for any.</summary>
+internal sealed class PauseRow
+{
+    public string Type { get; set; } = "";
+    public string User { get; set; } = "";
+    public long PausedAt { get; set; }
+    public string? Reason { get; set; }
+    public string? PausedBy { get; set; }
+    /// <summary>Waiting tasks it holds back, when listed with counts (else 0).</summary>
+    public long Waiting { get; set; }
 }
 
 /// <summary>Value errors every store shares: the client could not encode the text it was asked to send.</summary>

@@ -11,18 +11,21 @@ namespace PerfectQueue.Storage;
 /// Versions: 1, the task table, its indexes and perfectqueue_schema; 2, the sessions table <c>&lt;table&gt;_workers</c>
 /// beside it; 3, <see cref="TimeoutColumn"/> in the task table and <see cref="ProcessorTypeColumn"/> in the sessions
 /// table. Both are nullable, so adding them is a change of the catalog only, on every backend: no row is rewritten,
-/// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md).
+/// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md); 5, the pauses table <c>&lt;table&gt;_pauses</c> (docs/pause.md).
 /// </remarks>
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 4;
+    public const int Version = 5;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";
 
     /// <summary>The worker's processor type, 'thread' or 'process' (NULL: a worker older than version 3, which ran threads).</summary>
     public const string ProcessorTypeColumn = "processor_type";
+
+    /// <summary>Version 5: the pauses table <c>&lt;table&gt;_pauses</c> (Suspend-PQQueue, docs/pause.md).</summary>
+    public const string PausesDescription = "the pauses table";
 
     /// <summary>How long a schema change waits for the schema lock and the table's lock before it gives up (and the next command tries again).</summary>
     public const int LockTimeoutSeconds = 10;

@@ -51,7 +51,10 @@ public sealed class Worker
         _conclusion = new TaskConclusion(queue, _counters);
         _leases = new LeaseKeeper(queue, _options, _running, Log);
         _session = new WorkerSession(queue, _options, () => _running.Count, Log);
+        _pauses = new PauseNotices(queue, Log);
     }
+
+    private readonly PauseNotices _pauses;
 
     /// <summary>How long a handler may go on after its task's cancel was asked (or the task was lost) before it is stopped.</summary>
     public TimeSpan CancelGracePeriod { get => _options.CancelGracePeriod; init => _options.CancelGracePeriod = value; }
@@ -168,8 +171,10 @@ public sealed class Worker
                 }
                 handlers.RemoveAll(h => h.IsCompleted);
 
+                if (polled && got.Tasks.Count == 0) await _pauses.AfterEmptyPollAsync().ConfigureAwait(false);
+                // Paused due tasks do not count as work left (docs/pause.md): a drain during maintenance exits, and says how many wait.
                 if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty
-                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { stoppedBecause = WorkerStopReason.Empty; break; }
+                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { await _pauses.AtEmptyExitAsync().ConfigureAwait(false); stoppedBecause = WorkerStopReason.Empty; break; }
                 if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
                 if (free == 0 || (got.Tasks.Count > 0 && got.Tasks.Count == free && _slots.IdleCount == 0))
                 {

@@ -79,6 +79,8 @@ public abstract class SchemaMigrationConformance(IBackendTarget target) : Backen
             Assert.Null(kept.ExecutionTimeout);
             Assert.Equal(SchemaUpgrade.Version, Version(q));
             Assert.Equal(expected, (Shape(q, ""), Shape(q, "_workers"), Shape(q, "_schedules")));
+            Assert.Equal(Shape(fresh, "_pauses"), Shape(q, "_pauses"));
+            Assert.Empty(q.ListPauses());
             Assert.Empty(q.ListWorkers());
             Assert.NotNull(await q.RegisterWorkerAsync(new WorkerBeat(Queue.NewWorkerId(), "h", 1, 1, 0, 60_000, null) { ProcessorType = "process" }));
         }

@@ -56,7 +56,7 @@ public sealed class MySqlTarget : IBackendTarget, IDisposable
         using var c = MySqlServer.Connect();
         foreach (var t in _tables)
         {
-            using var cmd = new MySqlCommand($"DROP TABLE IF EXISTS `{t}`, `{t}_workers`, `{t}_users`", c);
+            using var cmd = new MySqlCommand($"DROP TABLE IF EXISTS `{t}`, `{t}_workers`, `{t}_users`, `{t}_pauses`", c);
             cmd.ExecuteNonQuery();
             using var forget = new MySqlCommand("DELETE FROM perfectqueue_schema WHERE table_name = @t", c);
             forget.Parameters.AddWithValue("@t", t);

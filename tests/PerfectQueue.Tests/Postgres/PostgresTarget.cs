@@ -49,7 +49,7 @@ public sealed class PostgresTarget : IBackendTarget, IDisposable
         using var c = Connect();
         foreach (var t in _tables)
         {
-            using var cmd = new NpgsqlCommand($"DROP TABLE IF EXISTS \"{t}\", \"{t}_workers\"; DELETE FROM perfectqueue_schema WHERE table_name = '{t}'", c);
+            using var cmd = new NpgsqlCommand($"DROP TABLE IF EXISTS \"{t}\", \"{t}_workers\", \"{t}_pauses\"; DELETE FROM perfectqueue_schema WHERE table_name = '{t}'", c);
             try { cmd.ExecuteNonQuery(); } catch (PostgresException) { /* perfectqueue_schema may not exist */ }
         }
     }

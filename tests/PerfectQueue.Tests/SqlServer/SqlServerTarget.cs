@@ -57,6 +57,7 @@ public sealed class SqlServerTarget : IBackendTarget, IDisposable
             using var cmd = new Microsoft.Data.SqlClient.SqlCommand(
                 $"IF OBJECT_ID(N'[{t}]', N'U') IS NOT NULL DROP TABLE [{t}]; " +
                 $"IF OBJECT_ID(N'[{t}_workers]', N'U') IS NOT NULL DROP TABLE [{t}_workers]; " +
+                $"IF OBJECT_ID(N'[{t}_pauses]', N'U') IS NOT NULL DROP TABLE [{t}_pauses]; " +
                 $"IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = N'{t}';", c);
             cmd.ExecuteNonQuery();
         }

@@ -17,7 +17,7 @@ public sealed class PublicSurfaceTests
         "PerfectQueue.IdempotentNotFoundException", "PerfectQueue.IIdempotentError", "PerfectQueue.ImmediateProcessStopException",
         "PerfectQueue.NotFoundException", "PerfectQueue.OperationNotSupportedException", "PerfectQueue.PerfectQueueException",
         "PerfectQueue.PreemptedException", "PerfectQueue.PreemptionReason", "PerfectQueue.ProcessStopException", "PerfectQueue.Queue",
-        "PerfectQueue.QueueConfig", "PerfectQueue.QueueConfigFile", "PerfectQueue.QueueCount", "PerfectQueue.QueueNotInitializedException",
+        "PerfectQueue.QueueConfig", "PerfectQueue.QueueConfigFile", "PerfectQueue.QueueCount", "PerfectQueue.QueueNotInitializedException", "PerfectQueue.QueuePause",
         "PerfectQueue.QueueSummary", "PerfectQueue.RetryBackoff", "PerfectQueue.RetryPolicy", "PerfectQueue.SubmitOptions",
         "PerfectQueue.TaskDataException", "PerfectQueue.TaskException", "PerfectQueue.TaskFilter", "PerfectQueue.TaskInfo",
         "PerfectQueue.TaskOutcome", "PerfectQueue.TaskReference", "PerfectQueue.TaskState", "PerfectQueue.TaskSubmission",

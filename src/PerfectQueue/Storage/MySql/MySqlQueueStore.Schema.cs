@@ -124,6 +124,20 @@ internal sealed partial class MySqlQueueStore
                 ) {TableOptions}
                 """),
         ]),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type VARCHAR(256) NOT NULL,
+                    user_name VARCHAR(256) NOT NULL,
+                    paused_at BIGINT NOT NULL,
+                    reason TEXT NULL,
+                    paused_by VARCHAR(512) NULL,
+                    PRIMARY KEY (task_type, user_name)
+                ) {TableOptions}
+                """),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.
@@ -131,6 +145,7 @@ internal sealed partial class MySqlQueueStore
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}, {_u}"),
         new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

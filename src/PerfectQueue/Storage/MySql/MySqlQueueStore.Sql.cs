@@ -71,7 +71,7 @@ internal sealed partial class MySqlQueueStore
     private string GetSql => $"SELECT {_columns} FROM {_t} WHERE task_key = @key AND {NotExpired}";
     private string GetByIdsSql => $"SELECT {_columns} FROM {_t} WHERE id IN @ids";
     private string SummarySql => TaskStateSql.SummarySql(_t, "@now", PortableSql.NotExpired("@now"));
-    private string DueOrRunningSql => TaskStateSql.DueOrRunningSql(_t, Now);
+    private string DueOrRunningSql => PauseSql.DueOrRunningSql(_t, _p, Now);
     private string ForceFinishSql => PortableSql.ForceFinish(_t, Now);
     private string UpdateDataSql => PortableSql.UpdateData(_t);
     private string CleanupSql => $"DELETE FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now} ORDER BY purge_at LIMIT @limit";
@@ -185,5 +185,6 @@ internal sealed partial class MySqlQueueStore
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in PauseStatements()) yield return statement;
     }
 }

@@ -46,6 +46,8 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
     private readonly string _w;
     private readonly string _usersTable;
     private readonly string _u;
+    private readonly string _pausesTable;
+    private readonly string _p;
     private readonly string _columns;
     private readonly string _workerColumns;
 
@@ -58,6 +60,8 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         _w = names.QuotedWorkers;
         _usersTable = _table + "_users";
         _u = Quote(_usersTable);
+        _pausesTable = names.Pauses;
+        _p = names.QuotedPauses;
         _connectionString = connectionString;
         Description = description;
         _runner = new StoreRunner<MySqlConnection>(OpenAsync, ShouldRetry,
@@ -108,7 +112,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         var userDue = Quote(_table + "_user_due");
         string NextDue(string user, string after) => $"""
             SELECT y.id FROM {_t} AS y FORCE INDEX ({userDue})
-                    WHERE y.finished_at IS NULL AND y.user_name = {user} AND y.due_at <= {Now} AND y.max_running IS NOT NULL{after}
+                    WHERE y.finished_at IS NULL AND y.user_name = {user} AND y.due_at <= {Now} AND y.max_running IS NOT NULL AND {PauseSql.NotPaused(_p, "y")}{after}
                     ORDER BY y.due_at, y.id LIMIT 1
             """;
         return $"""
@@ -119,13 +123,14 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
                 GROUP BY finished_at, user_name),
             walk (wu, wid, wdue, wn) AS (
                 SELECT f.user_name, f.id, f.due_at, 1 FROM users JOIN {_t} AS f ON f.id = ({NextDue("users.u", "")})
+                WHERE NOT {PauseSql.UserPaused(_p, "users.u")}
                 UNION ALL
                 SELECT nx.user_name, nx.id, nx.due_at, w.wn + 1 FROM walk AS w JOIN {_t} AS nx ON nx.id = (
                     {NextDue("w.wu", " AND (y.due_at > w.wdue OR (y.due_at = w.wdue AND y.id > w.wid))")})
                 WHERE w.wn < @quota),
             pool AS (
                 (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c FORCE INDEX ({due})
-                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
+                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter} AND {PauseSql.NotPaused(_p, "c")}
                  ORDER BY c.due_at, c.id
                  LIMIT @scan)
                 UNION

@@ -93,6 +93,19 @@ internal sealed partial class PostgresQueueStore
                     updated_at bigint NOT NULL)
                 """),
         ]),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type text NOT NULL,
+                    user_name text NOT NULL,
+                    paused_at bigint NOT NULL,
+                    reason text NULL,
+                    paused_by text NULL,
+                    PRIMARY KEY (task_type, user_name))
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -103,6 +116,7 @@ internal sealed partial class PostgresQueueStore
     [
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}"),
         new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

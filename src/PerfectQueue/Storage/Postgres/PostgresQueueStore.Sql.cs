@@ -6,6 +6,12 @@ internal sealed partial class PostgresQueueStore
 {
     private const string NowQuery = "SELECT " + Now;
 
+    // The pause check stays a filter on the rows the due index yields in order (a subplan) instead of becoming an
+    // anti-join: OFFSET 0 keeps PostgreSQL from pulling the NOT EXISTS up into a join, whose estimate (nearly every
+    // row removed, once the pauses table has a row) made it scan and sort the whole backlog instead of stopping
+    // after @scan rows (measured at 5,000 due tasks and a user paused: 13 ms instead of 1.5 ms; docs/pause.md).
+    private const string KeepAsFilter = " OFFSET 0";
+
     private (string LockUsers, string Acquire) AcquireStatements()
     {
         // max_running without a global lock: a statement's snapshot is taken when it starts, so two acquirers
@@ -32,16 +38,16 @@ internal sealed partial class PostgresQueueStore
                 FROM users WHERE users.u IS NOT NULL),
             pool AS (
                 (SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
-                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter}
+                 WHERE c.finished_at IS NULL AND c.due_at <= {Now} AND {windowFilter} AND {PauseSql.NotPaused(_p, "c", KeepAsFilter)}
                  ORDER BY c.due_at, c.id
                  LIMIT @scan)
                 UNION
                 SELECT p.id, p.user_name, p.max_running, p.due_at FROM users CROSS JOIN LATERAL (
                     SELECT id, user_name, max_running, due_at FROM {_t}
-                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= {Now} AND max_running IS NOT NULL
+                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= {Now} AND max_running IS NOT NULL AND {PauseSql.NotPaused(_p, _t, KeepAsFilter)}
                     ORDER BY due_at, id
                     LIMIT @quota) AS p
-                WHERE {userFilter}),
+                WHERE {userFilter} AND NOT {PauseSql.UserPaused(_p, "users.u")}),
             candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
                 FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
@@ -174,7 +180,7 @@ internal sealed partial class PostgresQueueStore
     private string UpdateDataSql => PortableSql.UpdateData(_t);
     private string ForceFinishSql => PortableSql.ForceFinish(_t, Now);
     private string SummarySql => TaskStateSql.SummarySql(_t, "@now", PortableSql.NotExpired("@now"));
-    private string DueOrRunningSql => TaskStateSql.DueOrRunningSql(_t, Now);
+    private string DueOrRunningSql => PauseSql.DueOrRunningSql(_t, _p, Now);
     private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
     private string ListWorkersSql => $"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id";
     private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
@@ -211,5 +217,6 @@ internal sealed partial class PostgresQueueStore
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in PauseStatements()) yield return statement;
     }
 }

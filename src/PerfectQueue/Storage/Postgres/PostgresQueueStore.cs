@@ -22,6 +22,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
     private readonly string _t;
     private readonly string _workersTable;
     private readonly string _w;
+    private readonly string _pausesTable;
+    private readonly string _p;
     private readonly string _channel;
     private readonly int _lockNamespace;
     private readonly string _columns;
@@ -37,6 +39,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         _t = names.QuotedTable;
         _workersTable = names.Workers;
         _w = names.QuotedWorkers;
+        _pausesTable = names.Pauses;
+        _p = names.QuotedPauses;
         _channel = "pq_" + _table;
         _lockNamespace = StableHash("perfectqueue:" + _table);
         Description = description;

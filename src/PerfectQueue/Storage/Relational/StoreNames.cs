@@ -35,6 +35,12 @@ internal sealed class StoreNames
     public string Index(string suffix) => _quote(Table + "_" + suffix);
 
     public static string DoubleQuote(string identifier) => "\"" + identifier + "\"";
+
+    /// <summary>The pauses table's name <c>&lt;table&gt;_pauses</c> (schema version 5), unquoted.</summary>
+    public string Pauses => Table + "_pauses";
+
+    /// <summary>The pauses table's name, quoted.</summary>
+    public string QuotedPauses => _quote(Pauses);
 }
 
 /// <summary>What every store says when something of the queue is missing.</summary>

@@ -36,6 +36,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     private readonly string _t;
     private readonly string _workersTable;
     private readonly string _w;
+    private readonly string _pausesTable;
+    private readonly string _p;
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
         _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql,
@@ -49,6 +51,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         _t = names.QuotedTable;
         _workersTable = names.Workers;
         _w = names.QuotedWorkers;
+        _pausesTable = names.Pauses;
+        _p = names.QuotedPauses;
         _connectionString = connectionString;
         Description = description;
         _runner = new StoreRunner<SqlConnection>(OpenAsync, ShouldRetry,
@@ -94,14 +98,15 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
                 SELECT TOP (@scan) c.id, c.user_name, c.max_running, c.due_at
                 FROM {_t} AS c WITH (READPAST, READCOMMITTEDLOCK)
                 {windowJoin}
-                WHERE c.finished_at IS NULL AND c.due_at <= @now AND {windowFilter}
+                WHERE c.finished_at IS NULL AND c.due_at <= @now AND {windowFilter} AND {PauseSql.NotPaused(_p, "c")}
                 ORDER BY c.due_at, c.id) AS w
             UNION
             SELECT p.id, p.user_name, p.max_running, p.due_at FROM {users}
             CROSS APPLY (
                 SELECT TOP (@quota) id, user_name, max_running, due_at FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
-                WHERE user_name = a.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL
-                ORDER BY due_at, id) AS p;
+                WHERE user_name = a.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL AND {PauseSql.NotPaused(_p, _t)}
+                ORDER BY due_at, id) AS p
+            WHERE NOT {PauseSql.UserPaused(_p, "a.u")};
             """;
         string PoolTable(string name) => $"DECLARE {name} TABLE (id bigint NOT NULL PRIMARY KEY, user_name nvarchar(256) COLLATE {Exact} NULL, max_running int NULL, due_at bigint NOT NULL);";
         _acquireSql = $"""
@@ -447,7 +452,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     /// operations use (the List query once per filter combination). For tests: no server is needed.
     /// </summary>
     // The clock and the counts in one batch: the counts' Waiting/Running split uses the same @now.
-    private string DueOrRunningBatch => $"DECLARE @now bigint = {NowSql};\n{TaskStateSql.DueOrRunningSql(_t, "@now")};";
+    private string DueOrRunningBatch => $"DECLARE @now bigint = {NowSql};\n{PauseSql.DueOrRunningSql(_t, _p, "@now")};";
     private string SummaryBatch => $"DECLARE @now bigint = {NowSql};\nSELECT @now;\n{TaskStateSql.SummarySql(_t, "@now", NotExpired)};";
 
     IEnumerable<(string Name, string Sql)> StoreStatements.IInventory.Statements() => Statements().Select(s => (s.Name, s.Sql));
@@ -494,6 +499,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         yield return ("worker.request_stop", _requestWorkerStopSql, WorkerIdArgs(session.Id));
         yield return ("worker.cleanup", _cleanupWorkersSql, CleanupWorkersArgs(300_000));
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in PauseStatements()) yield return statement;
     }
 
     // ---- operations ----

@@ -92,6 +92,19 @@ internal sealed partial class SqliteQueueStore
                     updated_at INTEGER NOT NULL)
                 """),
         ]),
+        // One row per pause (docs/pause.md): a handful at most, read by every acquire; the key is the scope.
+        new(5, $"{SchemaUpgrade.PausesDescription} '{_pausesTable}'",
+        [
+            new("create_pauses_table", $"""
+                CREATE TABLE IF NOT EXISTS {_p} (
+                    task_type TEXT NOT NULL,
+                    user_name TEXT NOT NULL,
+                    paused_at INTEGER NOT NULL,
+                    reason TEXT NULL,
+                    paused_by TEXT NULL,
+                    PRIMARY KEY (task_type, user_name))
+                """),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -106,6 +119,7 @@ internal sealed partial class SqliteQueueStore
         new("drop_table", $"DROP TABLE IF EXISTS {_t}"),
         new("drop_workers_table", $"DROP TABLE IF EXISTS {_w}"),
         new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
+        new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

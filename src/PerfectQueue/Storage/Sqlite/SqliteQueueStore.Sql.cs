@@ -41,7 +41,7 @@ internal sealed partial class SqliteQueueStore
     private string UpdateDataSql => PortableSql.UpdateData(_t);
     private string ForceFinishSql => PortableSql.ForceFinish(_t, "@now");
     private string SummarySql => TaskStateSql.SummarySql(_t, "@now", NotExpired);
-    private string DueOrRunningSql => TaskStateSql.DueOrRunningSql(_t, "@now");
+    private string DueOrRunningSql => PauseSql.DueOrRunningSql(_t, _p, "@now");
     private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
     private string ListWorkersSql => $"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id";
     private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
@@ -78,5 +78,6 @@ internal sealed partial class SqliteQueueStore
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in PauseStatements()) yield return statement;
     }
 }

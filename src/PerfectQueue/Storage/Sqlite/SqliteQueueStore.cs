@@ -22,6 +22,8 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     private readonly string _t; // the quoted table name
     private readonly string _workersTable;
     private readonly string _w; // the quoted sessions table name
+    private readonly string _pausesTable;
+    private readonly string _p; // the quoted pauses table name
     private readonly ConcurrentBag<SqliteConnection> _idle = new();
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
@@ -36,6 +38,8 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         _t = names.QuotedTable;
         _workersTable = names.Workers;
         _w = names.QuotedWorkers;
+        _pausesTable = names.Pauses;
+        _p = names.QuotedPauses;
         FilePath = Path.GetFullPath(path);
         _fileWriteLock = s_fileWriteLocks.GetOrAdd(FilePath, _ => new SemaphoreSlim(1, 1));
         Description = $"{QueueConfig.SqliteUrl(FilePath)} (table {_table})";
@@ -70,14 +74,17 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
                     SELECT c.id, c.user_name, c.max_running, c.due_at FROM {_t} AS c LEFT JOIN running AS r ON r.ru = c.user_name
                     WHERE c.finished_at IS NULL AND c.due_at <= @now
                       AND (c.max_running IS NULL OR c.user_name IS NULL OR c.max_running > COALESCE(r.rc, 0))
+                      AND {PauseSql.NotPaused(_p, "c")}
                     ORDER BY c.due_at, c.id
                     LIMIT @scan)
                 UNION
                 SELECT p.id, p.user_name, p.max_running, p.due_at FROM users JOIN {_t} AS p ON p.id IN (
                     SELECT id FROM {_t}
                     WHERE user_name = users.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL
+                      AND {PauseSql.NotPaused(_p, _t)}
                     ORDER BY due_at, id
-                    LIMIT @quota)),
+                    LIMIT @quota)
+                WHERE NOT {PauseSql.UserPaused(_p, "users.u")}),
             candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
                 FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
