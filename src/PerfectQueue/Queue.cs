@@ -217,7 +217,7 @@ public sealed class Queue : IDisposable, IAsyncDisposable
         if (runAt is not null && delay is not null) throw new ArgumentException($"Task '{key}': give RunAt or Delay, not both.", nameof(delay));
         if (delay is { } d && d < TimeSpan.Zero) throw new ArgumentException($"Task '{key}': Delay must not be negative (got {d}).", nameof(delay));
         var result = await _store.RestartAsync(key, runAt?.ToUnixTimeMilliseconds(), delay is { } dl ? (long)dl.TotalMilliseconds : null, ct).ConfigureAwait(false);
-        ThrowUnlessDone(result, key, "restart", "run again");
+        ThrowUnlessDone(result, key, "restart", "be run again");
     }
 
     /// <summary>
@@ -229,17 +229,17 @@ public sealed class Queue : IDisposable, IAsyncDisposable
     public async Task RemoveAsync(string key, CancellationToken ct = default)
     {
         CheckKey(key);
-        ThrowUnlessDone(await _store.RemoveAsync(key, ct).ConfigureAwait(false), key, "remove", "remove");
+        ThrowUnlessDone(await _store.RemoveAsync(key, ct).ConfigureAwait(false), key, "remove", "be removed");
     }
 
-    private void ThrowUnlessDone(FinishedTaskResult result, string key, string verb, string what)
+    private void ThrowUnlessDone(FinishedTaskResult result, string key, string verb, string passive)
     {
         switch (result)
         {
             case FinishedTaskResult.Done: return;
             case FinishedTaskResult.Live:
                 throw new NotFinishedException(
-                    $"Task '{key}' is not finished, so it cannot {what}: only finished tasks can. Stop it first with Request-PQCancel " +
+                    $"Task '{key}' is not finished, so it cannot {passive}: only finished tasks can. Stop it first with Request-PQCancel " +
                     $"(or Complete-PQTask to end it at once), or wait for it to finish (Wait-PQTask), then {verb} it.", key);
             default:
                 throw new NotFoundException($"No task has the key '{key}' in {Description}.", key);
