@@ -40,6 +40,12 @@ public sealed class GetPQTaskCommand : PQCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int? Newest { get; set; }
 
+    // A wildcard, or a key whose wildcard characters are escaped (a`[1`]b is the key a[1]b, as in -Path): both are
+    // matched as patterns. Any other key, backticks included, is exact.
+    private static bool IsPattern(string key) =>
+        WildcardPattern.ContainsWildcardCharacters(key) || key.Contains("`*", StringComparison.Ordinal) || key.Contains("`?", StringComparison.Ordinal)
+        || key.Contains("`[", StringComparison.Ordinal) || key.Contains("`]", StringComparison.Ordinal);
+
     protected override void BeginProcessing()
     {
         if (First is not null && Newest is not null)
@@ -52,8 +58,8 @@ public sealed class GetPQTaskCommand : PQCmdlet
         var queue = CurrentQueue();
         RunItem(queue.Description, () =>
         {
-            var exact = Key?.Where(k => !WildcardPattern.ContainsWildcardCharacters(k)).ToArray();
-            var patterns = Key?.Where(WildcardPattern.ContainsWildcardCharacters).ToArray();
+            var exact = Key?.Where(k => !IsPattern(k)).ToArray();
+            var patterns = Key?.Where(IsPattern).ToArray();
             var filter = new TaskFilter
             {
                 Keys = exact is { Length: > 0 } ? exact : null, KeyPatterns = patterns is { Length: > 0 } ? patterns : null,
