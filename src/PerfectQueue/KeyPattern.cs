@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace PerfectQueue;
 
 /// <summary>
@@ -136,17 +134,5 @@ internal sealed class KeyPattern
             }
         }
         return k == key.Length;
-    }
-
-    /// <summary>The literal text before the first wildcard (a prefix every match starts with).</summary>
-    internal string LiteralPrefix()
-    {
-        var b = new StringBuilder();
-        foreach (var part in Parts)
-        {
-            if (part is not Literal l) break;
-            b.Append(l.Char);
-        }
-        return b.ToString();
     }
 }
