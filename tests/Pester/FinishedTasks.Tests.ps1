@@ -255,3 +255,22 @@ Describe 'Task output' {
         finally { $q.Initialize($true); $q.Dispose() }
     }
 }
+
+Describe 'Remove-PQTask -OlderThan' {
+    BeforeEach { New-TestQueue }
+
+    It 'removes only finished tasks that ended at least that long ago, of the given outcomes' {
+        New-FinishedTask 'age-failed' 'Failed'
+        New-FinishedTask 'age-ok' 'Succeeded'
+        Submit-PQTask -Key 'age-live' -Type t
+        Remove-PQTask -OlderThan 3600
+        @(Get-PQTask).Key | Should -Be @('age-failed', 'age-ok', 'age-live') -Because 'nothing finished an hour ago'
+        Remove-PQTask -OlderThan 0 -Outcome Failed -WhatIf
+        @(Get-PQTask).Count | Should -Be 3
+        Remove-PQTask -OlderThan 0 -Outcome Failed
+        @(Get-PQTask).Key | Should -Be @('age-ok', 'age-live')
+        Remove-PQTask -OlderThan 0
+        @(Get-PQTask).Key | Should -Be @('age-live')
+        { Remove-PQTask -OlderThan -1 -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidArgument,*'
+    }
+}

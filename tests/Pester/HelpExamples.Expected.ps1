@@ -146,6 +146,10 @@ $waiting = '\|Waiting\|\|'
         NoOutput = 'probe-a'
         State    = "probe-b$waiting"
     }
+    'Remove-PQTask: Example 3: Delete the cancelled tasks that ended a week ago or more' = @{
+        Output = ''
+        State  = @()
+    }
 
     # ---- Request-PQCancel ----
     'Request-PQCancel: Example 1: Cancel a task by its key' = @{
