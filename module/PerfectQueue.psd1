@@ -25,7 +25,8 @@
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
         'Get-PQWorker', 'Stop-PQWorker',
         'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule',
-        'Suspend-PQQueue', 'Resume-PQQueue', 'Get-PQQueuePause'
+        'Suspend-PQQueue', 'Resume-PQQueue', 'Get-PQQueuePause',
+        'Restart-PQTask', 'Remove-PQTask'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

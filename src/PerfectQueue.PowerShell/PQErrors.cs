@@ -25,6 +25,8 @@ public static class PQErrors
     public const string TaskDataUnreadable = nameof(TaskDataUnreadable);
     public const string ScheduleNotFound = nameof(ScheduleNotFound);
     public const string ScheduleAlreadyExists = nameof(ScheduleAlreadyExists);
+    /// <summary>Restart-PQTask or Remove-PQTask on a task that is not finished.</summary>
+    public const string TaskNotFinished = nameof(TaskNotFinished);
 
     /// <summary>A task whose stored data cannot be read (a row from before submit checked data): non-terminating, per task.</summary>
     public static ErrorRecord DataUnreadable(string key, string why, Exception? inner = null) => new ErrorRecord(
@@ -54,6 +56,7 @@ public static class PQErrors
             AlreadyExistsException => (TaskAlreadyExists, ErrorCategory.ResourceExists),
             TaskDataException => (TaskDataUnreadable, ErrorCategory.InvalidData),
             NotFoundException => (TaskNotFound, ErrorCategory.ObjectNotFound),
+            NotFinishedException => (TaskNotFinished, ErrorCategory.InvalidOperation),
             AlreadyFinishedException => (TaskAlreadyFinished, ErrorCategory.InvalidOperation),
             PreemptedException => (TaskPreempted, ErrorCategory.InvalidOperation),
             CancelRequestedException => (TaskCancelRequested, ErrorCategory.OperationStopped),
@@ -76,6 +79,11 @@ public static class PQErrors
                 "Check that the database server is running, that the host and port are right and no firewall blocks them, and the user name and password.")
             { RecommendedAction = "Check the server, its host and port, the firewall between, and the credentials in the queue's URL or connection string." };
         }
+        if (e is NotFinishedException { Key: { } liveKey })
+            record.ErrorDetails = new ErrorDetails(e.Message)
+            {
+                RecommendedAction = $"Request-PQCancel -Key '{System.Management.Automation.Language.CodeGeneration.EscapeSingleQuotedStringContent(liveKey)}' (or Complete-PQTask to end it at once), or Wait-PQTask until it finishes; then try again.",
+            };
         if (e is QueueNotInitializedException)
             record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Run Initialize-PQQueue (once, with rights to create tables)." };
         return record;

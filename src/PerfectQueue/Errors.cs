@@ -78,6 +78,12 @@ public class NotFoundException : TaskException
     public NotFoundException(string message, string? key = null) : base(message, key) { }
 }
 
+/// <summary>The task is not finished yet, so it cannot be restarted or removed (Restart-PQTask, Remove-PQTask).</summary>
+public class NotFinishedException : TaskException
+{
+    public NotFinishedException(string message, string? key = null) : base(message, key) { }
+}
+
 /// <summary>A not-found that a retrying caller may ignore.</summary>
 public sealed class IdempotentNotFoundException : NotFoundException, IIdempotentError
 {

@@ -183,14 +183,67 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     {
         var f = filter ?? new TaskFilter();
         if (f.First is < 0) throw new ArgumentException("First must not be negative.", nameof(filter));
+        if (f.Newest is < 0) throw new ArgumentException("Newest must not be negative.", nameof(filter));
+        if (f.First is not null && f.Newest is not null)
+            throw new ArgumentException("Give First (the oldest tasks) or Newest (the most recently created), not both.", nameof(filter));
+        // Parsed before anything is sent, so a malformed pattern is an error that says how to write it.
+        var patterns = f.KeyPatterns?.Where(TaskText.IsSendable).Select(KeyPattern.Parse).ToList();
         // A value no backend can take as a parameter (NUL, an unpaired surrogate) matches no task: leave it out
         // of the query, and when nothing of a filter is left, nothing matches.
         var keys = Sendable(f.Keys);
         var types = Sendable(f.Types);
         var users = Sendable(f.Users);
-        if (NoneSendable(f.Keys) || NoneSendable(f.Types) || NoneSendable(f.Users)) return [];
-        var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First), ct).ConfigureAwait(false);
+        if (NoneSendable(f.Types) || NoneSendable(f.Users)) return [];
+        if (keys is { Count: 0 }) keys = null; // none sendable: only the patterns are left to match
+        if ((f.Keys is { Count: > 0 } || f.KeyPatterns is { Count: > 0 }) && keys is null && patterns is not { Count: > 0 }) return [];
+        var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First, f.Outcomes,
+            patterns is { Count: > 0 } ? patterns : null, f.Newest), ct).ConfigureAwait(false);
         return rows.Select(TaskStates.ToInfo).ToList();
+    }
+
+    // ---- re-run and delete finished tasks ----
+
+    /// <summary>
+    /// Makes a finished task due again under its key, as a new first attempt (attempts start over at 0), with its
+    /// type, user, data and limits: at <paramref name="runAt"/>, after <paramref name="delay"/>, or now. Throws
+    /// <see cref="NotFoundException"/> when no task has the key (a finished one past its retention counts as gone,
+    /// as in <see cref="List"/>), and <see cref="NotFinishedException"/> for a task that is not finished.
+    /// </summary>
+    public void Restart(string key, DateTimeOffset? runAt = null, TimeSpan? delay = null) => RestartAsync(key, runAt, delay).GetAwaiter().GetResult();
+
+    public async Task RestartAsync(string key, DateTimeOffset? runAt = null, TimeSpan? delay = null, CancellationToken ct = default)
+    {
+        CheckKey(key);
+        if (runAt is not null && delay is not null) throw new ArgumentException($"Task '{key}': give RunAt or Delay, not both.", nameof(delay));
+        if (delay is { } d && d < TimeSpan.Zero) throw new ArgumentException($"Task '{key}': Delay must not be negative (got {d}).", nameof(delay));
+        var result = await _store.RestartAsync(key, runAt?.ToUnixTimeMilliseconds(), delay is { } dl ? (long)dl.TotalMilliseconds : null, ct).ConfigureAwait(false);
+        ThrowUnlessDone(result, key, "restart", "be run again");
+    }
+
+    /// <summary>
+    /// Deletes a finished task, so its key is free at once instead of after retention_time. Throws
+    /// <see cref="NotFoundException"/> or <see cref="NotFinishedException"/> as <see cref="Restart"/> does.
+    /// </summary>
+    public void Remove(string key) => RemoveAsync(key).GetAwaiter().GetResult();
+
+    public async Task RemoveAsync(string key, CancellationToken ct = default)
+    {
+        CheckKey(key);
+        ThrowUnlessDone(await _store.RemoveAsync(key, ct).ConfigureAwait(false), key, "remove", "be removed");
+    }
+
+    private void ThrowUnlessDone(FinishedTaskResult result, string key, string verb, string passive)
+    {
+        switch (result)
+        {
+            case FinishedTaskResult.Done: return;
+            case FinishedTaskResult.Live:
+                throw new NotFinishedException(
+                    $"Task '{key}' is not finished, so it cannot {passive}: only finished tasks can. Stop it first with Request-PQCancel " +
+                    $"(or Complete-PQTask to end it at once), or wait for it to finish (Wait-PQTask), then {verb} it.", key);
+            default:
+                throw new NotFoundException($"No task has the key '{key}' in {Description}.", key);
+        }
     }
 
     private static bool NoneSendable(IReadOnlyCollection<string>? values) => values is { Count: > 0 } && !values.Any(TaskText.IsSendable);

@@ -77,4 +77,14 @@ public sealed class TaskFilter
     public IReadOnlyCollection<string>? Users { get; init; }
     /// <summary>At most this many tasks, oldest first. Null: all.</summary>
     public int? First { get; init; }
+    /// <summary>Only finished tasks with one of these outcomes.</summary>
+    public IReadOnlyCollection<TaskOutcome>? Outcomes { get; init; }
+    /// <summary>
+    /// Keys matching one of these wildcards, in PowerShell's syntax: * any run, ? one character, [a-z] / [abc] one of a set, a backtick
+    /// before a character to take it literally. Case-sensitive, as keys compare.
+    /// With <see cref="Keys"/> too, a task matches when its key is one of the keys or matches one of the patterns.
+    /// </summary>
+    public IReadOnlyCollection<string>? KeyPatterns { get; init; }
+    /// <summary>The this many most recently created tasks, newest first. Not with <see cref="First"/>.</summary>
+    public int? Newest { get; init; }
 }

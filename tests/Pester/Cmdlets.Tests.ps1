@@ -1117,21 +1117,21 @@ Describe 'Formatting' {
         Complete-PQTask -Key fmt-2 -Message 'done by hand'
     }
 
-    It 'shows exactly Key, Type, User, Status, CreatedAt, Timeout, Data in a table' {
+    It 'shows exactly Key, Type, User, Status, When, Data in a table, When saying what its time is' {
         $lines = (Remove-Ansi (Get-PQTask | Format-Table | Out-String -Width 200)) -split '\r?\n' | Where-Object { $_.Trim() }
-        ($lines[0].Trim() -split '\s+') | Should -Be @('Key', 'Type', 'User', 'Status', 'CreatedAt', 'Timeout', 'Data')
+        ($lines[0].Trim() -split '\s+') | Should -Be @('Key', 'Type', 'User', 'Status', 'When', 'Data')
         $lines[1] | Should -Match '^[-\s]+$'
         $row1 = $lines | Where-Object { $_ -match '^fmt-1\s' }
-        $row1 | Should -Match 'backup\s+team-a\s+Waiting\s'
+        $row1 | Should -Match 'backup\s+team-a\s+Waiting\s+due \d\d-\d\d \d\d:\d\d\s'
         $row1 | Should -Match ([regex]::Escape('{"db":"sales"}'))
         $row2 = $lines | Where-Object { $_ -match '^fmt-2\s' }
-        $row2 | Should -Match 'Finished/ForceFinished'
+        $row2 | Should -Match 'Finished/ForceFinished\s+purge \d\d-\d\d \d\d:\d\d\s'
     }
 
     It 'uses the table view by default' {
         $text = Remove-Ansi (Get-PQTask | Out-String -Width 200)
         (($text -split '\r?\n' | Where-Object { $_.Trim() } | Select-Object -First 1).Trim() -split '\s+') |
-            Should -Be @('Key', 'Type', 'User', 'Status', 'CreatedAt', 'Timeout', 'Data')
+            Should -Be @('Key', 'Type', 'User', 'Status', 'When', 'Data')
     }
 
     It 'shows a received task as Key, Type, User, Attempt, LeaseExpiresAt, Data' {

@@ -76,6 +76,16 @@ $waiting = '\|Waiting\|\|'
         Output   = '(?s)reindex-1\s.*reindex-2\s.*reindex-3\s.*reindex-4\s.*reindex-5\s'
         NoOutput = 'reindex-6', 'reindex-\d\d'
     }
+    'Get-PQTask: Example 5: The latest tasks whose keys match a pattern' = @{
+        Output   = '(?s)backup-crm-2026-12-01\s+Waiting.*backup-hr-2026-12-01\s+Waiting'
+        NoOutput = 'backup-sales', 'report-'
+        State    = @(@('sales', 'hr', 'crm' | ForEach-Object { "backup-$_-2026-12-01$waiting" }) + "report-2026-12-01$waiting")
+    }
+    'Get-PQTask: Example 6: Export tasks to CSV and JSON' = @{
+        Output = '^\{"db":"sales","full":true\}$', '"Status":"Waiting"', '"Queue":\{"Description":"sqlite:'
+        State  = "nightly-2026-12-01$waiting"
+        Files  = 'tasks.csv'
+    }
 
     # ---- Get-PQQueuePause ----
     'Get-PQQueuePause: Example 1: See what is paused and how much waits' = @{
@@ -147,6 +157,21 @@ $waiting = '\|Waiting\|\|'
         State  = 'migrate-mailbox-jdoe\|Finished\|Succeeded\|migrated'
     }
 
+    # ---- Remove-PQTask ----
+    'Remove-PQTask: Example 1: Free a key to submit corrected work now' = @{
+        Output = ''
+        State  = "import-2026-12-01$waiting"
+    }
+    'Remove-PQTask: Example 2: Clear out the finished tasks of a type, and keep the live ones' = @{
+        Output   = 'probe-b\s+Waiting'
+        NoOutput = 'probe-a'
+        State    = "probe-b$waiting"
+    }
+    'Remove-PQTask: Example 3: Delete the cancelled tasks that ended a week ago or more' = @{
+        Output = ''
+        State  = @()
+    }
+
     # ---- Request-PQCancel ----
     'Request-PQCancel: Example 1: Cancel a task by its key' = @{
         Output = 'reindex-crm-2026-11\s+reindex\s+Finished/Cancelled'
@@ -159,6 +184,20 @@ $waiting = '\|Waiting\|\|'
     'Request-PQCancel: Example 3: Cancel a running task and see its worker stop' = @{
         Output = 'export-ledger-2026\s+CancelRequested'
         State  = 'export-ledger-2026\|Finished\|Cancelled\|cancelled by the operator'
+    }
+
+    # ---- Restart-PQTask ----
+    'Restart-PQTask: Example 1: Re-run the failed tasks, after a preview' = @{
+        Output = 'report-2026-12-01\s+report\s+Waiting\s+due .*\{"day":"2026-12-01"\}'
+        State  = "report-2026-12-01$waiting"
+    }
+    'Restart-PQTask: Example 2: Run a finished task again tonight' = @{
+        Output = 'Key\s+: sync-crm', 'Status\s+: Scheduled', 'DueAt\s+: \S+ 0?2:00:00', 'Attempts : 0'
+        State  = 'sync-crm\|Scheduled\|\|'
+    }
+    'Restart-PQTask: Example 3: A running task is refused' = @{
+        Output = '^TaskNotFinished,PerfectQueue\.PowerShell\.Commands\.RestartPQTaskCommand$'
+        State  = 'export-ledger\|Finished\|Succeeded\|'
     }
 
     # ---- Start-PQWorker ----
@@ -213,7 +252,7 @@ $waiting = '\|Waiting\|\|'
         State  = "backup-sales-2026-11-26$waiting"
     }
     'Submit-PQTask: Example 2: Schedule tasks for later' = @{
-        Output = 'rotate-certs-\d{4}-\d\d-\d\d\s+rotate-certs\s+Scheduled\s.* 02:00:00', 'recheck-cluster-db1\s+health-check\s+Scheduled'
+        Output = 'rotate-certs-\d{4}-\d\d-\d\d\s+rotate-certs\s+Scheduled\s+due \d\d-\d\d 02:00', 'recheck-cluster-db1\s+health-check\s+Scheduled'
         State  = 'rotate-certs-\d{4}-\d\d-\d\d\|Scheduled\|\|', 'recheck-cluster-db1\|Scheduled\|\|'
     }
     'Submit-PQTask: Example 3: Submit many tasks from a CSV file' = @{

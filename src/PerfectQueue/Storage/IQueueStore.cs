@@ -69,13 +69,22 @@ internal sealed class SummaryRow
 /// <summary>What a cancel request by key found and did.</summary>
 internal enum CancelRequestResult { NotFound, AlreadyFinished, CancelledBeforeStart, Flagged }
 
-/// <summary>Row predicates a store translates to SQL.</summary>
+/// <summary>
+/// Row predicates a store translates to SQL. A key matches <see cref="Keys"/> or <see cref="KeyPatterns"/>;
+/// <see cref="Newest"/> orders by creation, newest first, and is never set with <see cref="First"/>.
+/// </summary>
 internal sealed record TaskQuery(
     IReadOnlyCollection<string>? Keys,
     IReadOnlyCollection<TaskState>? Statuses,
     IReadOnlyCollection<string>? Types,
     IReadOnlyCollection<string>? Users,
-    int? First);
+    int? First,
+    IReadOnlyCollection<TaskOutcome>? Outcomes = null,
+    IReadOnlyCollection<KeyPattern>? KeyPatterns = null,
+    int? Newest = null);
+
+/// <summary>What a restart or a removal by key found and did (finished tasks only; a live one is left alone).</summary>
+internal enum FinishedTaskResult { NotFound, Live, Done }
 
 /// <summary>A worker session row as stored (times in Unix ms from the database clock), plus the database's now.</summary>
 internal sealed class WorkerSessionRow
@@ -227,6 +236,19 @@ internal interface IQueueStore : IDisposable
 
     /// <summary>How many waiting tasks some pause holds back, each counted once.</summary>
     Task<long> CountPausedAsync(CancellationToken ct);
+
+    // ---- re-run and delete finished tasks (Restart-PQTask, Remove-PQTask) ----
+
+    /// <summary>
+    /// Makes a visible finished task live again in one statement: due at <paramref name="runAtMs"/>, or now plus
+    /// <paramref name="delayMs"/> (0 when both are null), attempts 0, outcome, message, finish and purge times
+    /// cleared, no lease, no cancel flag; key, type, user, data and limits kept. A finished row past its retention
+    /// is not visible (as for GetAsync): NotFound. SQL: <see cref="PortableSql.RestartSet"/>.
+    /// </summary>
+    Task<FinishedTaskResult> RestartAsync(string key, long? runAtMs, long? delayMs, CancellationToken ct);
+
+    /// <summary>Deletes a visible finished task by key, freeing the key before its retention ends. SQL: <see cref="PortableSql.RemoveFinished"/>.</summary>
+    Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct);
 }
 
 /// <summary>A pause as stored: '' (<see cref="PauseSql.Any"/>) in Type or User stands for any.</summary>

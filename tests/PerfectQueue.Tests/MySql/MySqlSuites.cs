@@ -53,3 +53,6 @@ public sealed class MySqlScheduleConformance(MySqlTarget target) : ScheduleConfo
 
 [Backend("mysql")]
 public sealed class MySqlPauseConformance(MySqlTarget target) : PauseConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlFinishedTaskConformance(MySqlTarget target) : FinishedTaskConformance(target), IClassFixture<MySqlTarget>;

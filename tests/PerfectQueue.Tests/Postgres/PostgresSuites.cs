@@ -52,3 +52,6 @@ public sealed class PostgresScheduleConformance(PostgresTarget target) : Schedul
 
 [Backend("postgresql")]
 public sealed class PostgresPauseConformance(PostgresTarget target) : PauseConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresFinishedTaskConformance(PostgresTarget target) : FinishedTaskConformance(target), IClassFixture<PostgresTarget>;

@@ -35,3 +35,6 @@ public sealed class SqlServerScheduleConformance(SqlServerTarget target) : Sched
 
 [Backend("sqlserver")]
 public sealed class SqlServerPauseConformance(SqlServerTarget target) : PauseConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerFinishedTaskConformance(SqlServerTarget target) : FinishedTaskConformance(target), IClassFixture<SqlServerTarget>;

@@ -35,9 +35,10 @@ public sealed class TSqlParseTests
         foreach (var name in new[] { "now", "is_initialized", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "request_cancel", "force_finish", "cleanup", "schema.lock", "schema.state", "schema.record_version",
             "schema.v1.create_table", "schema.v1.create_schema_table", "schema.v2.create_workers_table", "schema.v3.add_timeout_ms", "schema.v3.add_processor_type",
             "schema.force.drop_table", "schema.force.drop_workers_table", "schema.force.forget_version", "initialize.compatibility_level",
-            "worker.tables", "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup" })
+            "worker.tables", "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup",
+            "restart", "restart.delay", "remove" })
             Assert.Contains(name, names);
-        Assert.Equal(32 + Enum.GetValues<TaskState>().Length, names.Count(n => n.StartsWith("list(", StringComparison.Ordinal)));
+        Assert.Equal(32 + Enum.GetValues<TaskState>().Length + Storage.StoreStatements.FilterQueries().Count(), names.Count(n => n.StartsWith("list(", StringComparison.Ordinal)));
     }
 
     [Theory]

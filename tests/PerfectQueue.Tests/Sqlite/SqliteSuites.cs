@@ -49,3 +49,6 @@ public sealed class SqliteScheduleConformance(SqliteTarget target) : ScheduleCon
 
 [Backend("sqlite")]
 public sealed class SqlitePauseConformance(SqliteTarget target) : PauseConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteFinishedTaskConformance(SqliteTarget target) : FinishedTaskConformance(target), IClassFixture<SqliteTarget>;

@@ -15,7 +15,7 @@ public sealed class PublicSurfaceTests
         "PerfectQueue.GracefulProcessStopException", "PerfectQueue.HeartbeatReport", "PerfectQueue.HeartbeatResult",
         "PerfectQueue.IdempotentAlreadyExistsException", "PerfectQueue.IdempotentAlreadyFinishedException",
         "PerfectQueue.IdempotentNotFoundException", "PerfectQueue.IIdempotentError", "PerfectQueue.ImmediateProcessStopException",
-        "PerfectQueue.NotFoundException", "PerfectQueue.OperationNotSupportedException", "PerfectQueue.PerfectQueueException",
+        "PerfectQueue.NotFinishedException", "PerfectQueue.NotFoundException", "PerfectQueue.OperationNotSupportedException", "PerfectQueue.PerfectQueueException",
         "PerfectQueue.PreemptedException", "PerfectQueue.PreemptionReason", "PerfectQueue.ProcessStopException", "PerfectQueue.Queue",
         "PerfectQueue.QueueConfig", "PerfectQueue.QueueConfigFile", "PerfectQueue.QueueCount", "PerfectQueue.QueueNotInitializedException", "PerfectQueue.QueuePause",
         "PerfectQueue.QueueSummary", "PerfectQueue.RetryBackoff", "PerfectQueue.RetryPolicy", "PerfectQueue.SubmitOptions",

@@ -85,8 +85,12 @@ internal sealed partial class MySqlQueueStore
     private string ListSql(TaskQuery q)
     {
         var liveOnly = q.Statuses is { Count: > 0 } && !q.Statuses.Contains(TaskState.Finished);
-        return $"SELECT {_columns} FROM {_t}{(liveOnly ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}")}" +
-            (liveOnly ? " AND finished_at IS NULL" : "") + " ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+        // Key patterns travel as a JSON array of anchored regular expressions, compared under the exact collation
+        // (case-sensitive; LIKE has no [a-z], and its default escape character is the backslash).
+        var keyMatches = (string p) => $"EXISTS (SELECT 1 FROM JSON_TABLE({p}, '$[*]' COLUMNS (v LONGTEXT CHARACTER SET utf8mb4 PATH '$')) AS kp WHERE task_key REGEXP kp.v COLLATE {Exact})";
+        var limit = PortableSql.ListLimitParameter(q);
+        return $"SELECT {_columns} FROM {_t}{(liveOnly && q.Newest is null ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}", keyMatches)}" +
+            (liveOnly ? " AND finished_at IS NULL" : "") + " " + PortableSql.ListOrder(q) + (limit is null ? "" : $" LIMIT {limit}");
     }
 
     // Acquire's first look: users below their limit, by the running count as it is now (no locks).
@@ -186,5 +190,6 @@ internal sealed partial class MySqlQueueStore
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
+        foreach (var statement in FinishedTaskStatements()) yield return statement;
     }
 }

@@ -186,8 +186,10 @@ internal sealed partial class PostgresQueueStore
     private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
     private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, Now);
 
+    // Key patterns travel as an array of anchored regular expressions (~ is case-sensitive; LIKE has no [a-z]).
     private string ListSql(TaskQuery q) =>
-        $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"= ANY({p})")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+        $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, Now, p => $"= ANY({p})", p => $"task_key ~ ANY({p})")} " +
+        PortableSql.ListOrder(q) + (PortableSql.ListLimitParameter(q) is { } limit ? $" LIMIT {limit}" : "");
 
     /// <summary>Every statement text this store sends for the task and session operations, by operation name (<see cref="StoreStatements"/>).</summary>
     public IEnumerable<(string Name, string Sql)> Statements()
@@ -218,5 +220,6 @@ internal sealed partial class PostgresQueueStore
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
+        foreach (var statement in FinishedTaskStatements()) yield return statement;
     }
 }

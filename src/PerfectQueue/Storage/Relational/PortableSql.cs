@@ -51,16 +51,66 @@ internal static class PortableSql
     /// the parameters @keys, @types and @users, written through <paramref name="memberOf"/> (for example
     /// <c>p =&gt; $"= ANY({p})"</c>, or <c>p =&gt; $"IN {p}"</c> for a driver that expands lists).
     /// </summary>
-    public static string ListConditions(TaskQuery q, string now, Func<string, string> memberOf)
+    /// <remarks>
+    /// keyMatches: the dialect's test of task_key against the patterns in the parameter @keyPatterns
+    /// (<see cref="KeyPatternSql"/>), needed only when the query has key patterns. Exact keys and patterns are
+    /// ORed: a key matches either.
+    /// </remarks>
+    public static string ListConditions(TaskQuery q, string now, Func<string, string> memberOf, Func<string, string>? keyMatches = null)
     {
         var where = new List<string> { NotExpired(now) };
-        if (q.Keys is { Count: > 0 }) where.Add("task_key " + memberOf("@keys"));
+        if (q.KeyPatterns is { Count: > 0 })
+        {
+            var byPattern = (keyMatches ?? throw new ArgumentException("This store cannot match key patterns.", nameof(keyMatches)))("@keyPatterns");
+            where.Add(q.Keys is { Count: > 0 } ? $"(task_key {memberOf("@keys")} OR {byPattern})" : byPattern);
+        }
+        else if (q.Keys is { Count: > 0 }) where.Add("task_key " + memberOf("@keys"));
+        if (q.Outcomes is { Count: > 0 })
+            where.Add($"finished_at IS NOT NULL AND outcome IN ({string.Join(", ", q.Outcomes.Distinct().Order().Select(o => $"'{o}'"))})");
         if (q.Types is { Count: > 0 }) where.Add("task_type " + memberOf("@types"));
         if (q.Users is { Count: > 0 }) where.Add("user_name " + memberOf("@users"));
         if (q.Statuses is { Count: > 0 })
             where.Add("(" + string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, now))) + ")");
         return string.Join(" AND ", where);
     }
+
+    /// <summary>
+    /// The ORDER BY of a listing: creation order (id), or with <see cref="TaskQuery.Newest"/> the newest first (a key
+    /// resubmitted after its retention may keep its row, and so its id, with a new created_at).
+    /// </summary>
+    public static string ListOrder(TaskQuery q) => q.Newest is null ? "ORDER BY id" : "ORDER BY created_at DESC, id DESC";
+
+    /// <summary>How many rows a listing returns at most: @first or @newest (null: all).</summary>
+    public static string? ListLimitParameter(TaskQuery q) => q.Newest is not null ? "@newest" : q.First is not null ? "@first" : null;
+
+    /// <summary>The visible finished task a restart or a removal acts on (parameter @key).</summary>
+    public static string FinishedByKey(string now) => $"task_key = @key AND finished_at IS NOT NULL AND {NotExpired(now)}";
+
+    /// <summary>Whether a visible task has the key (parameter @key): after a restart or removal found no finished one, Live or NotFound.</summary>
+    public static string VisibleByKey(string now) => $"task_key = @key AND {NotExpired(now)}";
+
+    /// <summary>
+    /// The SET list of a restart (parameters @runAt and @delay, either may be null): the row becomes a new first
+    /// attempt, due then, with nothing of its finish left. Key, type, user, data, limits and created_at stay.
+    /// No SET expression reads a column the list assigns, so MySQL's left-to-right assignment gives the same row.
+    /// </summary>
+    /// <param name="now">The database clock's expression or parameter.</param>
+    /// <param name="runAt">@runAt as the dialect needs it typed (PostgreSQL: @runAt::bigint).</param>
+    /// <param name="delay">@delay, likewise.</param>
+    public static string RestartSet(string now, string runAt = "@runAt", string delay = "@delay") => $"""
+        due_at = COALESCE({runAt}, {now} + COALESCE({delay}, 0)), attempts = 0, lease_token = NULL, cancel_requested = 0,
+            finished_at = NULL, outcome = NULL, message = NULL, purge_at = NULL
+        """;
+
+    /// <summary>A restart of the visible finished task with the key (parameters @key, @runAt, @delay; see <see cref="RestartSet"/>).</summary>
+    public static string Restart(string quotedTable, string now, string runAt = "@runAt", string delay = "@delay") =>
+        $"UPDATE {quotedTable} SET {RestartSet(now, runAt, delay)} WHERE {FinishedByKey(now)}";
+
+    /// <summary>
+    /// The removal of the visible finished task with the key (parameter @key).
+    /// When a table keeps rows per task (the attempts history), its rows for the key go in the same transaction.
+    /// </summary>
+    public static string RemoveFinished(string quotedTable, string now) => $"DELETE FROM {quotedTable} WHERE {FinishedByKey(now)}";
 
     /// <summary>Sessions dead for at least @deadFor milliseconds.</summary>
     public static string CleanupWorkers(string quotedWorkers, string now) => $"DELETE FROM {quotedWorkers} WHERE alive_until <= {now} - @deadFor";

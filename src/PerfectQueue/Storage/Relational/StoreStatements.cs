@@ -22,6 +22,7 @@ internal static class StoreStatements
         "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup",
         "schedule.add", "schedule.update", "schedule.remove", "schedule.list", "schedule.advance",
         "pause.add", "pause.remove", "pause.list", "pause.count_paused",
+        "restart", "remove",
     ];
 
     /// <summary>The operation a statement name belongs to: "apply.finish" and "list(keys)" to "apply" and "list".</summary>
@@ -51,5 +52,18 @@ internal static class StoreStatements
         }
         foreach (var status in Enum.GetValues<TaskState>())
             yield return ($"(status={status})", new TaskQuery(null, [status], null, null, null));
+        foreach (var (name, q) in FilterQueries()) yield return (name, q);
+    }
+
+    /// <summary>The listings of Get-PQTask's everyday filters: outcomes, key wildcards (alone and with exact keys), newest.</summary>
+    public static IEnumerable<(string Name, TaskQuery Query)> FilterQueries()
+    {
+        KeyPattern[] patterns = [KeyPattern.Parse("backup-*"), KeyPattern.Parse("r?port-[0-9]")];
+        yield return ("(outcomes)", new TaskQuery(null, null, null, null, null, [TaskOutcome.Failed, TaskOutcome.Cancelled]));
+        yield return ("(patterns)", new TaskQuery(null, null, null, null, null, KeyPatterns: patterns));
+        yield return ("(keys,patterns,first)", new TaskQuery(["k1"], null, null, null, 10, KeyPatterns: patterns));
+        yield return ("(newest)", new TaskQuery(null, null, null, null, null, Newest: 10));
+        yield return ("(statuses,outcomes,patterns,newest)", new TaskQuery(null, [TaskState.Waiting, TaskState.Finished], ["backup"], ["team-a"], null,
+            [TaskOutcome.Failed], patterns, 10));
     }
 }

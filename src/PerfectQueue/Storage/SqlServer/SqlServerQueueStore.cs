@@ -428,6 +428,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         types = q.Types is { Count: > 0 } ? JsonSerializer.Serialize(q.Types) : null,
         users = q.Users is { Count: > 0 } ? JsonSerializer.Serialize(q.Users) : null,
         first = q.First,
+        keyPatterns = q.KeyPatterns is { Count: > 0 } ? JsonSerializer.Serialize(q.KeyPatterns.Select(KeyPatternSql.SqlServerLike)) : null,
+        newest = q.Newest,
     };
     private static object RequestCancelArgs(string key, string message, long retentionMs) => new { key, message, retention = retentionMs };
     private static object ForceFinishArgs(string key, string outcome, string? message, long retentionMs) => new { key, outcome, message, retention = retentionMs };
@@ -443,8 +445,11 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     private string ListSql(TaskQuery q)
     {
         // Lists travel as JSON arrays, compared exactly (binary collation) as the key index compares.
-        var where = PortableSql.ListConditions(q, "@now", p => $"IN (SELECT v COLLATE {Exact} FROM OPENJSON({p}) WITH (v nvarchar(max) '$'))");
-        return $"DECLARE @now bigint = {NowSql};\nSELECT {(q.First is null ? "" : "TOP (@first) ")}{_columns} FROM {_t} WHERE {where} ORDER BY id;";
+        // Key patterns too, as LIKE patterns under the binary collation (case-sensitive; [%] [_] [[] are the literals).
+        var where = PortableSql.ListConditions(q, "@now", p => $"IN (SELECT v COLLATE {Exact} FROM OPENJSON({p}) WITH (v nvarchar(max) '$'))",
+            p => $"EXISTS (SELECT 1 FROM OPENJSON({p}) WITH (v nvarchar(max) '$') AS kp WHERE task_key LIKE kp.v COLLATE {Exact})");
+        var limit = PortableSql.ListLimitParameter(q);
+        return $"DECLARE @now bigint = {NowSql};\nSELECT {(limit is null ? "" : $"TOP ({limit}) ")}{_columns} FROM {_t} WHERE {where} {PortableSql.ListOrder(q)};";
     }
 
     /// <summary>
@@ -500,6 +505,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         yield return ("worker.cleanup", _cleanupWorkersSql, CleanupWorkersArgs(300_000));
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
+        foreach (var statement in FinishedTaskStatements()) yield return statement;
     }
 
     // ---- operations ----

@@ -48,8 +48,10 @@ internal sealed partial class SqliteQueueStore
     private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, "@now");
 
     // Dapper expands "IN @list" into one parameter per value.
+    // Key patterns travel as a JSON array of GLOB patterns (case-sensitive, unlike LIKE).
     private string ListSql(TaskQuery q) =>
-        $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, "@now", p => $"IN {p}")} ORDER BY id" + (q.First is null ? "" : " LIMIT @first");
+        $"SELECT {_columns} FROM {_t} WHERE {PortableSql.ListConditions(q, "@now", p => $"IN {p}", p => $"EXISTS (SELECT 1 FROM json_each({p}) AS kp WHERE task_key GLOB kp.value)")} " +
+        PortableSql.ListOrder(q) + (PortableSql.ListLimitParameter(q) is { } limit ? $" LIMIT {limit}" : "");
 
     /// <summary>Every statement text this store sends for the task and session operations, by operation name (<see cref="StoreStatements"/>).</summary>
     public IEnumerable<(string Name, string Sql)> Statements()
@@ -79,5 +81,6 @@ internal sealed partial class SqliteQueueStore
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
+        foreach (var statement in FinishedTaskStatements()) yield return statement;
     }
 }

@@ -262,7 +262,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     {
         EnsureUpgraded(ct);
         return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(ListSql(q),
-            new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c) }).AsList());
+            new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c), keyPatterns = KeyPatternsJson(q), newest = q.Newest }).AsList());
     });
 
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(ct, () => Read(c =>
