@@ -105,6 +105,7 @@ public sealed class Worker
         WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
+        Task markStopping = Task.CompletedTask; // the session row's Stopping write, awaited before the row is removed
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
         Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
         try
@@ -182,6 +183,8 @@ public sealed class Worker
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
             loopEnded.Cancel();
+            // Get-PQWorker shows the drain at once (Stop-PQWorker's request is in the row already; an empty queue drains nothing).
+            if (stoppedBecause is not (WorkerStopReason.StopRequested or WorkerStopReason.Empty)) markStopping = _session.MarkStoppingAsync();
 
             if (stoppedBecause == WorkerStopReason.ImmediateStop) StopAll();
             else if (_options.GracefulKillLimit is { } limit && !_running.IsEmpty)
@@ -217,6 +220,7 @@ public sealed class Worker
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
             await _slots.DisposeAsync().ConfigureAwait(false);
+            await markStopping.ConfigureAwait(false);
             await _session.EndAsync().ConfigureAwait(false);
         }
 

@@ -29,3 +29,6 @@ public sealed class SqlServerFencing(SqlServerTarget target) : FencingConformanc
 
 [Backend("sqlserver")]
 public sealed class SqlServerSchemaMigrationConformance(SqlServerTarget target) : SchemaMigrationConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerWorkerSessionTests(SqlServerTarget target) : Workers.WorkerSessionSuite(target), IClassFixture<SqlServerTarget>;
