@@ -23,7 +23,8 @@
     CmdletsToExport      = @(
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
-        'Get-PQWorker', 'Stop-PQWorker'
+        'Get-PQWorker', 'Stop-PQWorker',
+        'Open-PQQueue'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -21,6 +21,7 @@ public sealed class GetPQTaskCommand : PQCmdlet
     public string[]? Type { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(TaskUserCompleter))]
     public string[]? User { get; set; }
 
     /// <summary>At most this many tasks.</summary>

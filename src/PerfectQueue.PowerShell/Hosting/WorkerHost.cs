@@ -115,6 +115,7 @@ internal sealed class WorkerHost : IDisposable
                 _runImmediate = immediate;
                 if (_restart is { } pending) (pending == RestartKind.Immediate ? immediate : graceful).Cancel(); // asked for between runs
             }
+            if (plan.ConfigChoice is { } choice) Log.Write(choice);
             Log.Write($"routes: {plan.Routes}");
             var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { RouteTimeout = plan.RouteTimeout };
             WorkerSummary summary;

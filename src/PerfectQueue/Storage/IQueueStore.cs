@@ -210,6 +210,12 @@ internal interface IQueueStore : IDisposable
 
     /// <summary>Deletes sessions dead for at least <paramref name="deadForMs"/> (alive_until at or before now minus it); returns how many.</summary>
     Task<int> CleanupWorkersAsync(long deadForMs, CancellationToken ct);
+
+    /// <summary>
+    /// The database's queue tables: names perfectqueue_schema records whose table exists, sorted, at most
+    /// <see cref="Relational.QueueTables.Limit"/>. Empty when there is no perfectqueue_schema (or no database file).
+    /// </summary>
+    Task<IReadOnlyList<string>> ListQueueTablesAsync(CancellationToken ct);
 }
 
 /// <summary>Value errors every store shares: the client could not encode the text it was asked to send.</summary>

@@ -47,3 +47,6 @@ public sealed class MySqlWorkerRobustnessTests(MySqlTarget target) : WorkerRobus
 
 [Backend("mysql")]
 public sealed class MySqlMultiProcessTests(MySqlTarget target) : MultiProcessSuite(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlQueueTablesConformance(MySqlTarget target) : QueueTablesConformance(target), IClassFixture<MySqlTarget>;

@@ -46,3 +46,6 @@ public sealed class PostgresSchemaMigrationConformance(PostgresTarget target) : 
 
 [Backend("postgresql")]
 public sealed class PostgresMultiProcessTests(PostgresTarget target) : MultiProcessSuite(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresQueueTablesConformance(PostgresTarget target) : QueueTablesConformance(target), IClassFixture<PostgresTarget>;

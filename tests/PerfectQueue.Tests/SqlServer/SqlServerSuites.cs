@@ -32,3 +32,6 @@ public sealed class SqlServerSchemaMigrationConformance(SqlServerTarget target) 
 
 [Backend("sqlserver")]
 public sealed class SqlServerWorkerSessionTests(SqlServerTarget target) : Workers.WorkerSessionSuite(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerQueueTablesConformance(SqlServerTarget target) : QueueTablesConformance(target), IClassFixture<SqlServerTarget>;

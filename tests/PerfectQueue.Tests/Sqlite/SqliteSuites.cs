@@ -43,3 +43,6 @@ public sealed class SqliteWorkerRobustnessTests(SqliteTarget target) : WorkerRob
 
 [Backend("sqlite")]
 public sealed class SqliteSchemaMigrationConformance(SqliteTarget target) : SchemaMigrationConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteQueueTablesConformance(SqliteTarget target) : QueueTablesConformance(target), IClassFixture<SqliteTarget>;

@@ -184,5 +184,6 @@ internal sealed partial class MySqlQueueStore
         yield return ("worker.list", ListWorkersSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
+        yield return ("tables", ListQueueTablesSql);
     }
 }

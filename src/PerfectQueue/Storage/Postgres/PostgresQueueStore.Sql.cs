@@ -210,5 +210,6 @@ internal sealed partial class PostgresQueueStore
         yield return ("worker.list", ListWorkersSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
+        yield return ("tables", ListQueueTablesSql);
     }
 }

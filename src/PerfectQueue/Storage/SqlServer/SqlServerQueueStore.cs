@@ -493,6 +493,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         yield return ("worker.list", _listWorkersSql, null);
         yield return ("worker.request_stop", _requestWorkerStopSql, WorkerIdArgs(session.Id));
         yield return ("worker.cleanup", _cleanupWorkersSql, CleanupWorkersArgs(300_000));
+        yield return ("tables", ListQueueTablesSql, null);
     }
 
     // ---- operations ----

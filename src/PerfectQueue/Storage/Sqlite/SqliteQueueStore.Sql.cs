@@ -77,5 +77,6 @@ internal sealed partial class SqliteQueueStore
         yield return ("worker.list", ListWorkersSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
+        yield return ("tables", ListQueueTablesSql);
     }
 }
