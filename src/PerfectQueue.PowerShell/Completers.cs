@@ -107,8 +107,7 @@ public sealed class ConfigEnvironmentCompleter : IArgumentCompleter
             var given = fakeBoundParameters["ConfigPath"];
             if (given is PSObject wrapped) given = wrapped.BaseObject;
             if (given is not string path || string.IsNullOrWhiteSpace(path)) return [];
-            var full = System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.SessionStateProxy.Path.GetUnresolvedProviderPathFromPSPath(path) ?? path;
-            return QueueValueCompleter.Results(QueueConfigFile.Environments(full), wordToComplete);
+            return QueueValueCompleter.Results(QueueConfigFile.Environments(CompletionPaths.Resolve(path)), wordToComplete);
         }
         catch (Exception)
         {
@@ -146,8 +145,7 @@ public sealed class QueueTableCompleter : IArgumentCompleter
     // The queue settings the command line spells out (resolved as Connect-PQQueue resolves them), or null.
     private static QueueConfig? NamedConfig(IDictionary bound)
     {
-        var paths = System.Management.Automation.Runspaces.Runspace.DefaultRunspace?.SessionStateProxy.Path;
-        string Resolve(string path) => paths?.GetUnresolvedProviderPathFromPSPath(path) ?? path;
+        var Resolve = CompletionPaths.Resolve;
         if (Value(bound, "Url") is string url && !string.IsNullOrWhiteSpace(url))
             return new QueueConfig { Url = QueueConfig.ResolveSqliteUrl(url, Resolve) };
         if (Value(bound, "ConnectionString") is string connection && Value(bound, "Provider") is string provider)
@@ -174,5 +172,20 @@ internal static class CompletionTime
         var task = work(cancel.Token);
         _ = task.ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted); // observed: a late failure is no unobserved exception
         return task.Wait(Limit) && task.IsCompletedSuccessfully ? task.Result : [];
+    }
+}
+
+/// <summary>Paths typed on the command line being completed, resolved as the command will resolve them.</summary>
+internal static class CompletionPaths
+{
+    /// <summary>
+    /// Relative to PowerShell's current location. A completer runs while the prompt's pipeline does, so the session
+    /// state is reached through a nested pipeline (SessionStateProxy refuses calls then).
+    /// </summary>
+    public static string Resolve(string path)
+    {
+        using var ps = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
+        ps.AddScript("$ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($args[0])").AddArgument(path);
+        return ps.Invoke().FirstOrDefault()?.BaseObject as string ?? Path.GetFullPath(path);
     }
 }
