@@ -117,7 +117,11 @@ internal sealed class WorkerHost : IDisposable
             }
             if (plan.ConfigChoice is { } choice) Log.Write(choice);
             Log.Write($"routes: {plan.Routes}");
-            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { RouteTimeout = plan.RouteTimeout };
+            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message))
+            {
+                RouteTimeout = plan.RouteTimeout,
+                StopIsRestart = () => { lock (_gate) return _restart is not null && !IsStopping; },
+            };
             WorkerSummary summary;
             try { summary = await worker.RunAsync(graceful.Token, immediate.Token).ConfigureAwait(false); }
             catch (Exception e) when (previous is not null && e is not OperationCanceledException)

@@ -59,6 +59,12 @@ public sealed class Worker
     /// <summary>A route's own timeout for a task type (the tightest of the worker's, the route's and the task's wins).</summary>
     public Func<string, TimeSpan?>? RouteTimeout { get; init; }
 
+    /// <summary>
+    /// Whether the stop under way is a restart (the host runs a new worker next). Then the session is not marked
+    /// Stopping, so a Stop-PQWorker that arrives during the drain is still seen and wins over the restart. Null: never.
+    /// </summary>
+    public Func<bool>? StopIsRestart { get; init; }
+
     /// <summary>The first wait between tries to start a processor that replaces one (then doubling; 1 s).</summary>
     internal TimeSpan ProcessorStartBackoff { get => _slots.StartBackoff; init => _slots.StartBackoff = value; }
 
@@ -184,7 +190,8 @@ public sealed class Worker
             }
             loopEnded.Cancel();
             // Get-PQWorker shows the drain at once (Stop-PQWorker's request is in the row already; an empty queue drains nothing).
-            if (stoppedBecause is not (WorkerStopReason.StopRequested or WorkerStopReason.Empty)) markStopping = _session.MarkStoppingAsync();
+            if (stoppedBecause is not (WorkerStopReason.StopRequested or WorkerStopReason.Empty) && StopIsRestart?.Invoke() != true)
+                markStopping = _session.MarkStoppingAsync();
 
             if (stoppedBecause == WorkerStopReason.ImmediateStop) StopAll();
             else if (_options.GracefulKillLimit is { } limit && !_running.IsEmpty)
