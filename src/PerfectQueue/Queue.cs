@@ -468,6 +468,15 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
 
     internal long RetentionMs => (long)Config.RetentionTime.TotalMilliseconds;
 
+    // ---- queue tables of the database ----
+
+    /// <summary>
+    /// The queue tables of this queue's database (the ones perfectqueue_schema records and the database still has),
+    /// sorted, at most 1000: for tab completion of -Table. Empty when the database holds no queue yet.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ListQueueTablesAsync(CancellationToken ct = default) =>
+        await _store.ListQueueTablesAsync(ct).ConfigureAwait(false);
+
     public void Dispose() => _store.Dispose();
 
     public ValueTask DisposeAsync()

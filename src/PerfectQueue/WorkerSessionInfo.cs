@@ -5,13 +5,17 @@ namespace PerfectQueue;
 /// <summary>What a worker session is doing, derived from its row and the database clock (like a task's status).</summary>
 public enum WorkerState
 {
-    /// <summary>The worker beat within its alive time and nobody asked it to stop.</summary>
+    /// <summary>The worker beats and nobody asked it to stop.</summary>
     Alive,
-    /// <summary>Alive, and a stop was requested (Stop-PQWorker): it acquires nothing more and ends when its running tasks end.</summary>
+    /// <summary>
+    /// Alive and stopping: Stop-PQWorker asked it to, or it was told to stop (Ctrl+C, SIGTERM, SIGINT, Stop-Job, an
+    /// immediate stop, MaxTasks). It acquires nothing more and ends when its running tasks end.
+    /// </summary>
     Stopping,
     /// <summary>
-    /// No beat for the worker's alive time: it was killed, lost its database, or hangs. Its task leases have run out
-    /// too, so other workers may run its tasks. Cleanup deletes the row once it has been dead for retention_time.
+    /// It missed three beats (at least 10 s, at most its alive time; docs/worker.md): it was killed, lost its database,
+    /// or hangs. Its tasks' leases run out alive_time after its last beat; then other workers may run them. Cleanup
+    /// deletes the row once it has been dead for retention_time.
     /// </summary>
     Dead,
 }
@@ -33,7 +37,10 @@ public sealed class WorkerSessionInfo
     public int Running { get; init; }
     public DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset LastBeatAt { get; init; }
-    /// <summary>The last beat plus the worker's alive time: without another beat by then, the session is dead.</summary>
+    /// <summary>
+    /// The last beat plus three beat intervals (at least 10 s, at most the alive time): without another beat by then,
+    /// the session is dead. Workers before this rule wrote the last beat plus their alive time.
+    /// </summary>
     public DateTimeOffset AliveUntil { get; init; }
     public bool StopRequested { get; init; }
     /// <summary>How the worker runs handlers: 'thread' (runspaces) or 'process' (child processes). Sessions of workers older than schema version 3 read as 'thread'.</summary>
@@ -43,6 +50,8 @@ public sealed class WorkerSessionInfo
 
     public WorkerState State => AliveUntil <= ReadAt ? WorkerState.Dead : StopRequested ? WorkerState.Stopping : WorkerState.Alive;
     public bool IsAlive => State != WorkerState.Dead;
+    /// <summary>How long ago the last beat was, as of <see cref="ReadAt"/> (by the database clock).</summary>
+    public TimeSpan LastBeatAge => ReadAt > LastBeatAt ? ReadAt - LastBeatAt : TimeSpan.Zero;
 
     internal static WorkerSessionInfo From(WorkerSessionRow row) => new()
     {

@@ -49,6 +49,19 @@ $waiting = '\|Waiting\|\|'
         Files  = 'staging.db', 'production.db'
     }
 
+    # ---- Open-PQQueue ----
+    'Open-PQQueue: Example 1: Look at another queue without switching' = @{
+        Output   = 'report-2026-11\s+report\s+Waiting', 'ops\.db \(table perfectqueue\)'
+        NoOutput = 'purge-tmp-web01', 'archive\.db'
+        State    = @()   # both tasks went to files of the example's folder, not to the default queue
+        Files    = 'ops.db', 'archive.db'
+    }
+    'Open-PQQueue: Example 2: Check the production environment of a config file before initializing it' = @{
+        Output = 'prod-queue\.db \(table nightly\)', 'nightly-2026-12-01\s+backup\s+Waiting'
+        State  = @()
+        Files  = 'perfectqueue.yml', 'prod-queue.db'
+    }
+
     # ---- Disconnect-PQQueue ----
     'Disconnect-PQQueue: Example 1: Work on another queue for a while' = @{
         Output = ''    # after the disconnect, Get-PQTask lists the (empty) default queue, not maintenance.db

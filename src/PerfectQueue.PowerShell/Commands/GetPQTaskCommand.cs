@@ -24,6 +24,7 @@ public sealed class GetPQTaskCommand : PQCmdlet
     public string[]? Type { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(TaskUserCompleter))]
     public string[]? User { get; set; }
 
     /// <summary>Only finished tasks with one of these outcomes.</summary>

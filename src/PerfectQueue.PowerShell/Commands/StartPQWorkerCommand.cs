@@ -51,9 +51,10 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [ValidateNotNullOrEmpty]
     public string? ConfigPath { get; set; }
 
-    /// <summary>The environment in -ConfigPath. Default: development.</summary>
+    /// <summary>The environment in -ConfigPath. Default: $env:PERFECTQUEUE_ENVIRONMENT, then $env:RAILS_ENV, then development.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ConfigEnvironmentCompleter))]
     public string? Environment { get; set; }
 
     /// <summary>Writes the log to this file (appending) instead of the host. Default: the config's log key, else the host.</summary>

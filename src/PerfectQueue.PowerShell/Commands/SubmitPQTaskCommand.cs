@@ -28,6 +28,7 @@ public sealed class SubmitPQTaskCommand : PQCmdlet
     public object? Data { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(TaskUserCompleter))]
     public string? User { get; set; }
 
     [Parameter(ParameterSetName = RunAtSet, ValueFromPipelineByPropertyName = true)]

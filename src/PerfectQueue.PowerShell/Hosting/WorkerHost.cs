@@ -115,8 +115,13 @@ internal sealed class WorkerHost : IDisposable
                 _runImmediate = immediate;
                 if (_restart is { } pending) (pending == RestartKind.Immediate ? immediate : graceful).Cancel(); // asked for between runs
             }
+            if (plan.ConfigChoice is { } choice) Log.Write(choice);
             Log.Write($"routes: {plan.Routes}");
-            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message)) { RouteTimeout = plan.RouteTimeout };
+            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message))
+            {
+                RouteTimeout = plan.RouteTimeout,
+                StopIsRestart = () => { lock (_gate) return _restart is not null && !IsStopping; },
+            };
             WorkerSummary summary;
             try { summary = await worker.RunAsync(graceful.Token, immediate.Token).ConfigureAwait(false); }
             catch (Exception e) when (previous is not null && e is not OperationCanceledException)

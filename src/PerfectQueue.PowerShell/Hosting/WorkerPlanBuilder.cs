@@ -12,6 +12,8 @@ internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, Func<int, 
     public Func<string, TimeSpan?>? RouteTimeout { get; init; }
     /// <summary>Called when a restart has replaced this plan (compiled handlers: let their load context go).</summary>
     public Action? Retire { get; init; }
+    /// <summary>Which config file environment this plan read and why (null: no config file), for the log.</summary>
+    public string? ConfigChoice { get; init; }
 }
 
 /// <summary>What the handlers are, as Start-PQWorker was given them: exactly one of the three is set.</summary>
@@ -82,7 +84,15 @@ internal sealed class WorkerPlanBuilder
 
     public WorkerPlan Build()
     {
-        var config = _configPath is null ? _sessionQueue!.Settings.Clone() : QueueConfigFile.Load(_configPath, _environment);
+        QueueConfig config;
+        string? configChoice = null;
+        if (_configPath is null) config = _sessionQueue!.Settings.Clone();
+        else
+        {
+            // Chosen again at each restart: a reload reads the file (and the variables) as they are then.
+            (config, var environment, var why) = QueueConfigFile.LoadChoosingEnvironment(_configPath, _environment);
+            configChoice = $"config {_configPath}: environment {environment} ({why})";
+        }
         var o = _overrides;
         if (o.RetryWait is { } wait) config.RetryWait = wait;
         if (o.MaxAttempts is { } attempts) config.MaxAttempts = attempts;
@@ -122,7 +132,7 @@ internal sealed class WorkerPlanBuilder
                 ProcessorType.Thread => _ => new CompiledProcessor(dispatch),
                 _ => Children(new ChildHandlers(null, assemblyPath, _handlers.Dispatch, null, []), options.Child, log),
             };
-            return new WorkerPlan(queue, options, create, routes, logPath) { Retire = () => HandlerAssembly.Unload(dispatch) };
+            return new WorkerPlan(queue, options, create, routes, logPath) { Retire = () => HandlerAssembly.Unload(dispatch), ConfigChoice = configChoice };
         }
         var table = _handlers.HandlerPath is { } path ? HandlerScript.Load(path, _state) : _handlers.Inline!;
         var initialization = _handlers.InitializationScript;
@@ -131,7 +141,7 @@ internal sealed class WorkerPlanBuilder
             ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, line => log(line), interruptAfter: options.Child.KillInterval * 2),
             _ => Children(new ChildHandlers(table, null, null, initialization, _handlers.ImportModules), options.Child, log),
         };
-        return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor };
+        return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor, ConfigChoice = configChoice };
     }
 
     // processor_type: process: each processor a child pwsh, given these handlers over its pipe.

@@ -17,6 +17,7 @@ public sealed class PQWorker
         StopRequested = info.StopRequested;
         ProcessorType = info.ProcessorType;
         IsAlive = info.IsAlive;
+        LastBeatAge = info.LastBeatAge;
         Queue = queue;
     }
 
@@ -26,19 +27,21 @@ public sealed class PQWorker
     public string Host { get; }
     /// <summary>The worker's process id on its host.</summary>
     public int Pid { get; }
-    /// <summary>Alive, Stopping (a stop was requested) or Dead (no beat for its alive time).</summary>
+    /// <summary>Alive, Stopping (Stop-PQWorker, or it was told to stop and drains) or Dead (three missed beats, at least 10 s; docs/worker.md).</summary>
     public WorkerState State { get; }
     public int Processors { get; }
     /// <summary>Tasks running at the last beat.</summary>
     public int Running { get; }
     public DateTime StartedAt { get; }
     public DateTime LastBeatAt { get; }
-    /// <summary>Without another beat by then, the session is dead.</summary>
+    /// <summary>Without another beat by then, the session is dead (its last beat plus three beat intervals, at least 10 s, at most its alive time).</summary>
     public DateTime AliveUntil { get; }
     public bool StopRequested { get; }
     /// <summary>'thread' (runspaces) or 'process' (a child process per processor); sessions of older workers show 'thread'.</summary>
     public string ProcessorType { get; }
     public bool IsAlive { get; }
+    /// <summary>How long ago its last beat was when Get-PQWorker read it (database clock): three beat intervals (at least 10 s) without one, and it is Dead.</summary>
+    public TimeSpan LastBeatAge { get; }
     /// <summary>The queue the session came from, so piped commands act on the same queue.</summary>
     public Queue Queue { get; }
     /// <summary>The queue's paused scopes when listed (Suspend-PQQueue): this worker acquires no waiting task of them. Empty when nothing is paused.</summary>

@@ -249,6 +249,12 @@ internal interface IQueueStore : IDisposable
 
     /// <summary>Deletes a visible finished task by key, freeing the key before its retention ends. SQL: <see cref="PortableSql.RemoveFinished"/>.</summary>
     Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct);
+
+    /// <summary>
+    /// The database's queue tables: names perfectqueue_schema records whose table exists, sorted, at most
+    /// <see cref="Relational.QueueTables.Limit"/>. Empty when there is no perfectqueue_schema (or no database file).
+    /// </summary>
+    Task<IReadOnlyList<string>> ListQueueTablesAsync(CancellationToken ct);
 }
 
 /// <summary>A pause as stored: '' (<see cref="PauseSql.Any"/>) in Type or User stands for any.</summary>

@@ -62,6 +62,12 @@ public sealed class Worker
     /// <summary>A route's own timeout for a task type (the tightest of the worker's, the route's and the task's wins).</summary>
     public Func<string, TimeSpan?>? RouteTimeout { get; init; }
 
+    /// <summary>
+    /// Whether the stop under way is a restart (the host runs a new worker next). Then the session is not marked
+    /// Stopping, so a Stop-PQWorker that arrives during the drain is still seen and wins over the restart. Null: never.
+    /// </summary>
+    public Func<bool>? StopIsRestart { get; init; }
+
     /// <summary>The first wait between tries to start a processor that replaces one (then doubling; 1 s).</summary>
     internal TimeSpan ProcessorStartBackoff { get => _slots.StartBackoff; init => _slots.StartBackoff = value; }
 
@@ -110,6 +116,7 @@ public sealed class Worker
         WorkerStopReason stoppedBecause;
         var acquired = 0;
         var failures = 0; // acquires failed in a row
+        Task markStopping = Task.CompletedTask; // the session row's Stopping write, awaited before the row is removed
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
         Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
         try
@@ -189,6 +196,9 @@ public sealed class Worker
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
             loopEnded.Cancel();
+            // Get-PQWorker shows the drain at once (Stop-PQWorker's request is in the row already; an empty queue drains nothing).
+            if (stoppedBecause is not (WorkerStopReason.StopRequested or WorkerStopReason.Empty) && StopIsRestart?.Invoke() != true)
+                markStopping = _session.MarkStoppingAsync();
 
             if (stoppedBecause == WorkerStopReason.ImmediateStop) StopAll();
             else if (_options.GracefulKillLimit is { } limit && !_running.IsEmpty)
@@ -225,6 +235,7 @@ public sealed class Worker
             await fences.ConfigureAwait(false);
             await firer.ConfigureAwait(false);
             await _slots.DisposeAsync().ConfigureAwait(false);
+            await markStopping.ConfigureAwait(false);
             await _session.EndAsync().ConfigureAwait(false);
         }
 

@@ -11,11 +11,28 @@ internal sealed class WorkerSession(Queue queue, WorkerOptions options, Func<int
 {
     private long? _startedAt;
     private bool _failing;
+    // Set once the worker marked its own row Stopping: a stop flag a beat reads back after that is its own, not Stop-PQWorker's.
+    private volatile bool _markedStopping;
 
     public string? Id { get; private set; }
 
+    /// <summary>A session reads as dead after this long without a beat (docs/worker.md, "Session states").</summary>
+    public static readonly TimeSpan DeadFloor = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long the session row stays alive after a beat: three missed beats, at least <see cref="DeadFloor"/> (a
+    /// slow round trip is no death), at most the alive time (a worker whose leases ran out is not alive). The row
+    /// keeps no beat interval, so the worker writes this as its alive_until and every reader just compares.
+    /// </summary>
+    public static TimeSpan DeadAfter(WorkerOptions options)
+    {
+        var missedBeats = options.HeartbeatInterval * 3;
+        var window = missedBeats > DeadFloor ? missedBeats : DeadFloor;
+        return window < options.AliveTime ? window : options.AliveTime;
+    }
+
     private WorkerBeat Beat() => new(Id!, Environment.MachineName, Environment.ProcessId, options.Processors, runningCount(),
-        (long)options.AliveTime.TotalMilliseconds, _startedAt)
+        (long)DeadAfter(options).TotalMilliseconds, _startedAt)
     { ProcessorType = options.ProcessorType == ProcessorType.Process ? "process" : "thread" };
 
     // Registers under a fresh id (another on the rare clash). On failure the worker runs on: its beats
@@ -47,7 +64,7 @@ internal sealed class WorkerSession(Queue queue, WorkerOptions options, Func<int
             var stop = await queue.BeatWorkerAsync(Beat()).ConfigureAwait(false);
             if (_failing) log($"worker session {Id} recorded again");
             _failing = false;
-            if (stop && !stopRequested.IsCancellationRequested)
+            if (stop && !_markedStopping && !stopRequested.IsCancellationRequested)
             {
                 log("stop requested by Stop-PQWorker: graceful stop (nothing new is acquired; running tasks end)");
                 await stopRequested.CancelAsync().ConfigureAwait(false);
@@ -59,6 +76,25 @@ internal sealed class WorkerSession(Queue queue, WorkerOptions options, Func<int
             _failing = true;
         }
     }
+
+    /// <summary>
+    /// Shows the session as Stopping (its stop_requested flag, the one Stop-PQWorker sets) once the worker stops
+    /// acquiring for any other reason (Ctrl+C, SIGTERM, Stop-Job, an immediate stop, MaxTasks), so Get-PQWorker tells
+    /// a draining worker from a working one. Bounded: a slow database never holds the drain up.
+    /// </summary>
+    public async Task MarkStoppingAsync()
+    {
+        if (Id is null) return;
+        _markedStopping = true;
+        using var bounded = new CancellationTokenSource(MarkStoppingLimit);
+        try { await queue.RequestWorkerStopAsync(Id, bounded.Token).ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            log($"worker session {Id} not marked Stopping (Get-PQWorker shows it Alive while it drains): {e.Message}");
+        }
+    }
+
+    private static readonly TimeSpan MarkStoppingLimit = TimeSpan.FromSeconds(5);
 
     // A clean exit removes the row; a killed worker leaves it, to show as dead until cleanup deletes it.
     public async Task EndAsync()

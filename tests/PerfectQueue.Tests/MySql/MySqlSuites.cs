@@ -56,3 +56,6 @@ public sealed class MySqlPauseConformance(MySqlTarget target) : PauseConformance
 
 [Backend("mysql")]
 public sealed class MySqlFinishedTaskConformance(MySqlTarget target) : FinishedTaskConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlQueueTablesConformance(MySqlTarget target) : QueueTablesConformance(target), IClassFixture<MySqlTarget>;

@@ -55,3 +55,6 @@ public sealed class PostgresPauseConformance(PostgresTarget target) : PauseConfo
 
 [Backend("postgresql")]
 public sealed class PostgresFinishedTaskConformance(PostgresTarget target) : FinishedTaskConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresQueueTablesConformance(PostgresTarget target) : QueueTablesConformance(target), IClassFixture<PostgresTarget>;

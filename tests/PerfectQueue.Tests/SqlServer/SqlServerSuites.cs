@@ -38,3 +38,9 @@ public sealed class SqlServerPauseConformance(SqlServerTarget target) : PauseCon
 
 [Backend("sqlserver")]
 public sealed class SqlServerFinishedTaskConformance(SqlServerTarget target) : FinishedTaskConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerWorkerSessionTests(SqlServerTarget target) : Workers.WorkerSessionSuite(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerQueueTablesConformance(SqlServerTarget target) : QueueTablesConformance(target), IClassFixture<SqlServerTarget>;

@@ -73,7 +73,7 @@ public sealed class TSqlParseTests
     // Functions this store may call; each exists in SQL Server 2016 (GREATEST, LEAST, BASE64 functions do not).
     private static readonly HashSet<string> Sql2016Functions = new(StringComparer.OrdinalIgnoreCase)
     {
-        "DATEDIFF_BIG", "SYSUTCDATETIME", "COUNT", "MIN", "ROW_NUMBER", "HASHBYTES", "RTRIM", "OBJECT_ID", "COL_LENGTH", "DB_ID",
+        "DATEDIFF_BIG", "SYSUTCDATETIME", "COUNT", "MIN", "ROW_NUMBER", "HASHBYTES", "RTRIM", "OBJECT_ID", "QUOTENAME", "COL_LENGTH", "DB_ID",
     };
 
     [Theory]

@@ -52,3 +52,6 @@ public sealed class SqlitePauseConformance(SqliteTarget target) : PauseConforman
 
 [Backend("sqlite")]
 public sealed class SqliteFinishedTaskConformance(SqliteTarget target) : FinishedTaskConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteQueueTablesConformance(SqliteTarget target) : QueueTablesConformance(target), IClassFixture<SqliteTarget>;

@@ -7,7 +7,7 @@ using Xunit;
 namespace PerfectQueue.Tests.Workers;
 
 /// <summary>A worker's session row while it runs, and a stop requested through it; run per backend.</summary>
-public abstract class WorkerSessionSuite(IBackendTarget target) : IDisposable
+public abstract partial class WorkerSessionSuite(IBackendTarget target) : IDisposable
 {
     private readonly List<Queue> _queues = [];
 
@@ -55,7 +55,8 @@ public abstract class WorkerSessionSuite(IBackendTarget target) : IDisposable
             Assert.Equal(Environment.ProcessId, session.Pid);
             Assert.Equal(WorkerState.Alive, session.State);
             Assert.True(session.LastBeatAt > session.StartedAt);
-            Assert.Equal(session.LastBeatAt.AddSeconds(30), session.AliveUntil);
+            // Dead after three missed beats: 3 x 100 ms, raised to the 10 s floor (the alive time, 30 s, is the ceiling).
+            Assert.Equal(session.LastBeatAt.AddSeconds(10), session.AliveUntil);
         }
         finally
         {
@@ -97,6 +98,47 @@ public abstract class WorkerSessionSuite(IBackendTarget target) : IDisposable
             Assert.Equal(1, summary.Succeeded);
             Assert.Equal(TaskOutcome.Succeeded, q[first].GetInfo().Outcome);
             Assert.Equal(2, q.List(new TaskFilter { Statuses = [TaskState.Waiting] }).Count);
+            Assert.Empty(q.ListWorkers());
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+}
+
+public abstract partial class WorkerSessionSuite
+{
+    [BackendFact]
+    public async Task A_graceful_stop_shows_the_session_Stopping_while_it_drains_and_the_summary_keeps_the_callers_reason()
+    {
+        var q = Open();
+        q.Submit("held", "t");
+        var started = new TaskCompletionSource();
+        var release = new TaskCompletionSource();
+        var log = new ConcurrentQueue<string>();
+        using var graceful = new CancellationTokenSource();
+        var worker = new Worker(q, Fast(untilEmpty: false), _ => new DelegateProcessor(async (_, _) =>
+        {
+            started.TrySetResult();
+            await release.Task;
+        }), e => log.Enqueue(e.Message));
+        var running = worker.RunAsync(graceful.Token, default);
+        try
+        {
+            await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(WorkerState.Alive, Eventually.Get(() => q.ListWorkers().SingleOrDefault(), "the session").State);
+            await graceful.CancelAsync();   // what Ctrl+C, SIGTERM, SIGINT and Stop-Job do
+            var stopping = Eventually.Get(() => q.ListWorkers().SingleOrDefault(w => w.State == WorkerState.Stopping), "the session to show Stopping");
+            Assert.True(stopping.StopRequested);
+            // Beats read the flag back: the worker knows it set it itself, so no "Stop-PQWorker" line and no change of reason.
+            var seen = stopping.LastBeatAt;
+            Eventually.True(() => q.ListWorkers().Single().LastBeatAt > seen, "a beat after the Stopping write");
+            Assert.False(running.IsCompleted, "the running task holds the worker until it ends");
+            release.SetResult();
+            var summary = await running.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal("graceful stop", summary.StoppedBecause);
+            Assert.DoesNotContain(log, l => l.Contains("Stop-PQWorker", StringComparison.Ordinal));
             Assert.Empty(q.ListWorkers());
         }
         finally

@@ -191,5 +191,6 @@ internal sealed partial class MySqlQueueStore
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
+        yield return ("tables", ListQueueTablesSql);
     }
 }

@@ -221,5 +221,6 @@ internal sealed partial class PostgresQueueStore
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
+        yield return ("tables", ListQueueTablesSql);
     }
 }

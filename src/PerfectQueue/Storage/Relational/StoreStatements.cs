@@ -23,6 +23,7 @@ internal static class StoreStatements
         "schedule.add", "schedule.update", "schedule.remove", "schedule.list", "schedule.advance",
         "pause.add", "pause.remove", "pause.list", "pause.count_paused",
         "restart", "remove",
+        "tables",
     ];
 
     /// <summary>The operation a statement name belongs to: "apply.finish" and "list(keys)" to "apply" and "list".</summary>

@@ -506,6 +506,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         foreach (var statement in ScheduleStatements()) yield return statement;
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
+        yield return ("tables", ListQueueTablesSql, null);
     }
 
     // ---- operations ----
