@@ -102,7 +102,7 @@ public sealed partial class Queue
 
     public async Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken ct = default)
     {
-        var (rows, now) = await ScheduleStore.ListSchedulesAsync(ct).ConfigureAwait(false);
+        var (rows, now) = await ScheduleStore.ListSchedulesAsync(withData: true, ct).ConfigureAwait(false);
         var keys = rows.Where(r => r.LastFireKey is not null).Select(r => r.LastFireKey!).Distinct().ToList();
         var tasks = keys.Count == 0 ? [] : (await ListAsync(new TaskFilter { Keys = keys }, ct).ConfigureAwait(false)).ToDictionary(t => t.Key, StringComparer.Ordinal);
         return rows.Select(r => ToScheduleInfo(r, now, r.LastFireKey is { } k ? tasks.GetValueOrDefault(k) : null)).ToList();
@@ -122,7 +122,7 @@ public sealed partial class Queue
     private async Task<(ScheduleRow Row, long Now)> FindScheduleRowAsync(string name, CancellationToken ct)
     {
         CheckScheduleLookup(name);
-        var (rows, now) = await ScheduleStore.ListSchedulesAsync(ct).ConfigureAwait(false);
+        var (rows, now) = await ScheduleStore.ListSchedulesAsync(withData: true, ct).ConfigureAwait(false);
         return (rows.FirstOrDefault(r => r.Name == name) ?? throw new ScheduleNotFoundException(name), now);
     }
 

@@ -71,7 +71,8 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log, Action? fi
     /// <summary>Fires every due schedule once; returns the earliest next fire of the unpaused ones (null: none) and the database clock.</summary>
     public async Task<(long? NextFireAt, long Now)> FireDueAsync(CancellationToken ct)
     {
-        var (rows, now) = await queue.Schedules.ListSchedulesAsync(ct).ConfigureAwait(false);
+        // Without data: the listing runs every second on every worker, and data may be large; a fire reads its schedule's.
+        var (rows, now) = await queue.Schedules.ListSchedulesAsync(withData: false, ct).ConfigureAwait(false);
         long? earliest = null;
         foreach (var row in rows)
         {
@@ -173,9 +174,13 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log, Action? fi
         return task is { FinishedAt: null } ? lastKey : null;
     }
 
-    // The schedule's data is stored encoded, checked at register as a submit checks it: it goes in as is.
-    private async Task<bool> SubmitFireAsync(ScheduleRow row, string key, CancellationToken ct) =>
-        (await queue.Store.SubmitAsync([new NewTaskRow(key, row.Type, row.User, row.Data ?? "{}"u8.ToArray(), row.MaxRunning, null, null)], ct).ConfigureAwait(false))[0];
+    // The schedule's data is stored encoded, checked at register as a submit checks it: it goes in as is. It is read
+    // once per pass of the schedule (the listing leaves it out).
+    private async Task<bool> SubmitFireAsync(ScheduleRow row, string key, CancellationToken ct)
+    {
+        row.Data ??= await queue.Schedules.GetScheduleDataAsync(row.Name, ct).ConfigureAwait(false) ?? "{}"u8.ToArray();
+        return (await queue.Store.SubmitAsync([new NewTaskRow(key, row.Type, row.User, row.Data, row.MaxRunning, null, null)], ct).ConfigureAwait(false))[0];
+    }
 
     private Task NoticeSkippedAsync(ScheduleRow row, long fireAt, string blocking, long now, CancellationToken ct) =>
         NoticeAsync(type => Notices.FireSkipped(type, row.Name, ScheduleNames.FireKey(row.Name, fireAt), TaskStates.Time(fireAt), row.Type, blocking, TaskStates.Time(now)), ct);

@@ -47,8 +47,14 @@ internal interface IScheduleStore
     /// <summary>Deletes a schedule; false if no schedule has the name.</summary>
     Task<bool> RemoveScheduleAsync(string name, CancellationToken ct);
 
-    /// <summary>Every schedule, by name, and the database clock. Empty when the queue has no schedules table yet.</summary>
-    Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(CancellationToken ct);
+    /// <summary>
+    /// Every schedule, by name, and the database clock. Empty when the queue has no schedules table yet. Without
+    /// <paramref name="withData"/> every row's Data is null (the firer's listing; <see cref="GetScheduleDataAsync"/> reads it).
+    /// </summary>
+    Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(bool withData, CancellationToken ct);
+
+    /// <summary>One schedule's data (null if it has none, or is gone).</summary>
+    Task<byte[]?> GetScheduleDataAsync(string name, CancellationToken ct);
 
     /// <summary>Applies the advance if the schedule's next fire is still the expected one; false if another worker moved it (or it was paused, changed or removed).</summary>
     Task<bool> AdvanceScheduleAsync(ScheduleAdvance advance, CancellationToken ct);

@@ -13,6 +13,8 @@ internal sealed partial class MySqlQueueStore : IScheduleStore
     private string UpdateScheduleSql => ScheduleSql.Update(QuotedSchedules, Now);
     private string RemoveScheduleSql => ScheduleSql.Remove(QuotedSchedules);
     private string ListSchedulesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote));
+    private string ListScheduleTimesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote, data: false));
+    private string ScheduleDataSql => ScheduleSql.Data(QuotedSchedules);
     private string AdvanceScheduleSql => ScheduleSql.Advance(QuotedSchedules, Now);
 
     private IEnumerable<(string Name, string Sql)> ScheduleStatements()
@@ -21,6 +23,8 @@ internal sealed partial class MySqlQueueStore : IScheduleStore
         yield return ("schedule.update", UpdateScheduleSql);
         yield return ("schedule.remove", RemoveScheduleSql);
         yield return ("schedule.list", ListSchedulesSql);
+        yield return ("schedule.list.without_data", ListScheduleTimesSql);
+        yield return ("schedule.data", ScheduleDataSql);
         yield return ("schedule.advance", AdvanceScheduleSql);
     }
 
@@ -54,17 +58,20 @@ internal sealed partial class MySqlQueueStore : IScheduleStore
             RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public async Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(CancellationToken ct)
+    public async Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(bool withData, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         var now = await NowAsync(ct).ConfigureAwait(false);
         // A queue that could not be upgraded yet has no schedules table: it has no schedules (a missing queue table is still an error).
         var rows = await WorkersTableGuard.RunAsync(
-            () => Run(async c => (IReadOnlyList<ScheduleRow>)(await c.QueryAsync<ScheduleRow>(Command(ListSchedulesSql, null, ct)).ConfigureAwait(false)).AsList(), RetrySafety.Always, ct, checkTable: false),
+            () => Run(async c => (IReadOnlyList<ScheduleRow>)(await c.QueryAsync<ScheduleRow>(Command(withData ? ListSchedulesSql : ListScheduleTimesSql, null, ct)).ConfigureAwait(false)).AsList(), RetrySafety.Always, ct, checkTable: false),
             e => e is MySqlException me && MySqlErrors.IsMissingTable(me.Number),
             async () => (await TablesAsync(ct).ConfigureAwait(false)).Queue, NotInitialized, (IReadOnlyList<ScheduleRow>)[]).ConfigureAwait(false);
         return (rows, now);
     }
+
+    public Task<byte[]?> GetScheduleDataAsync(string name, CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<byte[]?>(Command(ScheduleDataSql, ScheduleSql.NameArgs(name), ct)), RetrySafety.Always, ct);
 
     public Task<bool> AdvanceScheduleAsync(ScheduleAdvance advance, CancellationToken ct) => Run(async c =>
         await c.ExecuteAsync(Command(AdvanceScheduleSql, ScheduleSql.AdvanceArgs(advance), ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);

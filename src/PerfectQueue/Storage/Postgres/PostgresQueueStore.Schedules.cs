@@ -13,6 +13,8 @@ internal sealed partial class PostgresQueueStore : IScheduleStore
     private string UpdateScheduleSql => ScheduleSql.Update(QuotedSchedules, Now);
     private string RemoveScheduleSql => ScheduleSql.Remove(QuotedSchedules);
     private string ListSchedulesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote));
+    private string ListScheduleTimesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote, data: false));
+    private string ScheduleDataSql => ScheduleSql.Data(QuotedSchedules);
     private string AdvanceScheduleSql => ScheduleSql.Advance(QuotedSchedules, Now);
 
     private IEnumerable<(string Name, string Sql)> ScheduleStatements()
@@ -21,6 +23,8 @@ internal sealed partial class PostgresQueueStore : IScheduleStore
         yield return ("schedule.update", UpdateScheduleSql);
         yield return ("schedule.remove", RemoveScheduleSql);
         yield return ("schedule.list", ListSchedulesSql);
+        yield return ("schedule.list.without_data", ListScheduleTimesSql);
+        yield return ("schedule.data", ScheduleDataSql);
         yield return ("schedule.advance", AdvanceScheduleSql);
     }
 
@@ -46,17 +50,20 @@ internal sealed partial class PostgresQueueStore : IScheduleStore
             RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public async Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(CancellationToken ct)
+    public async Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(bool withData, CancellationToken ct)
     {
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         var now = await NowAsync(ct).ConfigureAwait(false);
         // A queue that could not be upgraded yet has no schedules table: it has no schedules (a missing queue table is still an error).
         var rows = await WorkersTableGuard.RunAsync(
-            () => Run(async c => (IReadOnlyList<ScheduleRow>)(await c.QueryAsync<ScheduleRow>(ListSchedulesSql).ConfigureAwait(false)).AsList(), RetrySafety.Always, ct, checkTable: false),
+            () => Run(async c => (IReadOnlyList<ScheduleRow>)(await c.QueryAsync<ScheduleRow>(withData ? ListSchedulesSql : ListScheduleTimesSql).ConfigureAwait(false)).AsList(), RetrySafety.Always, ct, checkTable: false),
             e => e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable },
             async () => (await TablesAsync(ct).ConfigureAwait(false)).Queue, NotInitialized, (IReadOnlyList<ScheduleRow>)[]).ConfigureAwait(false);
         return (rows, now);
     }
+
+    public Task<byte[]?> GetScheduleDataAsync(string name, CancellationToken ct) => Run(c =>
+        c.ExecuteScalarAsync<byte[]?>(ScheduleDataSql, ScheduleSql.NameArgs(name)), RetrySafety.Always, ct);
 
     // Safe to run again: a second try of an applied advance finds the next fire moved and changes nothing.
     public Task<bool> AdvanceScheduleAsync(ScheduleAdvance advance, CancellationToken ct) => Run(async c =>

@@ -10,10 +10,10 @@ internal static class ScheduleSql
     /// <summary>The suffix of the schedules table: &lt;table&gt;_schedules.</summary>
     public const string TableSuffix = "_schedules";
 
-    /// <summary>The columns, read into <see cref="ScheduleRow"/> by name.</summary>
-    public static string Columns(Func<string, string> quote) => string.Join(", ",
+    /// <summary>The columns, read into <see cref="ScheduleRow"/> by name; without <paramref name="data"/>, Data reads as NULL (the firer's listing).</summary>
+    public static string Columns(Func<string, string> quote, bool data = true) => string.Join(", ",
         $"schedule_name AS {quote("Name")}", $"cron_expression AS {quote("Cron")}", $"time_zone AS {quote("TimeZone")}",
-        $"task_type AS {quote("Type")}", $"user_name AS {quote("User")}", $"data AS {quote("Data")}", $"max_running AS {quote("MaxRunning")}",
+        $"task_type AS {quote("Type")}", $"user_name AS {quote("User")}", $"{(data ? "data" : "NULL")} AS {quote("Data")}", $"max_running AS {quote("MaxRunning")}",
         $"overlap AS {quote("Overlap")}", $"missed_runs AS {quote("MissedRuns")}", $"paused AS {quote("Paused")}",
         $"next_fire_at AS {quote("NextFireAt")}", $"last_fire_at AS {quote("LastFireAt")}", $"last_fire_key AS {quote("LastFireKey")}",
         $"skip_count AS {quote("SkipCount")}", $"last_skip_at AS {quote("LastSkipAt")}", $"missed_count AS {quote("MissedCount")}",
@@ -35,6 +35,9 @@ internal static class ScheduleSql
     public static string Remove(string quotedSchedules) => $"DELETE FROM {quotedSchedules} WHERE schedule_name = @name";
 
     public static string List(string quotedSchedules, string columns) => $"SELECT {columns} FROM {quotedSchedules} ORDER BY schedule_name";
+
+    /// <summary>One schedule's data: the firer reads it only for a schedule it fires (data may be megabytes; the listing runs every second).</summary>
+    public static string Data(string quotedSchedules) => $"SELECT data FROM {quotedSchedules} WHERE schedule_name = @name";
 
     /// <summary>The compare-and-set advance: only the worker that still sees the expected next fire moves it.</summary>
     public static string Advance(string quotedSchedules, string now) => $"""

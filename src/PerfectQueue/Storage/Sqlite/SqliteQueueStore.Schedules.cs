@@ -12,6 +12,8 @@ internal sealed partial class SqliteQueueStore : IScheduleStore
     private string UpdateScheduleSql => ScheduleSql.Update(QuotedSchedules, "@now");
     private string RemoveScheduleSql => ScheduleSql.Remove(QuotedSchedules);
     private string ListSchedulesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote));
+    private string ListScheduleTimesSql => ScheduleSql.List(QuotedSchedules, ScheduleSql.Columns(Quote, data: false));
+    private string ScheduleDataSql => ScheduleSql.Data(QuotedSchedules);
     private string AdvanceScheduleSql => ScheduleSql.Advance(QuotedSchedules, "@now");
 
     private IEnumerable<(string Name, string Sql)> ScheduleStatements()
@@ -20,6 +22,8 @@ internal sealed partial class SqliteQueueStore : IScheduleStore
         yield return ("schedule.update", UpdateScheduleSql);
         yield return ("schedule.remove", RemoveScheduleSql);
         yield return ("schedule.list", ListSchedulesSql);
+        yield return ("schedule.list.without_data", ListScheduleTimesSql);
+        yield return ("schedule.data", ScheduleDataSql);
         yield return ("schedule.advance", AdvanceScheduleSql);
     }
 
@@ -49,7 +53,7 @@ internal sealed partial class SqliteQueueStore : IScheduleStore
         return Write(ct, (c, _) => c.Execute(RemoveScheduleSql, ScheduleSql.NameArgs(name)) == 1);
     });
 
-    public Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(CancellationToken ct) => Run(ct, () =>
+    public Task<(IReadOnlyList<ScheduleRow> Rows, long Now)> ListSchedulesAsync(bool withData, CancellationToken ct) => Run(ct, () =>
     {
         EnsureUpgraded(ct);
         return Read(c =>
@@ -58,10 +62,13 @@ internal sealed partial class SqliteQueueStore : IScheduleStore
             var exists = TableExists(c, SchedulesTable);
             if (!exists && !TableExists(c, _table)) throw NotInitialized(null);
             // A queue that could not be upgraded yet has no schedules table: it has no schedules.
-            IReadOnlyList<ScheduleRow> rows = exists ? c.Query<ScheduleRow>(ListSchedulesSql).AsList() : [];
+            IReadOnlyList<ScheduleRow> rows = exists ? c.Query<ScheduleRow>(withData ? ListSchedulesSql : ListScheduleTimesSql).AsList() : [];
             return (rows, now);
         }, checkTable: false);
     });
+
+    public Task<byte[]?> GetScheduleDataAsync(string name, CancellationToken ct) => Run(ct, () =>
+        Read(c => c.ExecuteScalar<byte[]?>(ScheduleDataSql, ScheduleSql.NameArgs(name))));
 
     public Task<bool> AdvanceScheduleAsync(ScheduleAdvance advance, CancellationToken ct) => Run(ct, () =>
         Write(ct, (c, now) => c.Execute(AdvanceScheduleSql, WithNow(ScheduleSql.AdvanceArgs(advance), now)) == 1));
