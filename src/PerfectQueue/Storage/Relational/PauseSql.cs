@@ -20,7 +20,7 @@ internal static class PauseSql
     /// </summary>
     public static string Paused(string quotedPauses, string task) => $"({QueuePaused(quotedPauses)} OR {MatchingPause(quotedPauses, task)})";
 
-    /// <summary>The negation of <see cref="Paused"/>, as two NOT EXISTS (anti-joins): the predicate every acquire adds to its candidates.</summary>
+    /// <summary>The negation of <see cref="Paused"/>, as two NOT EXISTS: the predicate every acquire adds to its candidates.</summary>
     /// <param name="quotedPauses">The pauses table, quoted.</param>
     /// <param name="task">The alias (or quoted name) of the task table in the candidate query.</param>
     /// <param name="subqueryTail">Appended to the correlated subquery: PostgreSQL's " OFFSET 0" (see its store).</param>
