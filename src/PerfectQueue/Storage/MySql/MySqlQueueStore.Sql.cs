@@ -119,7 +119,7 @@ internal sealed partial class MySqlQueueStore
             """;
     }
 
-    private string ApplySql(bool finishes, bool retries, bool releases)
+    private string ApplySql(bool finishes, bool retries, bool releases, bool attempts = false, bool notices = false)
     {
         const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
         // One transaction: first the rows whose lease is current are locked (and returned). A fence that holds on
@@ -131,6 +131,9 @@ internal sealed partial class MySqlQueueStore
             {fence} FOR UPDATE;
 
             """);
+        // Attempt rows and notices of the writes whose fence holds, before the updates clear it (docs/history.md).
+        if (attempts) sql.Append(InsertAttemptsSql).Append(";\n");
+        if (notices) sql.Append(InsertNoticesSql).Append(";\n");
         if (finishes)
             sql.Append($"""
                 UPDATE {_t} AS t JOIN JSON_TABLE(@finishes, '$[*]' COLUMNS ({LeaseColumns}, o VARCHAR(32) PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]', r BIGINT PATH '$[4]', u INT PATH '$[5]')) AS w ON t.id = w.wid
@@ -185,5 +188,6 @@ internal sealed partial class MySqlQueueStore
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 }

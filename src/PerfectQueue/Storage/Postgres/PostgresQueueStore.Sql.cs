@@ -211,5 +211,6 @@ internal sealed partial class PostgresQueueStore
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 }

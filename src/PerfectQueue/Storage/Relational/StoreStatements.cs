@@ -21,6 +21,7 @@ internal static class StoreStatements
         "due_or_running", "request_cancel", "force_finish", "cleanup",
         "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup",
         "schedule.add", "schedule.update", "schedule.remove", "schedule.list", "schedule.advance",
+        "history.list", "history.delete",
     ];
 
     /// <summary>The operation a statement name belongs to: "apply.finish" and "list(keys)" to "apply" and "list".</summary>
