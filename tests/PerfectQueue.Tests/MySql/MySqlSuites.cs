@@ -50,3 +50,6 @@ public sealed class MySqlMultiProcessTests(MySqlTarget target) : MultiProcessSui
 
 [Backend("mysql")]
 public sealed class MySqlScheduleConformance(MySqlTarget target) : ScheduleConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlHistoryConformance(MySqlTarget target) : HistoryConformance(target), IClassFixture<MySqlTarget>;

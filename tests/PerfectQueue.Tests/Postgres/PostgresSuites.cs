@@ -49,3 +49,6 @@ public sealed class PostgresMultiProcessTests(PostgresTarget target) : MultiProc
 
 [Backend("postgresql")]
 public sealed class PostgresScheduleConformance(PostgresTarget target) : ScheduleConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresHistoryConformance(PostgresTarget target) : HistoryConformance(target), IClassFixture<PostgresTarget>;

@@ -32,3 +32,6 @@ public sealed class SqlServerSchemaMigrationConformance(SqlServerTarget target) 
 
 [Backend("sqlserver")]
 public sealed class SqlServerScheduleConformance(SqlServerTarget target) : ScheduleConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerHistoryConformance(SqlServerTarget target) : HistoryConformance(target), IClassFixture<SqlServerTarget>;

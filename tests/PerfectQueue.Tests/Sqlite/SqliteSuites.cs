@@ -46,3 +46,6 @@ public sealed class SqliteSchemaMigrationConformance(SqliteTarget target) : Sche
 
 [Backend("sqlite")]
 public sealed class SqliteScheduleConformance(SqliteTarget target) : ScheduleConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteHistoryConformance(SqliteTarget target) : HistoryConformance(target), IClassFixture<SqliteTarget>;
