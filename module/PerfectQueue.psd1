@@ -24,6 +24,7 @@
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
         'Get-PQWorker', 'Stop-PQWorker',
+        'Get-PQTaskHistory',
         'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule'
     )
     FunctionsToExport    = @()

@@ -141,7 +141,7 @@ public sealed class AcquiredTask
             return;
         }
         await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs)
-            { Attempt = AttemptRecordOf(outcome.ToString(), message), Notice = outcome == TaskOutcome.Failed ? Queue.FailureNotice(_row, message, Attempt) : null }, "finish", ct).ConfigureAwait(false);
+            { Attempt = AttemptRecordOf(outcome.ToString(), message) }, "finish", ct).ConfigureAwait(false); // a holder's own Failed is its decision: no notice (docs/notices.md)
         FinishedAs = outcome;
     }
 
