@@ -12,6 +12,8 @@ public sealed partial class Queue
     internal NewTaskRow? FailureNotice(TaskRow row, string? message, int attempts)
     {
         if (string.IsNullOrEmpty(Config.NoticeType)) return null;
+        // A notice that failed (a dead webhook) is not noticed: each would fail the same way, a chain without end.
+        if (string.Equals(row.Type, Config.NoticeType, StringComparison.Ordinal)) return null;
         try
         {
             return Encode(Notices.TaskFailed(Config.NoticeType, row.Key, row.Type, TaskStates.Time(row.CreatedAt), TaskText.CleanMessage(message), attempts, DateTimeOffset.UtcNow));

@@ -176,6 +176,15 @@ public abstract class HistoryConformance(IBackendTarget target) : BackendSuite(t
     }
 
     [BackendFact]
+    public void A_failed_notice_submits_no_notice_of_itself()
+    {
+        var q = OpenFast(maxAttempts: 1);
+        q.Submit("n1", Notices.DefaultType, new { @event = "TaskFailed" });
+        Assert.False(PollKey(q, "n1").Retry("webhook down"));
+        Assert.Equal(["n1"], q.List().Select(t => t.Key));
+    }
+
+    [BackendFact]
     public void Notices_off_submit_nothing()
     {
         var q = Open(c => { c.RetryWait = TimeSpan.Zero; c.MaxAttempts = 1; c.NoticeType = ""; });
