@@ -228,7 +228,7 @@ public abstract class HistoryConformance(IBackendTarget target) : BackendSuite(t
         q.Submit("r1", "backup");
         PollKey(q, "r1").Retry("first life", TimeSpan.Zero);
         PollKey(q, "r1").Finish("old");
-        Assert.Equal(2, q.GetHistory("r1")!.Count);
+        Assert.Equal(2, AttemptRows(q, "r1")); // counted in SQL: the short retention may already hide the task from readers
         Eventually.True(() =>
         {
             try { q.Submit("r1", "backup"); return true; }
