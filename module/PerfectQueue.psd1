@@ -23,7 +23,7 @@
     CmdletsToExport      = @(
         'Connect-PQQueue', 'Disconnect-PQQueue', 'Initialize-PQQueue', 'Submit-PQTask', 'Get-PQTask', 'Test-PQTask',
         'Request-PQCancel', 'Complete-PQTask', 'Receive-PQTask', 'Wait-PQTask', 'Measure-PQQueue', 'Start-PQWorker',
-        'Get-PQWorker', 'Stop-PQWorker', 'Open-PQQueue',
+        'Get-PQWorker', 'Stop-PQWorker', 'Open-PQQueue', 'Get-PQTaskHistory',
         'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule',
         'Suspend-PQQueue', 'Resume-PQQueue', 'Get-PQQueuePause',
         'Restart-PQTask', 'Remove-PQTask'

@@ -140,7 +140,8 @@ public sealed class AcquiredTask
             _gaveBack = "finished";
             return;
         }
-        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs), "finish", ct).ConfigureAwait(false);
+        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, outcome.ToString(), message, RetentionMs: Queue.RetentionMs)
+            { Attempt = AttemptRecordOf(outcome.ToString(), message) }, "finish", ct).ConfigureAwait(false); // a holder's own Failed is its decision: no notice (docs/notices.md)
         FinishedAs = outcome;
     }
 
@@ -171,12 +172,14 @@ public sealed class AcquiredTask
         if (policy.IsLastAttempt(Attempt))
         {
             var text = $"gave up after {Attempt} attempt{(Attempt == 1 ? "" : "s")}" + (message is null ? "" : $": {message}");
-            await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: Queue.RetentionMs), "retry", ct).ConfigureAwait(false);
+            await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: Queue.RetentionMs)
+                { Attempt = AttemptRecordOf(nameof(TaskOutcome.Failed), text), Notice = Queue.FailureNotice(_row, text, Attempt) }, "retry", ct).ConfigureAwait(false);
             FinishedAs = TaskOutcome.Failed;
             return false;
         }
         var wait = delay ?? policy.DelayAfter(Attempt);
-        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Retry, Message: message, DelayMs: (long)wait.TotalMilliseconds), "retry", ct).ConfigureAwait(false);
+        await WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Retry, Message: message, DelayMs: (long)wait.TotalMilliseconds)
+            { Attempt = AttemptRecordOf(RetriedAs ?? "Retried", message) }, "retry", ct).ConfigureAwait(false);
         return true;
     }
 
@@ -184,7 +187,7 @@ public sealed class AcquiredTask
     public void Release() => ReleaseAsync().GetAwaiter().GetResult();
     public Task ReleaseAsync(CancellationToken ct = default) => _remote is { } remote
         ? RemoteAsync("release", async () => { await remote.ReleaseAsync(ct).ConfigureAwait(false); _gaveBack = "released"; })
-        : WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Release), "release", ct);
+        : WriteAsync(new LeaseWrite(Lease, LeaseWriteKind.Release) { Attempt = AttemptRecordOf("Released", null) }, "release", ct);
 
     /// <summary>Replaces the task's data (kept for the next attempt).</summary>
     public void UpdateData(object? data) => UpdateDataAsync(data).GetAwaiter().GetResult();
@@ -231,6 +234,23 @@ public sealed class AcquiredTask
         return report.Result;
     }
 
+    // ---- attempt history (docs/history.md) ----
+
+    /// <summary>What the handler of this attempt wrote, kept with the attempt's history row (processors fill it).</summary>
+    internal AttemptOutput Output { get; } = new();
+
+    /// <summary>The worker session running this attempt (null: a holder that is no worker, such as Receive-PQTask).</summary>
+    internal string? WorkerSession { get; set; }
+
+    /// <summary>How the attempt ran: thread, process or compiled (set by the processor); null: client (no worker).</summary>
+    internal string? ProcessorName { get; set; }
+
+    /// <summary>The history outcome of a retry, when it is not plain Retried (TimedOut: the worker stopped it at its timeout).</summary>
+    internal string? RetriedAs { get; set; }
+
+    private AttemptRecord AttemptRecordOf(string outcome, string? message) => new(_row.CreatedAt, _row.Key, _row.Attempts, _row.Now,
+        Environment.MachineName, WorkerSession, ProcessorName ?? "client", outcome, TaskText.CleanMessage(message), Output.Text);
+
     private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
     {
         EnsureHeld(operation);
@@ -243,7 +263,7 @@ public sealed class AcquiredTask
         {
             // The database refused the message itself (it cannot pass with time): the same fenced write without
             // it. Letting the lease expire instead would run a task that already succeeded again, for ever.
-            applied = await Queue.Writes.WriteAsync(write with { Message = TaskText.UnstorableNote(e) }, ct).ConfigureAwait(false);
+            applied = await Queue.Writes.WriteAsync(write with { Message = TaskText.UnstorableNote(e), Attempt = write.Attempt is { } a ? a with { Message = TaskText.UnstorableNote(e), Output = null } : null }, ct).ConfigureAwait(false);
         }
         if (!applied) throw await LostAsync(operation, ct).ConfigureAwait(false);
         _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };

@@ -51,6 +51,28 @@ public static class Notices
         });
     }
 
+    /// <summary>
+    /// A task ended Failed: its attempts were spent (max_attempts). One notice per life of the task: the key carries the
+    /// task's creation time, so a key resubmitted after its retention that fails again is noticed again (docs/notices.md).
+    /// </summary>
+    internal static TaskSubmission TaskFailed(string noticeType, string key, string taskType, DateTimeOffset createdAt, string? message, int attempts, DateTimeOffset at) =>
+        Notice(noticeType, FailedKey(key, createdAt), "TaskFailed", at, new()
+        {
+            ["key"] = key,
+            ["type"] = taskType,
+            ["message"] = message,
+            ["attempts"] = attempts,
+        });
+
+    /// <summary>The key of a TaskFailed notice: the task's key and creation time; a key too long for that is replaced by its SHA-256.</summary>
+    internal static string FailedKey(string key, DateTimeOffset createdAt)
+    {
+        var prefix = $"{KeyPrefix}failed:{createdAt.ToUnixTimeMilliseconds()}:";
+        if (prefix.Length + key.Length <= TaskText.MaxNameLength) return prefix + key;
+        var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key))).ToLowerInvariant();
+        return prefix + "sha256:" + hash;
+    }
+
     private static TaskSubmission Notice(string noticeType, string key, string eventName, DateTimeOffset at, JsonObject fields)
     {
         var data = new JsonObject { ["event"] = eventName };

@@ -312,7 +312,7 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
             {
                 var ran = row.Attempts - 1;
                 var text = $"gave up after {ran} attempt{(ran == 1 ? "" : "s")} (max_attempts {maxAttempts}) without running it again" + (row.Message is { } m ? $"; last message: {m}" : "");
-                (endings ??= []).Add((new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: RetentionMs, Uncounted: true),
+                (endings ??= []).Add((new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Failed), text, RetentionMs: RetentionMs, Uncounted: true) { Notice = FailureNotice(row, text, ran) },
                     new AcquireEnding(row.Key, row.Type, TaskOutcome.Failed, text, ran)));
             }
             else

@@ -48,6 +48,9 @@ internal static class TaskText
 
     private static bool IsKeptControl(char c) => c is '\t' or '\n' or '\r';
 
+    /// <summary>Text made storable as <see cref="CleanMessage"/> does, but not cut (attempt output is bounded by its capture).</summary>
+    public static string CleanText(string text) => NeedsReplacing(text) ? Replace(text) : text;
+
     private static bool NeedsReplacing(string s)
     {
         for (var i = 0; i < s.Length; i++)

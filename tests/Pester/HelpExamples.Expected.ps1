@@ -113,6 +113,16 @@ $waiting = '\|Waiting\|\|'
     'Get-PQWorker: Example 1: See which workers run, and which died' = @{
         Output = ''    # a fresh queue has no workers, and that is no error
     }
+    # ---- Get-PQTaskHistory ----
+    'Get-PQTaskHistory: Example 1: See why a task needed three attempts' = @{
+        Output = '^\s*1 Retried\s+CRM busy \(attempt 1\)$', '^\s*2 Retried\s+CRM busy \(attempt 2\)$', '^\s*3 Succeeded\s+synced 42 contacts$'
+        State  = 'sync-crm-2026-11-26\|Finished\|Succeeded\|synced 42 contacts'
+    }
+    'Get-PQTaskHistory: Example 2: Read what the handler of a failed task wrote' = @{
+        Output = '^Attempt\s*:\s*2$', '^Outcome\s*:\s*Failed$', '\[warning\] the template is missing; using the default', '\[error\] the data source refused the login'
+        State  = 'report-q4\|Finished\|Failed\|gave up after 2 attempts: .*the data source refused the login.*', 'pq\.notice:failed:\d+:report-q4\|Finished\|Succeeded\|noticed: report-q4 TaskFailed'
+    }
+
     'Get-PQWorker: Example 2: A handler that looks at its own worker' = @{
         Output = '^worker [0-9a-f]{12} on \S+: 2 thread processors, state Alive$'
         State  = 'census-2026-11-26\|Finished\|Succeeded\|worker [0-9a-f]{12} on \S+: 2 thread processors, state Alive'

@@ -127,14 +127,35 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         // $Task is the handler's first argument, and also visible by name to handlers without a param block.
         ps.AddScript("param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task")
             .AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue!));
+        // The history keeps what the streams carry (task.Output, bounded; docs/history.md); the log shows what it showed before.
+        task.ProcessorName ??= "thread";
+        var history = task.Output;
         var output = new PSDataCollection<PSObject>();
-        output.DataAdded += (_, e) => _log($"{task.Key}: {output[e.Index]}");
-        ps.Streams.Warning.DataAdded += (_, e) => _log($"{task.Key}: WARNING: {ps.Streams.Warning[e.Index]}");
-        ps.Streams.Information.DataAdded += (_, e) => _log($"{task.Key}: {ps.Streams.Information[e.Index]}");
+        output.DataAdded += (_, e) =>
+        {
+            var line = output[e.Index]?.ToString();
+            history.Append("output", line);
+            _log($"{task.Key}: {line}");
+        };
+        ps.Streams.Warning.DataAdded += (_, e) =>
+        {
+            var w = ps.Streams.Warning[e.Index];
+            history.Append("warning", w.Message);
+            _log($"{task.Key}: WARNING: {w}");
+        };
+        ps.Streams.Information.DataAdded += (_, e) =>
+        {
+            var i = ps.Streams.Information[e.Index];
+            history.Append("information", i.ToString());
+            _log($"{task.Key}: {i}");
+        };
+        // Verbose records reach the stream only when the handler turned them on ($VerbosePreference, -Verbose): kept then.
+        ps.Streams.Verbose.DataAdded += (_, e) => history.Append("verbose", ps.Streams.Verbose[e.Index].Message);
         string? lastStderr = null;
         ps.Streams.Error.DataAdded += (_, e) =>
         {
             var record = ps.Streams.Error[e.Index];
+            history.Append("error", IsStderr(record) ? record.Exception.Message : record.ToString());
             if (IsStderr(record))
             {
                 lastStderr = record.Exception.Message;
@@ -170,43 +191,56 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         using var endRun = new DisposeAction(() => { lock (gate) { active = false; interrupt?.Dispose(); } });
         try
         {
-            await OnThread(() =>
+            return await InvokeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (!stop.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            history.Append("error", e.Message); // the terminating error (Write-Error under Stop, throw): the history shows it where it happened
+            throw;
+        }
+
+        async Task<string?> InvokeAsync()
+        {
+            try
             {
-                _busy = true;
-                try { ps.Invoke(null, output); }
-                finally { _busy = false; }
-            }).ConfigureAwait(false);
+                await OnThread(() =>
+                {
+                    _busy = true;
+                    try { ps.Invoke(null, output); }
+                    finally { _busy = false; }
+                }).ConfigureAwait(false);
+            }
+            catch (RuntimeException e) when (stop.IsCancellationRequested)
+            {
+                // Whatever a stop interrupted ends as stopped, so the task is released, not retried: usually that is a
+                // PipelineStoppedException, but a stop that lands while a command's module is being auto-loaded
+                // surfaces as "found in the module ... but the module could not be loaded".
+                if (_interrupted) throw Interrupted(e);
+                throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", e, stop);
+            }
+            catch (ThreadInterruptedException e) when (stop.IsCancellationRequested)
+            {
+                throw Interrupted(e);
+            }
+            catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(e.Message, e, task.CancellationToken);
+            }
+            catch (ActionPreferenceStopException e) when (e.ErrorRecord is { } record)
+            {
+                // "The running command stopped because the preference variable ... is set to Stop: " is noise in a task's
+                // message: keep the handler's own text (Write-Error's, or the native program's exit code), and the
+                // program's last stderr line, which usually says why.
+                var text = record.ToString();
+                if (record.Exception is NativeCommandExitException && lastStderr is not null) text += $" Its last stderr line: {lastStderr}";
+                throw new RuntimeException(text, e, record);
+            }
+            if (_interrupted && stop.IsCancellationRequested) throw Interrupted(null);
+            stop.ThrowIfCancellationRequested();
+            // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
+            // it), so Get-PQTask shows what it did.
+            return output.LastOrDefault(o => o is not null)?.ToString();
         }
-        catch (RuntimeException e) when (stop.IsCancellationRequested)
-        {
-            // Whatever a stop interrupted ends as stopped, so the task is released, not retried: usually that is a
-            // PipelineStoppedException, but a stop that lands while a command's module is being auto-loaded
-            // surfaces as "found in the module ... but the module could not be loaded".
-            if (_interrupted) throw Interrupted(e);
-            throw new OperationCanceledException($"The handler of '{task.Key}' was stopped.", e, stop);
-        }
-        catch (ThreadInterruptedException e) when (stop.IsCancellationRequested)
-        {
-            throw Interrupted(e);
-        }
-        catch (RuntimeException e) when (e.InnerException is OperationCanceledException && task.IsCancellationRequested)
-        {
-            throw new OperationCanceledException(e.Message, e, task.CancellationToken);
-        }
-        catch (ActionPreferenceStopException e) when (e.ErrorRecord is { } record)
-        {
-            // "The running command stopped because the preference variable ... is set to Stop: " is noise in a task's
-            // message: keep the handler's own text (Write-Error's, or the native program's exit code), and the
-            // program's last stderr line, which usually says why.
-            var text = record.ToString();
-            if (record.Exception is NativeCommandExitException && lastStderr is not null) text += $" Its last stderr line: {lastStderr}";
-            throw new RuntimeException(text, e, record);
-        }
-        if (_interrupted && stop.IsCancellationRequested) throw Interrupted(null);
-        stop.ThrowIfCancellationRequested();
-        // The last thing the handler wrote is kept as the finish message (the engine makes it storable and cuts
-        // it), so Get-PQTask shows what it did.
-        return output.LastOrDefault(o => o is not null)?.ToString();
     }
 
     // A line a native program wrote to stderr: PowerShell wraps each in an error record of its own.

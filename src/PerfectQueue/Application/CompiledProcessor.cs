@@ -15,12 +15,23 @@ public sealed class CompiledProcessor(Dispatch dispatch) : ITaskProcessor
     {
         var handler = dispatch.CreateHandler(task.Type) ?? throw new NoHandlerException(task.Type);
         handler.CurrentTask = task;
+        task.ProcessorName ??= "compiled";
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(task.CancellationToken, stop);
         // Task.Run: a synchronous Run() must not hold up the stop. A handler that ignores its token cannot be
         // killed in-process; after a stop it is abandoned and its task concluded without it.
         var running = Task.Run(() => handler.RunAsync(cancel.Token), CancellationToken.None);
-        if (WaitsForHandler) await running.ConfigureAwait(false);
-        else await running.WaitAsync(stop).ConfigureAwait(false);
+        try
+        {
+            if (WaitsForHandler) await running.ConfigureAwait(false);
+            else await running.WaitAsync(stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!stop.IsCancellationRequested)
+        {
+            // A compiled handler has no streams: its history shows its exception (type, message, where it was thrown).
+            task.Output.Append("error", e.ToString());
+            throw;
+        }
+        if (handler.Result is { } result) task.Output.Append("output", result);
         return handler.Result;
     }
 

@@ -51,6 +51,12 @@ internal sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outc
 
     /// <summary>The message, made storable once here for every lease write (<see cref="TaskText.CleanMessage"/>).</summary>
     public string? Message { get => _message; init => _message = TaskText.CleanMessage(value); }
+
+    /// <summary>The attempt this write ends, recorded in <c>&lt;table&gt;_attempts</c> in the same transaction when the write applies (null: none).</summary>
+    public AttemptRecord? Attempt { get; init; }
+
+    /// <summary>A notice task submitted in the same transaction when the write applies, unless its key is taken (docs/notices.md).</summary>
+    public NewTaskRow? Notice { get; init; }
 }
 
 /// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>

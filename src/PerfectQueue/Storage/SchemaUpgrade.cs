@@ -12,11 +12,12 @@ namespace PerfectQueue.Storage;
 /// beside it; 3, <see cref="TimeoutColumn"/> in the task table and <see cref="ProcessorTypeColumn"/> in the sessions
 /// table. Both are nullable, so adding them is a change of the catalog only, on every backend: no row is rewritten,
 /// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md); 5, the pauses table <c>&lt;table&gt;_pauses</c> (docs/pause.md).
+/// 6, the attempts table <c>&lt;table&gt;_attempts</c> (docs/history.md).
 /// </remarks>
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 5;
+    public const int Version = 6;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";

@@ -58,6 +58,7 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
             case HandlerStop.TimedOut:
                 Interlocked.Increment(ref c.TimedOut);
                 var text = $"timed out after {Seconds(run.Timeout!.Value)}";
+                task.RetriedAs = "TimedOut";
                 return await task.RetryAsync(text).ConfigureAwait(false)
                     ? WorkerCounters.Count(ref c.Retried, $"retried: {text}")
                     : WorkerCounters.Count(ref c.Failed, $"failed after {task.Attempt} attempt(s): {text}");

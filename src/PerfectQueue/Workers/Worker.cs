@@ -362,6 +362,7 @@ public sealed class Worker
         var timeout = TimeoutOf(task);
         var entry = new RunningTask(task, acquiredAt, AbandonAfter) { Timeout = timeout };
         if (timeout is { } t) task.Deadline = DateTimeOffset.Now + t;
+        task.WorkerSession = SessionId;
         _running[task.Lease] = entry;
         if (graceful.IsCancellationRequested) task.OnStopRequested();
         if (_hardStopping) entry.StopNow(HandlerStop.Shutdown);

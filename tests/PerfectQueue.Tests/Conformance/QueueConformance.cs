@@ -265,6 +265,7 @@ public abstract class QueueConformance(IBackendTarget target) : BackendSuite(tar
         var last = q.Poll()!;
         Assert.Equal(3, last.Attempt);
         Assert.False(last.Retry("error 3"));
+        Assert.Equal(Notices.DefaultType, q.Poll()?.Type);            // not the task again: its TaskFailed notice (docs/notices.md)
         Assert.Null(q.Poll());
         var info = q["k"].GetInfo();
         Assert.Equal(TaskState.Finished, info.Status);

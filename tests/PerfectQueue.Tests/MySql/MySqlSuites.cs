@@ -59,3 +59,6 @@ public sealed class MySqlFinishedTaskConformance(MySqlTarget target) : FinishedT
 
 [Backend("mysql")]
 public sealed class MySqlQueueTablesConformance(MySqlTarget target) : QueueTablesConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlHistoryConformance(MySqlTarget target) : HistoryConformance(target), IClassFixture<MySqlTarget>;

@@ -58,3 +58,6 @@ public sealed class PostgresFinishedTaskConformance(PostgresTarget target) : Fin
 
 [Backend("postgresql")]
 public sealed class PostgresQueueTablesConformance(PostgresTarget target) : QueueTablesConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresHistoryConformance(PostgresTarget target) : HistoryConformance(target), IClassFixture<PostgresTarget>;

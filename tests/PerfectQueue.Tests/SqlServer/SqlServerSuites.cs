@@ -44,3 +44,6 @@ public sealed class SqlServerWorkerSessionTests(SqlServerTarget target) : Worker
 
 [Backend("sqlserver")]
 public sealed class SqlServerQueueTablesConformance(SqlServerTarget target) : QueueTablesConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
+public sealed class SqlServerHistoryConformance(SqlServerTarget target) : HistoryConformance(target), IClassFixture<SqlServerTarget>;

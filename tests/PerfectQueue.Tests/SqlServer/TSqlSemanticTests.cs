@@ -28,7 +28,7 @@ public sealed class TSqlSemanticTests
     [Fact]
     public void The_schema_is_read_from_the_stores_own_create_table_statements()
     {
-        Assert.Equal(["perfectqueue_schema", Table, Table + "_pauses", Table + "_schedules", Table + "_workers"], Schema.Tables.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["perfectqueue_schema", Table, Table + "_attempts", Table + "_pauses", Table + "_schedules", Table + "_workers"], Schema.Tables.Keys.Order(StringComparer.Ordinal));
         Assert.Contains("timeout_ms", Schema.Tables[Table].Keys);
         Assert.Contains("processor_type", Schema.Tables[Table + "_workers"].Keys);
         Assert.Contains(Schema.Indexes, i => i.Index == Table + "_due");

@@ -55,3 +55,6 @@ public sealed class SqliteFinishedTaskConformance(SqliteTarget target) : Finishe
 
 [Backend("sqlite")]
 public sealed class SqliteQueueTablesConformance(SqliteTarget target) : QueueTablesConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteHistoryConformance(SqliteTarget target) : HistoryConformance(target), IClassFixture<SqliteTarget>;

@@ -27,6 +27,8 @@ public sealed class PublicSurfaceTests
         "PerfectQueue.Schedules.ScheduleCron", "PerfectQueue.Schedules.ScheduleDefinition", "PerfectQueue.Schedules.ScheduleInfo",
         "PerfectQueue.Schedules.ScheduleMissedRuns", "PerfectQueue.Schedules.ScheduleNames", "PerfectQueue.Schedules.ScheduleNotFoundException",
         "PerfectQueue.Schedules.ScheduleOverlap",
+        // Attempt history (issue 12): Queue.GetHistory's entries.
+        "PerfectQueue.TaskAttempt",
         "PerfectQueue.Application.Base", "PerfectQueue.Application.CompiledProcessor", "PerfectQueue.Application.Dispatch",
         "PerfectQueue.Workers.ChildProcessSettings", "PerfectQueue.Workers.ITaskProcessor", "PerfectQueue.Workers.NoHandlerException",
         "PerfectQueue.Workers.ProcessorFailedException", "PerfectQueue.Workers.ProcessorKilledException", "PerfectQueue.Workers.ProcessorType",

@@ -117,10 +117,12 @@ internal sealed class ChildLoop(ChildChannel channel)
             Message = (string?)run["lastMessage"],
             Data = (string?)run["data"] is { } data ? Convert.FromBase64String(data) : null,
         };
-        var task = new AcquiredTask(row, DateTimeOffset.FromUnixTimeMilliseconds((long?)run["leaseExpiresAt"] ?? 0), new ChildTaskHolder(channel, _pending))
+        var holder = new ChildTaskHolder(channel, _pending);
+        var task = new AcquiredTask(row, DateTimeOffset.FromUnixTimeMilliseconds((long?)run["leaseExpiresAt"] ?? 0), holder)
         {
             Deadline = (long?)run["deadline"] is { } deadline ? DateTimeOffset.FromUnixTimeMilliseconds(deadline) : null,
         };
+        holder.Output = task.Output;
         if (Enum.TryParse<PreemptionReason>((string?)run["lost"], out var reason)) task.OnLost(TaskStates.Preempted(task.Key, reason, "continue"));
         else if ((bool?)run["cancel"] == true) task.OnCancelRequested();
         if ((bool?)run["stopRequested"] == true) task.OnStopRequested();
@@ -153,6 +155,7 @@ internal sealed class ChildLoop(ChildChannel channel)
             };
             end["message"] = Message(e);
         }
+        end["output"] = running.Task.Output.Text; // the attempt's history output travels back to the parent, which writes it
         lock (_gate) if (_running == running) _running = null;
         try { Send(end); }
         catch (IOException) { /* the worker is gone */ }

@@ -305,6 +305,8 @@ internal sealed class ChildProcess : IAsyncDisposable
         {
             var task = _run?.Task ?? throw new InvalidOperationException("No task is running in this child process.");
             JsonNode? result = null;
+            // The handler's writes carry what it wrote so far: this attempt's history row is written with them.
+            if (request.ContainsKey("output")) task.Output.Replace((string?)request["output"]);
             switch ((string?)request["op"])
             {
                 case "finish":

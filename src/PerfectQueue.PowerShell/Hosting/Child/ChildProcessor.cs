@@ -60,6 +60,7 @@ internal sealed class ChildProcessor : ITaskProcessor
         int? route = null;
         if (_handlers.Routes is { } routes) route = routes.Find(task.Type) ?? throw new NoHandlerException(task.Type);
         await EnsureChildAsync().ConfigureAwait(false);
+        task.ProcessorName = "process";
         var child = _child;
         var outcome = await child.RunAsync(task, route, stop).ConfigureAwait(false);
         try { return Conclude(child, task, outcome, stop); }
@@ -96,6 +97,7 @@ internal sealed class ChildProcessor : ITaskProcessor
             // The child is gone under the task: crashed, killed from outside, or frozen (the watchdog killed it).
             throw new ProcessorFailedException(child.Gone.Result, killed: child.WasFrozen);
         }
+        if (end.ContainsKey("output")) task.Output.Replace((string?)end["output"]);
         if ((bool?)end["ok"] == true) return (string?)end["result"];
         var message = (string?)end["message"] ?? "the handler failed";
         throw (string?)end["kind"] switch

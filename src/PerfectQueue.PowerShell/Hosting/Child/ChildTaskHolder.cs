@@ -11,16 +11,19 @@ internal sealed class ChildTaskHolder(ChildChannel channel, ConcurrentDictionary
 {
     private static long _lastId;
 
+    /// <summary>The output the child's handler wrote so far (its task's <see cref="AcquiredTask.Output"/>), sent with each write that ends the attempt.</summary>
+    public AttemptOutput? Output { get; set; }
+
     public Task FinishAsync(TaskOutcome outcome, string? message, CancellationToken ct) =>
-        AskAsync(new JsonObject { ["op"] = "finish", ["outcome"] = outcome.ToString(), ["message"] = message }, ct);
+        AskAsync(new JsonObject { ["op"] = "finish", ["outcome"] = outcome.ToString(), ["message"] = message, ["output"] = Output?.Text }, ct);
 
     public async Task<bool> RetryAsync(string? message, TimeSpan? delay, CancellationToken ct)
     {
-        var reply = await AskAsync(new JsonObject { ["op"] = "retry", ["message"] = message, ["delayMs"] = delay is { } d ? d.TotalMilliseconds : null }, ct).ConfigureAwait(false);
+        var reply = await AskAsync(new JsonObject { ["op"] = "retry", ["message"] = message, ["delayMs"] = delay is { } d ? d.TotalMilliseconds : null, ["output"] = Output?.Text }, ct).ConfigureAwait(false);
         return (bool?)reply["result"] ?? true;
     }
 
-    public Task ReleaseAsync(CancellationToken ct) => AskAsync(new JsonObject { ["op"] = "release" }, ct);
+    public Task ReleaseAsync(CancellationToken ct) => AskAsync(new JsonObject { ["op"] = "release", ["output"] = Output?.Text }, ct);
 
     public Task UpdateDataAsync(string json, CancellationToken ct) => AskAsync(new JsonObject { ["op"] = "updateData", ["data"] = json }, ct);
 

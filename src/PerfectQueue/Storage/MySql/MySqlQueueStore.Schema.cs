@@ -138,6 +138,30 @@ internal sealed partial class MySqlQueueStore
                 ) {TableOptions}
                 """),
         ]),
+        // One row per ended attempt (docs/history.md); read and deleted by task id, so indexed by it. MEDIUMTEXT: the
+        // output is bounded to 64 KB of UTF-8, a little more than TEXT holds with its cut marker.
+        new(6, $"the attempts table '{AttemptsTable}'",
+        [
+            new("create_attempts_table", $"""
+                CREATE TABLE IF NOT EXISTS {QuotedAttempts} (
+                    id BIGINT NOT NULL AUTO_INCREMENT,
+                    task_id BIGINT NOT NULL,
+                    task_created_at BIGINT NOT NULL,
+                    task_key VARCHAR(256) NOT NULL,
+                    attempt INT NOT NULL,
+                    started_at BIGINT NOT NULL,
+                    ended_at BIGINT NOT NULL,
+                    host VARCHAR(256) NOT NULL,
+                    session_id VARCHAR(256) NULL,
+                    processor VARCHAR(16) NOT NULL,
+                    outcome VARCHAR(16) NOT NULL,
+                    message TEXT NULL,
+                    output MEDIUMTEXT NULL,
+                    PRIMARY KEY (id),
+                    KEY {Quote(AttemptsTable + "_task")} (task_id, id)
+                ) {TableOptions}
+                """),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.
@@ -146,6 +170,7 @@ internal sealed partial class MySqlQueueStore
         new("drop_tables", $"DROP TABLE IF EXISTS {_t}, {_w}, {_u}"),
         new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
         new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
+        new("drop_attempts_table", $"DROP TABLE IF EXISTS {QuotedAttempts}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

@@ -123,7 +123,7 @@ internal sealed partial class MySqlQueueStore
             """;
     }
 
-    private string ApplySql(bool finishes, bool retries, bool releases)
+    private string ApplySql(bool finishes, bool retries, bool releases, bool attempts = false, bool notices = false)
     {
         const string fence = "WHERE t.lease_token = w.wtok AND t.finished_at IS NULL";
         // One transaction: first the rows whose lease is current are locked (and returned). A fence that holds on
@@ -135,6 +135,9 @@ internal sealed partial class MySqlQueueStore
             {fence} FOR UPDATE;
 
             """);
+        // Attempt rows and notices of the writes whose fence holds, before the updates clear it (docs/history.md).
+        if (attempts) sql.Append(InsertAttemptsSql).Append(";\n");
+        if (notices) sql.Append(InsertNoticesSql).Append(";\n");
         if (finishes)
             sql.Append($"""
                 UPDATE {_t} AS t JOIN JSON_TABLE(@finishes, '$[*]' COLUMNS ({LeaseColumns}, o VARCHAR(32) PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]', r BIGINT PATH '$[4]', u INT PATH '$[5]')) AS w ON t.id = w.wid
@@ -192,5 +195,6 @@ internal sealed partial class MySqlQueueStore
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
         yield return ("tables", ListQueueTablesSql);
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 }

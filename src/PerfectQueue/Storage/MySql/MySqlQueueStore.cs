@@ -248,14 +248,16 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         var finishes = writes.Where(w => w.Kind == LeaseWriteKind.Finish).ToList();
         var retries = writes.Where(w => w.Kind == LeaseWriteKind.Retry).ToList();
         var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).ToList();
-        var sql = ApplySql(finishes.Count > 0, retries.Count > 0, releases.Count > 0);
-        var args = new
+        var attempts = writes.Any(w => w.Attempt is not null);
+        var notices = writes.Any(w => w.Notice is not null);
+        var sql = ApplySql(finishes.Count > 0, retries.Count > 0, releases.Count > 0, attempts, notices);
+        var args = HistoryArgs(writes, new
         {
             all = LeasesJson(writes.Select(w => w.Lease)),
             finishes = JsonSerializer.Serialize(finishes.Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.Outcome, w.Message, w.RetentionMs, w.Uncounted ? 1 : 0 }), Json),
             retries = JsonSerializer.Serialize(retries.Select(w => new object?[] { w.Lease.Id, w.Lease.Token, w.DelayMs, w.Message }), Json),
             releases = LeasesJson(releases.Select(w => w.Lease)),
-        };
+        });
         return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(sql, args, ct)).ConfigureAwait(false)).ToHashSet(),
             RetrySafety.BeforeSent, ct);
     }
@@ -388,7 +390,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
         await c.ExecuteAsync(Command(ForceFinishSql, new { key, outcome, message, retention = retentionMs }, ct)).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
 
-    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync(Command(CleanupSql, new { limit }, ct)),
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => CleanupWithAttemptsAsync(c, limit, ct),
         RetrySafety.Always, ct);
 
     // ---- worker sessions ----

@@ -222,5 +222,6 @@ internal sealed partial class PostgresQueueStore
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
         yield return ("tables", ListQueueTablesSql);
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 }

@@ -179,22 +179,25 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
             var done = new HashSet<long>();
             // One kind is one statement (autocommit); several kinds commit together.
             var kinds = (finishes.Count > 0 ? 1 : 0) + (retries.Count > 0 ? 1 : 0) + (releases.Count > 0 ? 1 : 0);
-            await using var tx = kinds > 1 ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
+            // Attempt rows travel inside each kind's statement (WithAttempts); notices, rare, are one more statement.
+            var notices = writes.Any(w => w.Notice is not null);
+            await using var tx = kinds > 1 || notices ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
             if (finishes.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(FinishSql, new
+                done.UnionWith(await c.QueryAsync<long>(WithAttempts(FinishSql, finishes), AttemptArgs(finishes, new
                 {
                     ids = finishes.Select(w => w.Lease.Id).ToArray(), tokens = finishes.Select(w => w.Lease.Token).ToArray(),
                     outcomes = finishes.Select(w => w.Outcome).ToArray(), messages = finishes.Select(w => w.Message).ToArray(),
                     retentions = finishes.Select(w => w.RetentionMs).ToArray(), uncounted = finishes.Select(w => w.Uncounted ? 1 : 0).ToArray(),
-                }, tx).ConfigureAwait(false));
+                }), tx).ConfigureAwait(false));
             if (retries.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(RetrySql, new
+                done.UnionWith(await c.QueryAsync<long>(WithAttempts(RetrySql, retries), AttemptArgs(retries, new
                 {
                     ids = retries.Select(w => w.Lease.Id).ToArray(), tokens = retries.Select(w => w.Lease.Token).ToArray(),
                     delays = retries.Select(w => w.DelayMs).ToArray(), messages = retries.Select(w => w.Message).ToArray(),
-                }, tx).ConfigureAwait(false));
+                }), tx).ConfigureAwait(false));
             if (releases.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(ReleaseSql, new { ids = releases.Select(w => w.Lease.Id).ToArray(), tokens = releases.Select(w => w.Lease.Token).ToArray() }, tx).ConfigureAwait(false));
+                done.UnionWith(await c.QueryAsync<long>(WithAttempts(ReleaseSql, releases), AttemptArgs(releases, new { ids = releases.Select(w => w.Lease.Id).ToArray(), tokens = releases.Select(w => w.Lease.Token).ToArray() }), tx).ConfigureAwait(false));
+            if (notices) await SubmitNoticesAsync(c, tx, writes, done).ConfigureAwait(false);
             if (tx is not null) await tx.CommitAsync(ct).ConfigureAwait(false);
             return (IReadOnlySet<long>)done;
         }, RetrySafety.BeforeSent, ct);
@@ -251,7 +254,7 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
     public Task<bool> ForceFinishAsync(string key, string outcome, string? message, long retentionMs, CancellationToken ct) => Run(async c =>
         await c.ExecuteAsync(ForceFinishSql, new { key, outcome, message, retention = retentionMs }).ConfigureAwait(false) == 1, RetrySafety.BeforeSent, ct);
 
-    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteAsync(CleanupSql, new { limit }), RetrySafety.Always, ct);
+    public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c => c.ExecuteScalarAsync<int>(CleanupWithAttemptsSql, new { limit }), RetrySafety.Always, ct);
 
     // ---- worker sessions ----
 

@@ -24,6 +24,7 @@ internal static class StoreStatements
         "pause.add", "pause.remove", "pause.list", "pause.count_paused",
         "restart", "remove",
         "tables",
+        "history.list", "history.delete",
     ];
 
     /// <summary>The operation a statement name belongs to: "apply.finish" and "list(keys)" to "apply" and "list".</summary>

@@ -117,6 +117,31 @@ internal sealed partial class SqlServerQueueStore
                     CONSTRAINT {Quote(_pausesTable + "_pk")} PRIMARY KEY NONCLUSTERED (task_type, user_name));
                 """),
         ]),
+        // One row per ended attempt (docs/history.md): a monotonic clustered key, and an index by task id, which
+        // history reads and cleanup deletes by.
+        new(6, $"the attempts table '{AttemptsTable}'",
+        [
+            new("create_attempts_table", $"""
+                IF OBJECT_ID(N'{QuotedAttempts}', N'U') IS NULL
+                CREATE TABLE {QuotedAttempts} (
+                    id bigint IDENTITY(1,1) NOT NULL,
+                    task_id bigint NOT NULL,
+                    task_created_at bigint NOT NULL,
+                    task_key nvarchar(256) COLLATE {Exact} NOT NULL,
+                    attempt int NOT NULL,
+                    started_at bigint NOT NULL,
+                    ended_at bigint NOT NULL,
+                    host nvarchar(256) NOT NULL,
+                    session_id nvarchar(256) NULL,
+                    processor nvarchar(16) NOT NULL,
+                    outcome nvarchar(16) NOT NULL,
+                    message nvarchar(max) NULL,
+                    output nvarchar(max) NULL,
+                    CONSTRAINT {Quote(AttemptsTable + "_pk")} PRIMARY KEY CLUSTERED (id));
+                """),
+            new("index_attempts_task", $"IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'{QuotedAttempts}', N'U') AND name = N'{AttemptsTable}_task') " +
+                $"CREATE NONCLUSTERED INDEX {Quote(AttemptsTable + "_task")} ON {QuotedAttempts} (task_id, id);"),
+        ]),
     ];
 
     private string Index(string suffix, string definition) =>
@@ -136,6 +161,7 @@ internal sealed partial class SqlServerQueueStore
         new("drop_workers_table", $"IF OBJECT_ID(N'{_w}', N'U') IS NOT NULL DROP TABLE {_w};"),
         new("drop_schedules_table", $"IF OBJECT_ID(N'{QuotedSchedules}', N'U') IS NOT NULL DROP TABLE {QuotedSchedules};"),
         new("drop_pauses_table", $"IF OBJECT_ID(N'{_p}', N'U') IS NOT NULL DROP TABLE {_p};"),
+        new("drop_attempts_table", $"IF OBJECT_ID(N'{QuotedAttempts}', N'U') IS NOT NULL DROP TABLE {QuotedAttempts};"),
         new("forget_version", $"IF OBJECT_ID(N'perfectqueue_schema', N'U') IS NOT NULL DELETE FROM perfectqueue_schema WHERE table_name = N'{_table}';"),
     ];
 

@@ -507,6 +507,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
         yield return ("tables", ListQueueTablesSql, null);
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 
     // ---- operations ----
@@ -622,7 +623,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct)
     {
         if (writes.Count == 0) return Task.FromResult<IReadOnlySet<long>>(new HashSet<long>());
-        return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(_applySql, ApplyArgs(writes), null, ct)).ConfigureAwait(false)).ToHashSet(),
+        var history = writes.Any(w => w.Attempt is not null || w.Notice is not null);
+        return Run(async c => (IReadOnlySet<long>)(await c.QueryAsync<long>(Command(history ? ApplyWithHistorySql : _applySql, history ? ApplyHistoryArgs(writes) : ApplyArgs(writes), null, ct)).ConfigureAwait(false)).ToHashSet(),
             RetrySafety.BeforeSent, ct);
     }
 
@@ -663,7 +665,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         RetrySafety.BeforeSent, ct);
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(c =>
-        c.ExecuteScalarAsync<int>(Command(_cleanupSql, CleanupArgs(limit), null, ct)), RetrySafety.Always, ct);
+        c.ExecuteScalarAsync<int>(Command(CleanupWithAttemptsSql, CleanupArgs(limit), null, ct)), RetrySafety.Always, ct);
 
     // ---- worker sessions ----
 

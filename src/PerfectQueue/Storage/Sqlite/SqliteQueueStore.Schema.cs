@@ -105,6 +105,27 @@ internal sealed partial class SqliteQueueStore
                     PRIMARY KEY (task_type, user_name))
                 """),
         ]),
+        // One row per ended attempt (docs/history.md); read and deleted by task id, so indexed by it.
+        new(6, $"the attempts table '{AttemptsTable}'",
+        [
+            new("create_attempts_table", $"""
+                CREATE TABLE IF NOT EXISTS {QuotedAttempts} (
+                    id INTEGER PRIMARY KEY,
+                    task_id INTEGER NOT NULL,
+                    task_created_at INTEGER NOT NULL,
+                    task_key TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    ended_at INTEGER NOT NULL,
+                    host TEXT NOT NULL,
+                    session_id TEXT NULL,
+                    processor TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    message TEXT NULL,
+                    output TEXT NULL)
+                """),
+            new("index_attempts_task", $"CREATE INDEX IF NOT EXISTS {Quote(AttemptsTable + "_task")} ON {QuotedAttempts} (task_id, id)"),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =
@@ -120,6 +141,7 @@ internal sealed partial class SqliteQueueStore
         new("drop_workers_table", $"DROP TABLE IF EXISTS {_w}"),
         new("drop_schedules_table", $"DROP TABLE IF EXISTS {QuotedSchedules}"),
         new("drop_pauses_table", $"DROP TABLE IF EXISTS {_p}"),
+        new("drop_attempts_table", $"DROP TABLE IF EXISTS {QuotedAttempts}"),
         new("create_schema_table", CreateSchemaTableSql),
         new("forget_version", $"DELETE FROM perfectqueue_schema WHERE table_name = '{_table}'"),
     ];

@@ -83,5 +83,6 @@ internal sealed partial class SqliteQueueStore
         foreach (var statement in PauseStatements()) yield return statement;
         foreach (var statement in FinishedTaskStatements()) yield return statement;
         yield return ("tables", ListQueueTablesSql);
+        foreach (var statement in HistoryStatements()) yield return statement;
     }
 }

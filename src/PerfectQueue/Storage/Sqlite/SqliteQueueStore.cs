@@ -237,6 +237,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             if (finishes.Count > 0) done.UnionWith(c.Query<long>(_finishSql, new { now, batch = JsonSerializer.Serialize(finishes) }));
             if (retries.Count > 0) done.UnionWith(c.Query<long>(_retrySql, new { now, batch = JsonSerializer.Serialize(retries) }));
             if (releases.Count > 0) done.UnionWith(c.Query<long>(_releaseSql, new { now, batch = JsonSerializer.Serialize(releases) }));
+            RecordAttempts(c, now, writes, done);
             return (IReadOnlySet<long>)done;
         });
     });
@@ -287,7 +288,11 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         Write(ct, (c, now) => c.Execute(ForceFinishSql, new { key, now, outcome, message, retention = retentionMs }) == 1));
 
     public Task<int> CleanupAsync(int limit, CancellationToken ct) => Run(ct, () =>
-        Write(ct, (c, now) => c.Execute(CleanupSql, new { now, limit })));
+        Write(ct, (c, now) =>
+        {
+            c.Execute(CleanupAttemptsSql, new { now, limit }); // the same rows: one writer at a time, in one transaction
+            return c.Execute(CleanupSql, new { now, limit });
+        }));
 
     // ---- worker sessions ----
 
