@@ -268,4 +268,73 @@ public abstract class HistoryConformance(IBackendTarget target) : BackendSuite(t
         Assert.EndsWith(AttemptOutput.CutMarker, output);
         Assert.True(System.Text.Encoding.UTF8.GetByteCount(output) <= AttemptOutput.MaxBytes);
     }
+
+    // Remove-PQTask and Restart-PQTask with the history (issue 12's branches where they meet).
+
+    private Queue OpenWithoutNotices(int maxAttempts) => Open(c =>
+    {
+        c.RetryWait = TimeSpan.Zero;
+        c.MaxAttempts = maxAttempts;
+        c.NoticeType = null; // a failure's notice would be the next task polled
+    });
+
+    [BackendFact]
+    public void Removing_a_finished_task_deletes_its_attempt_rows_and_a_new_task_with_the_key_starts_empty()
+    {
+        var q = OpenFast();
+        q.Submit("rm2", "backup");
+        PollKey(q, "rm2").Finish("kept");
+        q.Submit("rm1", "backup");
+        Assert.True(PollKey(q, "rm1").Retry("again", TimeSpan.Zero));
+        PollKey(q, "rm1").Finish("done");
+        Assert.Equal(2, AttemptRows(q, "rm1"));
+
+        q.Remove("rm1");
+        Assert.Equal(0, AttemptRows(q, "rm1"));
+        Assert.Equal(1, AttemptRows(q, "rm2")); // another task's history stays
+        Assert.Null(q.GetHistory("rm1"));
+
+        q.Submit("rm1", "backup");
+        Assert.Empty(q.GetHistory("rm1")!);
+        PollKey(q, "rm1").Finish("new");
+        Assert.Equal([(1, "Succeeded", "new")], q.GetHistory("rm1")!.Select(a => (a.Attempt, a.Outcome, a.Message)));
+    }
+
+    [BackendFact]
+    public void A_restarted_task_continues_its_history_from_attempt_1_without_inventing_Lost_attempts()
+    {
+        var q = OpenWithoutNotices(maxAttempts: 2);
+        q.Submit("rs1", "backup");
+        Assert.True(PollKey(q, "rs1").Retry("disk full"));
+        Assert.False(PollKey(q, "rs1").Retry("disk still full"));
+        q.Restart("rs1");
+        PollKey(q, "rs1").Finish("fixed");
+        Assert.Equal([(1, "Retried"), (2, "Failed"), (1, "Succeeded")], q.GetHistory("rs1")!.Select(a => (a.Attempt, a.Outcome)));
+    }
+
+    [BackendFact]
+    public void A_restart_neither_hides_the_earlier_runs_Lost_attempts_nor_the_new_runs()
+    {
+        var q = OpenWithoutNotices(maxAttempts: 2);
+        var other = OpenAnother(q);
+        q.Submit("rs2", "backup");
+        // First run: attempt 1's lease expires (Lost), attempt 2 fails.
+        var stale = q.Poll(TimeSpan.FromMilliseconds(300))!;
+        Eventually.True(() => q.Now() > stale.LeaseExpiresAt, "the first lease to expire");
+        Assert.False(PollKey(other, "rs2").Retry("broken"));
+        q.Restart("rs2");
+        // Second run: attempt 1 succeeds.
+        PollKey(q, "rs2").Finish("fixed");
+        Assert.Equal([(1, "Lost"), (2, "Failed"), (1, "Succeeded")], q.GetHistory("rs2")!.Select(a => (a.Attempt, a.Outcome)));
+
+        q.Submit("rs3", "backup");
+        Assert.True(PollKey(q, "rs3").Retry("disk full"));
+        Assert.False(PollKey(q, "rs3").Retry("disk still full"));
+        q.Restart("rs3");
+        // Second run: attempt 1's lease expires (Lost), attempt 2 succeeds.
+        var lost = q.Poll(TimeSpan.FromMilliseconds(300))!;
+        Eventually.True(() => q.Now() > lost.LeaseExpiresAt, "the restarted run's first lease to expire");
+        PollKey(other, "rs3").Finish("fixed");
+        Assert.Equal([(1, "Retried"), (2, "Failed"), (1, "Lost"), (2, "Succeeded")], q.GetHistory("rs3")!.Select(a => (a.Attempt, a.Outcome)));
+    }
 }

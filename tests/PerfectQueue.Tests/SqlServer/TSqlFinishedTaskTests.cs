@@ -28,12 +28,20 @@ public sealed class TSqlFinishedTaskTests
     }
 
     [Fact]
-    public void Remove_deletes_only_a_visible_finished_row()
+    public void Remove_deletes_only_a_visible_finished_row_and_its_attempts_in_one_transaction()
     {
         var sql = Sql("remove");
-        var delete = Assert.Single(TSqlTree.Find<DeleteSpecification>(TSqlTree.Parse(sql, new TSql160Parser(true))));
-        Assert.NotNull(delete.OutputIntoClause);
-        Assert.Contains("finished_at IS NOT NULL", sql.Substring(delete.WhereClause.StartOffset, delete.WhereClause.FragmentLength));
+        var tree = TSqlTree.Parse(sql, new TSql160Parser(true));
+        var deletes = TSqlTree.Find<DeleteSpecification>(tree).ToList();
+        Assert.Equal(2, deletes.Count);
+        var task = deletes[0];
+        Assert.NotNull(task.OutputIntoClause);
+        Assert.Contains("finished_at IS NOT NULL", sql.Substring(task.WhereClause.StartOffset, task.WhereClause.FragmentLength));
+        var attempts = sql.Substring(deletes[1].StartOffset, deletes[1].FragmentLength);
+        Assert.Contains("tasks_test_attempts", attempts);
+        Assert.Contains("task_id IN (SELECT id FROM @hit)", attempts);
+        Assert.Single(TSqlTree.Find<BeginTransactionStatement>(tree));
+        Assert.Single(TSqlTree.Find<CommitTransactionStatement>(tree));
     }
 
     [Fact]

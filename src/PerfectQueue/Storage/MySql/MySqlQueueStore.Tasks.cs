@@ -19,8 +19,11 @@ internal sealed partial class MySqlQueueStore
         """;
 
     private string RestartSql => FinishedTaskSql(PortableSql.Restart(_t, Now));
-    // The attempts history's rows for the key, once that table exists, are deleted in this transaction too.
-    private string RemoveSql => FinishedTaskSql(PortableSql.RemoveFinished(_t, Now));
+    // The row's attempt rows go first, in this transaction (ROW_COUNT() then reads the task's DELETE).
+    private string RemoveSql => FinishedTaskSql($"""
+        DELETE FROM {QuotedAttempts} WHERE task_id IN (SELECT id FROM {_t} WHERE {PortableSql.FinishedByKey(Now)});
+        {PortableSql.RemoveFinished(_t, Now)}
+        """);
 
     private IEnumerable<(string Name, string Sql)> FinishedTaskStatements()
     {
@@ -36,7 +39,10 @@ internal sealed partial class MySqlQueueStore
             RetrySafety.BeforeSent, ct).ConfigureAwait(false) ?? nameof(FinishedTaskResult.NotFound));
     }
 
-    public async Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct) =>
-        Enum.Parse<FinishedTaskResult>(await Run(c => c.ExecuteScalarAsync<string>(Command(RemoveSql, new { key }, ct)),
+    public async Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // the attempts table must exist
+        return Enum.Parse<FinishedTaskResult>(await Run(c => c.ExecuteScalarAsync<string>(Command(RemoveSql, new { key }, ct)),
             RetrySafety.BeforeSent, ct).ConfigureAwait(false) ?? nameof(FinishedTaskResult.NotFound));
+    }
 }

@@ -7,16 +7,17 @@ namespace PerfectQueue.Storage.Postgres;
 // missing.
 internal sealed partial class PostgresQueueStore
 {
-    private string FinishedTaskSql(string change) => $"""
-        WITH done AS ({change} RETURNING id)
+    private string FinishedTaskSql(string change, string? alsoCte = null) => $"""
+        WITH done AS ({change} RETURNING id){(alsoCte is null ? "" : ",\n" + alsoCte)}
         SELECT CASE WHEN EXISTS (SELECT 1 FROM done) THEN '{nameof(FinishedTaskResult.Done)}'
                     WHEN EXISTS (SELECT 1 FROM {_t} WHERE {PortableSql.VisibleByKey(Now)}) THEN '{nameof(FinishedTaskResult.Live)}'
                     ELSE '{nameof(FinishedTaskResult.NotFound)}' END
         """;
 
     private string RestartSql => FinishedTaskSql(PortableSql.Restart(_t, Now, "@runAt::bigint", "@delay::bigint"));
-    // The attempts history's rows for the key, once that table exists, are deleted by this statement too (another CTE).
-    private string RemoveSql => FinishedTaskSql(PortableSql.RemoveFinished(_t, Now));
+    // The deleted row's attempt rows go in the same statement (a second data-modifying CTE on done's ids).
+    private string RemoveSql => FinishedTaskSql(PortableSql.RemoveFinished(_t, Now),
+        $"attempts AS (DELETE FROM {QuotedAttempts} WHERE task_id IN (SELECT id FROM done))");
 
     private IEnumerable<(string Name, string Sql)> FinishedTaskStatements()
     {
@@ -31,7 +32,10 @@ internal sealed partial class PostgresQueueStore
             RetrySafety.BeforeSent, ct).ConfigureAwait(false) ?? nameof(FinishedTaskResult.NotFound)); // a second try of a committed restart would find it live
     }
 
-    public async Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct) =>
-        Enum.Parse<FinishedTaskResult>(await Run(c => c.ExecuteScalarAsync<string>(RemoveSql, new { key }),
+    public async Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false); // the attempts table must exist
+        return Enum.Parse<FinishedTaskResult>(await Run(c => c.ExecuteScalarAsync<string>(RemoveSql, new { key }),
             RetrySafety.BeforeSent, ct).ConfigureAwait(false) ?? nameof(FinishedTaskResult.NotFound));
+    }
 }

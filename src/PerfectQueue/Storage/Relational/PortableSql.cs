@@ -108,7 +108,7 @@ internal static class PortableSql
 
     /// <summary>
     /// The removal of the visible finished task with the key (parameter @key).
-    /// When a table keeps rows per task (the attempts history), its rows for the key go in the same transaction.
+    /// Every store deletes the row's attempts history (<c>&lt;table&gt;_attempts</c>) in the same statement or transaction.
     /// </summary>
     public static string RemoveFinished(string quotedTable, string now) => $"DELETE FROM {quotedTable} WHERE {FinishedByKey(now)}";
 

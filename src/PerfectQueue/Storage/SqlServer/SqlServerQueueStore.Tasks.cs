@@ -24,11 +24,14 @@ internal sealed partial class SqlServerQueueStore
         OUTPUT inserted.id INTO @hit (id)
         WHERE {PortableSql.FinishedByKey("@now")}
         """);
-    // The attempts history's rows for the key, once that table exists, are deleted in this batch too (in one transaction).
+    // The deleted row's attempt rows go in the same transaction (the ids it recorded in @hit).
     private string RemoveSql => FinishedTaskSql($"""
+        BEGIN TRANSACTION;
         DELETE FROM {_t}
         OUTPUT deleted.id INTO @hit (id)
-        WHERE {PortableSql.FinishedByKey("@now")}
+        WHERE {PortableSql.FinishedByKey("@now")};
+        DELETE FROM {QuotedAttempts} WHERE task_id IN (SELECT id FROM @hit);
+        COMMIT TRANSACTION
         """);
 
     private static object RestartArgs(string key, long? runAtMs, long? delayMs) => new { key, runAt = runAtMs, delay = delayMs };
@@ -46,7 +49,7 @@ internal sealed partial class SqlServerQueueStore
         Enum.Parse<FinishedTaskResult>(await c.ExecuteScalarAsync<string>(Command(RestartSql, RestartArgs(key, runAtMs, delayMs), null, ct)).ConfigureAwait(false)
             ?? nameof(FinishedTaskResult.NotFound)), RetrySafety.BeforeSent, ct));
 
-    public Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct) => Run(async c =>
+    public Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct) => UpgradedAsync(ct, () => Run(async c =>
         Enum.Parse<FinishedTaskResult>(await c.ExecuteScalarAsync<string>(Command(RemoveSql, RemoveArgs(key), null, ct)).ConfigureAwait(false)
-            ?? nameof(FinishedTaskResult.NotFound)), RetrySafety.BeforeSent, ct);
+            ?? nameof(FinishedTaskResult.NotFound)), RetrySafety.BeforeSent, ct));
 }

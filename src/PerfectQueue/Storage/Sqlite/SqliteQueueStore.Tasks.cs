@@ -10,6 +10,8 @@ internal sealed partial class SqliteQueueStore
 {
     private string RestartSql => $"{PortableSql.Restart(_t, "@now")} RETURNING id";
     private string RemoveSql => $"{PortableSql.RemoveFinished(_t, "@now")} RETURNING id";
+    // Run first, in RemoveSql's transaction: the attempts of the row it deletes (every life of that id).
+    private string RemoveAttemptsSql => $"DELETE FROM {QuotedAttempts} WHERE task_id IN (SELECT id FROM {_t} WHERE {PortableSql.FinishedByKey("@now")})";
     private string KeyLiveSql => $"SELECT COUNT(*) FROM {_t} WHERE {PortableSql.VisibleByKey("@now")}";
 
     private static string? KeyPatternsJson(TaskQuery q) =>
@@ -20,6 +22,7 @@ internal sealed partial class SqliteQueueStore
         yield return ("restart", RestartSql);
         yield return ("restart.key_live", KeyLiveSql);
         yield return ("remove", RemoveSql);
+        yield return ("remove.attempts", RemoveAttemptsSql);
         yield return ("remove.key_live", KeyLiveSql);
     }
 
@@ -32,10 +35,17 @@ internal sealed partial class SqliteQueueStore
     });
 
     public Task<FinishedTaskResult> RemoveAsync(string key, CancellationToken ct) => Run(ct, () =>
-        // The attempts history's rows for the key, once that table exists, are deleted here too, in this transaction.
-        Write(ct, (c, now) => c.Query<long>(RemoveSql, new { key, now }).Any()
-            ? FinishedTaskResult.Done
-            : LiveOrNotFound(c, key, now)));
+    {
+        EnsureUpgraded(ct); // the attempts table must exist
+        // The task's attempt rows go first, in this transaction, so a removed task leaves no history behind.
+        return Write(ct, (c, now) =>
+        {
+            c.Execute(RemoveAttemptsSql, new { key, now });
+            return c.Query<long>(RemoveSql, new { key, now }).Any()
+                ? FinishedTaskResult.Done
+                : LiveOrNotFound(c, key, now);
+        });
+    });
 
     private FinishedTaskResult LiveOrNotFound(Microsoft.Data.Sqlite.SqliteConnection c, string key, long now) =>
         c.ExecuteScalar<long>(KeyLiveSql, new { key, now }) > 0 ? FinishedTaskResult.Live : FinishedTaskResult.NotFound;
