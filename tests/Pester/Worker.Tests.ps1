@@ -40,11 +40,15 @@ Describe 'Start-PQWorker' {
     It 'retries a throwing handler with its error, and ends it Failed after -MaxAttempts' {
         Submit-PQTask flaky work
         $summary = Start-PQWorker @Fast -RetryWait 0 -MaxAttempts 2 -Handler @{ work = { throw "disk full" } } 6>$null
-        $summary.Retried | Should -Be 1
+        # Retried twice: flaky's first attempt, and the failure notice it left (no route for pq.notice here: retried after 60 s).
+        $summary.Retried | Should -Be 2
         $summary.Failed | Should -Be 1
         $t = Get-PQTask flaky
         $t.Outcome | Should -Be 'Failed'
         $t.Message | Should -Match 'disk full'
+        $notice = @(Get-PQTask -Type pq.notice)
+        $notice.Count | Should -Be 1
+        $notice[0].Key | Should -BeLike 'pq.notice:failed:*:flaky'
     }
 
     It 'routes by regular expression, and retries an unrouted type after retry_wait with a clear message' {
