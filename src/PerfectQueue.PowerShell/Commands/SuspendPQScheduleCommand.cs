@@ -1,31 +1,14 @@
 using System.Management.Automation;
+using PerfectQueue.Schedules;
 
 namespace PerfectQueue.PowerShell.Commands;
 
 /// <summary>Suspends schedules: a suspended schedule fires nothing until Resume-PQSchedule.</summary>
 [Cmdlet(VerbsLifecycle.Suspend, "PQSchedule", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(PQSchedule))]
-public sealed class SuspendPQScheduleCommand : PQCmdlet
+public sealed class SuspendPQScheduleCommand : ScheduleStateCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(ScheduleNameCompleter))]
-    public string[] Name { get; set; } = [];
+    private protected override string Action => "Suspend";
 
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
-    protected override void ProcessRecord()
-    {
-        var queue = CurrentQueue();
-        foreach (var name in Name)
-        {
-            if (!ShouldProcess($"schedule '{name}' on {queue.Description}", "Suspend")) continue;
-            RunItem(name, () =>
-            {
-                var schedule = queue.SuspendScheduleAsync(name, StopToken).GetAwaiter().GetResult();
-                if (PassThru) WriteObject(new PQSchedule(schedule, queue));
-            });
-        }
-    }
+    private protected override Task<ScheduleInfo> ApplyAsync(Queue queue, string name, CancellationToken ct) => queue.SuspendScheduleAsync(name, ct);
 }
