@@ -241,7 +241,12 @@ Describe 'Task output' {
         (Get-PQTask).Status -eq 'Finished' | Should -BeTrue
     }
 
-    It 'never puts the password of a server URL into JSON or CSV' -Skip:(-not $env:PQ_TEST_POSTGRES) {
+    It 'never puts the password of a server URL into JSON or CSV' {
+        if (-not $env:PQ_TEST_POSTGRES) {
+            if ($env:CI) { throw 'PQ_TEST_POSTGRES is not set under CI.' }
+            Set-ItResult -Skipped -Because 'no PostgreSQL here (set PQ_TEST_POSTGRES; build.ps1 test starts one when installed)'
+            return
+        }
         $u = [uri]$env:PQ_TEST_POSTGRES
         $url = "postgresql://$($u.UserInfo.Split(':')[0]):Secret-pw-1234@$($u.Host):$($u.Port)$($u.AbsolutePath)"
         $q = [PerfectQueue.Queue]::Open($url, "pq_json_$([guid]::NewGuid().ToString("N").Substring(0, 8))")
