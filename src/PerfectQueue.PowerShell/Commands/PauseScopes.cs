@@ -15,6 +15,14 @@ internal static class PauseScopes
         return scopes;
     }
 
-    /// <summary>A bad scope as the terminating InvalidArgument error, before anything was changed.</summary>
-    public static ErrorRecord Invalid(ArgumentException e, object? target) => PQErrors.InvalidArgumentError(e, target);
+    /// <summary><see cref="Combine"/>, with a bad scope as <paramref name="cmdlet"/>'s terminating InvalidArgument error, before anything was changed.</summary>
+    public static List<(string? Type, string? User)> CombineOrStop(PSCmdlet cmdlet, string[]? types, string[]? users)
+    {
+        try { return Combine(types, users); }
+        catch (ArgumentException e)
+        {
+            cmdlet.ThrowTerminatingError(PQErrors.InvalidArgumentError(e, types ?? users));
+            throw; // not reached: ThrowTerminatingError throws
+        }
+    }
 }

@@ -36,15 +36,7 @@ public sealed class ResumePQQueueCommand : PQCmdlet
         List<(string? Type, string? User)> scopes = [];
         if (All)
             RunItem(queue.Description, () => scopes = queue.ListPausesAsync(false, StopToken).GetAwaiter().GetResult().Select(p => (p.Type, p.User)).ToList());
-        else
-        {
-            try { scopes = PauseScopes.Combine(Type, User); }
-            catch (ArgumentException e)
-            {
-                ThrowTerminatingError(PauseScopes.Invalid(e, Type ?? User));
-                return;
-            }
-        }
+        else scopes = PauseScopes.CombineOrStop(this, Type, User);
         foreach (var (type, user) in scopes)
         {
             var scope = QueuePause.Describe(type, user);

@@ -26,13 +26,7 @@ public sealed class SuspendPQQueueCommand : PQCmdlet
     protected override void ProcessRecord()
     {
         var queue = CurrentQueue();
-        List<(string? Type, string? User)> scopes;
-        try { scopes = PauseScopes.Combine(Type, User); }
-        catch (ArgumentException e)
-        {
-            ThrowTerminatingError(PauseScopes.Invalid(e, Type ?? User));
-            return;
-        }
+        var scopes = PauseScopes.CombineOrStop(this, Type, User);
         foreach (var (type, user) in scopes)
         {
             var scope = QueuePause.Describe(type, user);

@@ -29,6 +29,7 @@ public sealed class Worker
     private readonly TaskConclusion _conclusion;
     private readonly LeaseKeeper _leases;
     private readonly WorkerSession _session;
+    private readonly PauseNotices _pauses;
     // Completed (and replaced) each time a processor frees up. A round takes the current one before it polls,
     // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
     private TaskCompletionSource _freed = NewSignal();
@@ -53,8 +54,6 @@ public sealed class Worker
         _session = new WorkerSession(queue, _options, () => _running.Count, Log);
         _pauses = new PauseNotices(queue, Log);
     }
-
-    private readonly PauseNotices _pauses;
 
     /// <summary>How long a handler may go on after its task's cancel was asked (or the task was lost) before it is stopped.</summary>
     public TimeSpan CancelGracePeriod { get => _options.CancelGracePeriod; init => _options.CancelGracePeriod = value; }
