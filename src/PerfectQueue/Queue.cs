@@ -198,7 +198,18 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         if ((f.Keys is { Count: > 0 } || f.KeyPatterns is { Count: > 0 }) && keys is null && patterns is not { Count: > 0 }) return [];
         var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First, f.Outcomes,
             patterns is { Count: > 0 } ? patterns : null, f.Newest), ct).ConfigureAwait(false);
-        return rows.Select(TaskStates.ToInfo).ToList();
+        var hosts = await HostsOfRunningAsync(rows, ct).ConfigureAwait(false);
+        return rows.Select(r => TaskStates.ToInfo(r, hosts)).ToList();
+    }
+
+    /// <summary>
+    /// The hosts of the worker sessions that hold the running rows among <paramref name="rows"/>, by session id: one
+    /// read of the small sessions table, and only when a listed task runs under a worker.
+    /// </summary>
+    internal async Task<IReadOnlyDictionary<string, string>?> HostsOfRunningAsync(IReadOnlyList<TaskRow> rows, CancellationToken ct)
+    {
+        if (!rows.Any(r => r.LeasedBy is not null && TaskStates.IsHeld(r))) return null;
+        return (await _store.ListWorkersAsync(ct).ConfigureAwait(false)).ToDictionary(w => w.Id, w => w.Host, StringComparer.Ordinal);
     }
 
     // ---- re-run and delete finished tasks ----
@@ -286,9 +297,10 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     /// PollMulti for the worker: also says which tasks the acquire finished instead of handing them out, so
     /// they are logged and counted, and a poll that only ended tasks is not taken for an empty queue.
     /// <paramref name="ct"/> cancels only the acquire statement: once it has leased rows, the endings are
-    /// written whatever happens to the token (a cancel then would strand their leases).
+    /// written whatever happens to the token (a cancel then would strand their leases). <paramref name="session"/>:
+    /// the worker session the rows are leased by, as listings show it (null: a holder that is no worker).
     /// </summary>
-    internal async Task<PollResult> AcquireAsync(int max, TimeSpan? aliveTime, CancellationToken ct)
+    internal async Task<PollResult> AcquireAsync(int max, TimeSpan? aliveTime, CancellationToken ct, string? session = null)
     {
         if (max is < 1 or > MaxBatch) throw new ArgumentOutOfRangeException(nameof(max), max, $"Poll between 1 and {MaxBatch} tasks at a time.");
         var alive = aliveTime ?? Config.AliveTime;
@@ -296,7 +308,7 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         await EnsureCreatedAsync(ct).ConfigureAwait(false);
         await CleanupIfDueAsync(ct).ConfigureAwait(false);
 
-        var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, ct).ConfigureAwait(false);
+        var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, session, ct).ConfigureAwait(false);
         var acquired = new List<AcquiredTask>(rows.Count);
         List<(LeaseWrite Write, AcquireEnding Ending)>? endings = null;
         foreach (var row in rows)
@@ -395,8 +407,14 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     /// <summary>Every worker session, live and dead (until cleanup deletes it), oldest first.</summary>
     public IReadOnlyList<WorkerSessionInfo> ListWorkers() => ListWorkersAsync().GetAwaiter().GetResult();
 
-    public async Task<IReadOnlyList<WorkerSessionInfo>> ListWorkersAsync(CancellationToken ct = default) =>
-        (await _store.ListWorkersAsync(ct).ConfigureAwait(false)).Select(WorkerSessionInfo.From).ToList();
+    public async Task<IReadOnlyList<WorkerSessionInfo>> ListWorkersAsync(CancellationToken ct = default)
+    {
+        var sessions = await _store.ListWorkersAsync(ct).ConfigureAwait(false);
+        if (sessions.Count == 0) return [];
+        // Read after the sessions, so a task leased by a session listed here shows under it.
+        var running = (await _store.ListRunningAsync(ct).ConfigureAwait(false)).ToLookup(r => r.Session, r => r.Key, StringComparer.Ordinal);
+        return sessions.Select(s => WorkerSessionInfo.From(s, running[s.Id].ToList())).ToList();
+    }
 
     /// <summary>
     /// Asks the worker of session <paramref name="id"/>, on any host, to stop gracefully: it sees the request at

@@ -37,6 +37,22 @@ public sealed class TaskInfo
     /// null: no limit of the task's own. Not <see cref="Timeout"/>, which is the original's due-time column.
     /// </summary>
     public TimeSpan? ExecutionTimeout { get; init; }
+    /// <summary>
+    /// While a worker holds the task (Running, or CancelRequested and still held): its session id, as Get-PQWorker
+    /// shows it. Null otherwise, and for a holder that is no worker (Receive-PQTask, Queue.Poll).
+    /// </summary>
+    public string? Worker { get; init; }
+    /// <summary>The host of <see cref="Worker"/>, from its session row (null when the session row is gone).</summary>
+    public string? Host { get; init; }
+    /// <summary>While the task is held: when the running attempt started (its lease was taken), by the database clock.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+    /// <summary>While the task is held: how long the running attempt has run, as of the read (database clock).</summary>
+    public TimeSpan? RunningFor { get; init; }
+    /// <summary>
+    /// How long the last ended attempt ran (from its start to its finish or retry); null before one ended. A released
+    /// attempt (a worker's stop) does not count. Each attempt's own time: Get-PQTaskHistory.
+    /// </summary>
+    public TimeSpan? LastDuration { get; init; }
 
     public override string ToString() => $"{Key} ({Type}) {Status}{(Outcome is { } o ? "/" + o : "")}";
 }

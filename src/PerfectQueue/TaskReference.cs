@@ -28,7 +28,9 @@ public sealed class TaskReference
     public TaskInfo? TryGetInfo() => TryGetInfoAsync().GetAwaiter().GetResult();
 
     public async Task<TaskInfo?> TryGetInfoAsync(CancellationToken ct = default) =>
-        await _queue.Store.GetAsync(Key, ct).ConfigureAwait(false) is { } row ? TaskStates.ToInfo(row) : null;
+        await _queue.Store.GetAsync(Key, ct).ConfigureAwait(false) is { } row
+            ? TaskStates.ToInfo(row, await _queue.HostsOfRunningAsync([row], ct).ConfigureAwait(false))
+            : null;
 
     /// <summary>
     /// Asks the task to cancel (the original's cancel_request!). A task nobody runs now is finished as Cancelled

@@ -17,12 +17,17 @@ internal static class TaskStates
         return TaskState.Waiting; // due, or its lease expired
     }
 
+    /// <summary>True while a holder's lease on the row is current: Running, or CancelRequested and still held.</summary>
+    public static bool IsHeld(TaskRow row) => row.FinishedAt is null && row.LeaseToken is not null && row.DueAt is { } due && due > row.Now;
+
     public static TaskOutcome? OutcomeOf(TaskRow row) =>
         row.Outcome is { } text && Enum.TryParse<TaskOutcome>(text, out var outcome) ? outcome : null;
 
     public static DateTimeOffset Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
 
-    public static TaskInfo ToInfo(TaskRow row)
+    /// <param name="row">The row as read.</param>
+    /// <param name="hosts">The hosts of worker sessions by id (<see cref="Queue.HostsOfRunningAsync"/>), for a held task's <see cref="TaskInfo.Host"/>; null: unknown.</param>
+    public static TaskInfo ToInfo(TaskRow row, IReadOnlyDictionary<string, string>? hosts = null)
     {
         // A row whose data cannot be read still lists (a listing must not fail on one old or hand-written row);
         // DataError says why its Data is empty.
@@ -30,28 +35,40 @@ internal static class TaskStates
         string? dataError = null;
         try { data = TaskData.Decode(row.Data); }
         catch (TaskDataException e) { data = []; dataError = e.Message; }
-        return ToInfo(row, data, dataError);
+        return ToInfo(row, data, dataError, hosts);
     }
 
-    private static TaskInfo ToInfo(TaskRow row, JsonObject data, string? dataError) => new()
+    private static TaskInfo ToInfo(TaskRow row, JsonObject data, string? dataError, IReadOnlyDictionary<string, string>? hosts)
     {
-        Key = row.Key,
-        Type = row.Type,
-        User = row.User,
-        Status = StatusOf(row),
-        Outcome = OutcomeOf(row),
-        Message = row.Message,
-        CreatedAt = Time(row.CreatedAt),
-        Timeout = row.FinishedAt is null ? (row.DueAt is { } d ? Time(d) : null) : (row.PurgeAt is { } p ? Time(p) : null),
-        FinishedAt = row.FinishedAt is { } f ? Time(f) : null,
-        Data = data,
-        DataError = dataError,
-        Attempts = row.Attempts,
-        MaxRunning = row.MaxRunning,
-        CancelRequested = row.CancelRequested,
-        Compressed = row.Data is { } bytes && TaskData.IsCompressed(bytes),
-        ExecutionTimeout = ExecutionTimeout(row),
-    };
+        // Who holds it and since when are shown only while the lease is current: after a finish, retry, release or
+        // expiry the columns still name the last holder, which history (Get-PQTaskHistory) tells better.
+        var held = IsHeld(row);
+        var session = held ? row.LeasedBy : null;
+        return new()
+        {
+            Key = row.Key,
+            Type = row.Type,
+            User = row.User,
+            Status = StatusOf(row),
+            Outcome = OutcomeOf(row),
+            Message = row.Message,
+            CreatedAt = Time(row.CreatedAt),
+            Timeout = row.FinishedAt is null ? (row.DueAt is { } d ? Time(d) : null) : (row.PurgeAt is { } p ? Time(p) : null),
+            FinishedAt = row.FinishedAt is { } f ? Time(f) : null,
+            Data = data,
+            DataError = dataError,
+            Attempts = row.Attempts,
+            MaxRunning = row.MaxRunning,
+            CancelRequested = row.CancelRequested,
+            Compressed = row.Data is { } bytes && TaskData.IsCompressed(bytes),
+            ExecutionTimeout = ExecutionTimeout(row),
+            Worker = session,
+            Host = session is not null && hosts is not null && hosts.TryGetValue(session, out var host) ? host : null,
+            StartedAt = held && row.LeasedAt is { } at ? Time(at) : null,
+            RunningFor = held && row.LeasedAt is { } since ? TimeSpan.FromMilliseconds(Math.Max(0, row.Now - since)) : null,
+            LastDuration = row.LastRunMs is { } ran ? TimeSpan.FromMilliseconds(Math.Max(0, ran)) : null,
+        };
+    }
 
     /// <summary>The execution limit stored with the task (null: none).</summary>
     public static TimeSpan? ExecutionTimeout(TaskRow row) => row.TimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null;

@@ -45,6 +45,11 @@ public sealed class WorkerSessionInfo
     public bool StopRequested { get; init; }
     /// <summary>How the worker runs handlers: 'thread' (runspaces) or 'process' (child processes). Sessions of workers older than schema version 3 read as 'thread'.</summary>
     public string ProcessorType { get; init; } = "thread";
+    /// <summary>
+    /// The keys of the tasks this session holds now (leased, lease not expired), oldest lease first: read right after
+    /// the session rows, so a task that started or ended in between may be missing or still listed.
+    /// </summary>
+    public IReadOnlyList<string> RunningKeys { get; init; } = [];
     /// <summary>The database clock when the row was read; <see cref="State"/> is as of then.</summary>
     public DateTimeOffset ReadAt { get; init; }
 
@@ -53,8 +58,9 @@ public sealed class WorkerSessionInfo
     /// <summary>How long ago the last beat was, as of <see cref="ReadAt"/> (by the database clock).</summary>
     public TimeSpan LastBeatAge => ReadAt > LastBeatAt ? ReadAt - LastBeatAt : TimeSpan.Zero;
 
-    internal static WorkerSessionInfo From(WorkerSessionRow row) => new()
+    internal static WorkerSessionInfo From(WorkerSessionRow row, IReadOnlyList<string>? runningKeys = null) => new()
     {
+        RunningKeys = runningKeys ?? [],
         Id = row.Id,
         Host = row.Host,
         Pid = row.Pid,

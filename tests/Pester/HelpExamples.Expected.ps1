@@ -78,23 +78,27 @@ $waiting = '\|Waiting\|\|'
         Output = 'backup-sales-2026-11-26\s+backup\s+team-a\s+Running', 'report-daily-2026-11-26\s+report\s+team-b\s+Waiting'
         State  = 'backup-sales-2026-11-26\|Running\|\|', "report-daily-2026-11-26$waiting"
     }
-    'Get-PQTask: Example 2: Look at one task in detail' = @{
+    'Get-PQTask: Example 2: Who runs a task, and how long it took' = @{
+        Output = 'vacuum-sales-2026-11-26\s+Finished\s+\d\d:\d\d:\d\d\.\d+\s+ran on \S+ under worker [0-9a-f]{12}, started \d\d:\d\d:\d\d'
+        State  = 'vacuum-sales-2026-11-26\|Finished\|Succeeded\|ran on \S+ under worker [0-9a-f]{12}, started \d\d:\d\d:\d\d'
+    }
+    'Get-PQTask: Example 3: Look at one task in detail' = @{
         Output = 'Key\s+: nightly-2026-11-26', 'Status\s+: Waiting', '"db": "sales"', '"full": true'
     }
-    'Get-PQTask: Example 3: Find failed tasks and their last error' = @{
+    'Get-PQTask: Example 4: Find failed tasks and their last error' = @{
         Output = 'import-orders-17\s+1\s+\S+ \S+\s+orders-17\.csv is missing on the share'
         State  = 'import-orders-17\|Finished\|Failed\|orders-17\.csv is missing on the share'
     }
-    'Get-PQTask: Example 4: The oldest tasks of one team' = @{
+    'Get-PQTask: Example 5: The oldest tasks of one team' = @{
         Output   = '(?s)reindex-1\s.*reindex-2\s.*reindex-3\s.*reindex-4\s.*reindex-5\s'
         NoOutput = 'reindex-6', 'reindex-\d\d'
     }
-    'Get-PQTask: Example 5: The latest tasks whose keys match a pattern' = @{
+    'Get-PQTask: Example 6: The latest tasks whose keys match a pattern' = @{
         Output   = '(?s)backup-crm-2026-12-01\s+Waiting.*backup-hr-2026-12-01\s+Waiting'
         NoOutput = 'backup-sales', 'report-'
         State    = @(@('sales', 'hr', 'crm' | ForEach-Object { "backup-$_-2026-12-01$waiting" }) + "report-2026-12-01$waiting")
     }
-    'Get-PQTask: Example 6: Export tasks to CSV and JSON' = @{
+    'Get-PQTask: Example 7: Export tasks to CSV and JSON' = @{
         Output = '^\{"db":"sales","full":true\}$', '"Status":"Waiting"', '"Queue":\{"Description":"sqlite:'
         State  = "nightly-2026-12-01$waiting"
         Files  = 'tasks.csv'

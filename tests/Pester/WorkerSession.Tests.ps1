@@ -51,8 +51,20 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
             $w.Id | Should -Match '^[0-9a-f]{12}$'
             $w.StartedAt | Should -BeOfType [datetime]
             $w.ProcessorType | Should -Be 'thread'
-            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match 'Id\s+Host\s+Pid\s+State\s+ProcessorType\s+Processors\s+Running\s+StartedAt\s+LastBeatAt'
-            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match "$($w.Id)\s+\S+\s+\d+\s+Alive\s+thread\s+2\s"
+            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match 'Id\s+Host\s+Pid\s+State\s+ProcessorType\s+Processors\s+Running\s+StartedAt\s+LastBeatAge\s+RunningKeys'
+            (Get-PQWorker | Format-Table | Out-String -Width 200) | Should -Match "$($w.Id)\s+\S+\s+\d+\s+Alive\s+thread\s+2\s+1\s.*\sfirst\s*$"
+            # Who runs what: the worker lists the key it runs, and the task names the worker, its host and its start.
+            $w.RunningKeys | Should -Be @('first')
+            $running = Get-PQTask first
+            $running.Status | Should -Be 'Running'
+            $running.Worker | Should -Be $w.Id
+            $running.Host | Should -Be ([Environment]::MachineName)
+            $running.StartedAt | Should -BeOfType [datetime]
+            $running.StartedAt | Should -BeLessOrEqual (Get-Date).AddSeconds(1)
+            $running.RunningFor | Should -BeGreaterThan ([timespan]::Zero)
+            $running.LastDuration | Should -BeNullOrEmpty   # no attempt has ended yet
+            ($running | Format-Table | Out-String -Width 120) | Should -Match "first\s+work\s+Running\s+on $([regex]::Escape([Environment]::MachineName)) \d+s"
+            ($running | Format-List | Out-String -Width 200) | Should -Match "Worker\s*:\s*$($w.Id)"
 
             $stopping = Stop-PQWorker -Id $w.Id -PassThru
             $stopping.State | Should -Be 'Stopping'
@@ -70,7 +82,12 @@ Describe 'Get-PQWorker and Stop-PQWorker' {
             $output | Should -Match 'stop requested by Stop-PQWorker'
             $output | Should -Match 'StoppedBecause\s*:\s*stop requested'
             $output | Should -Match "SessionId\s*:\s*$($w.Id)"
-            (Get-PQTask first).Outcome | Should -Be 'Succeeded'
+            $done = Get-PQTask first
+            $done.Outcome | Should -Be 'Succeeded'
+            $done.Worker | Should -BeNullOrEmpty        # shown only while a worker holds it
+            $done.StartedAt | Should -BeNullOrEmpty
+            # It ran from its start until $go appeared, which was after the checks above.
+            $done.LastDuration | Should -BeGreaterThan $running.RunningFor
             (Get-PQTask later).Status | Should -Be 'Waiting'
             @(Get-Runs $marker).Count | Should -Be 1
             Get-PQWorker | Should -BeNullOrEmpty   # a worker that stops removes its session

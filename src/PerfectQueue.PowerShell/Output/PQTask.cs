@@ -28,6 +28,11 @@ public sealed class PQTask
         CancelRequested = info.CancelRequested;
         Compressed = info.Compressed;
         ExecutionTimeout = info.ExecutionTimeout;
+        Worker = info.Worker;
+        Host = info.Host;
+        StartedAt = info.StartedAt?.LocalDateTime;
+        RunningFor = info.RunningFor;
+        LastDuration = info.LastDuration;
         Queue = new PQQueueReference(queue);
     }
 
@@ -62,6 +67,16 @@ public sealed class PQTask
     public bool Compressed { get; }
     /// <summary>How long one attempt may run (Submit-PQTask -Timeout); null: no limit of its own. Not <see cref="Timeout"/>.</summary>
     public TimeSpan? ExecutionTimeout { get; }
+    /// <summary>While a worker runs the task: its session id (Get-PQWorker's Id, Stop-PQWorker -Id). Null when no worker holds it.</summary>
+    public string? Worker { get; }
+    /// <summary>While a worker runs the task: the machine it runs on.</summary>
+    public string? Host { get; }
+    /// <summary>While the task runs: when its running attempt started.</summary>
+    public DateTime? StartedAt { get; }
+    /// <summary>While the task runs: how long its running attempt has run, as of the read (database clock).</summary>
+    public TimeSpan? RunningFor { get; }
+    /// <summary>How long the last ended attempt ran (to its finish or retry); null before one ended. Every attempt: Get-PQTaskHistory.</summary>
+    public TimeSpan? LastDuration { get; }
     /// <summary>
     /// The queue the task came from, so piped commands act on the same queue (it converts to <see cref="PerfectQueue.Queue"/>).
     /// As text, and in ConvertTo-Json, it is only where the queue lives, without secrets.

@@ -18,6 +18,7 @@ public sealed class PQWorker
         ProcessorType = info.ProcessorType;
         IsAlive = info.IsAlive;
         LastBeatAge = info.LastBeatAge;
+        RunningKeys = [.. info.RunningKeys];
         Queue = queue;
     }
 
@@ -42,6 +43,8 @@ public sealed class PQWorker
     public bool IsAlive { get; }
     /// <summary>How long ago its last beat was when Get-PQWorker read it (database clock): three beat intervals (at least 10 s) without one, and it is Dead.</summary>
     public TimeSpan LastBeatAge { get; }
+    /// <summary>The keys of the tasks it runs now, oldest first (read just after the session: a task that started or ended in between may differ from <see cref="Running"/>).</summary>
+    public string[] RunningKeys { get; }
     /// <summary>The queue the session came from, so piped commands act on the same queue.</summary>
     public Queue Queue { get; }
     /// <summary>The queue's paused scopes when listed (Suspend-PQQueue): this worker acquires no waiting task of them. Empty when nothing is paused.</summary>

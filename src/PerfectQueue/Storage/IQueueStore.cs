@@ -27,8 +27,21 @@ internal sealed class TaskRow
     public long? PurgeAt { get; set; }
     /// <summary>The execution limit given at submit (Submit-PQTask -Timeout), in milliseconds; null: none. Schema version 3.</summary>
     public long? TimeoutMs { get; set; }
+    /// <summary>The worker session that took the current (or last) lease; null: a holder that is no worker, or a row from before schema version 7.</summary>
+    public string? LeasedBy { get; set; }
+    /// <summary>When the current (or last) lease was taken: the attempt's start. Schema version 7.</summary>
+    public long? LeasedAt { get; set; }
+    /// <summary>How long the last ended attempt ran, in ms (null: none ended since schema version 7). Schema version 7.</summary>
+    public long? LastRunMs { get; set; }
     /// <summary>The database clock when this row was read.</summary>
     public long Now { get; set; }
+}
+
+/// <summary>A running task's key and the worker session that holds it (<see cref="IQueueStore.ListRunningAsync"/>).</summary>
+internal sealed class RunningRow
+{
+    public string Key { get; set; } = "";
+    public string Session { get; set; } = "";
 }
 
 /// <summary>A new task, encoded. <paramref name="TimeoutMs"/>: its execution limit (null: none).</summary>
@@ -148,9 +161,10 @@ internal interface IQueueStore : IDisposable
     /// <summary>
     /// Leases up to <paramref name="max"/> due tasks in one statement: due order, users with spare
     /// max_running capacity first, no user's max_running exceeded. Each row gets its own new lease token,
-    /// a deadline of now + <paramref name="aliveMs"/> and one more attempt. Rows come back in the order chosen.
+    /// a deadline of now + <paramref name="aliveMs"/>, one more attempt, and <paramref name="session"/> and now as who
+    /// leased it and when (<see cref="PortableSql.LeaseStart"/>). Rows come back in the order chosen.
     /// </summary>
-    Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct);
+    Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct);
 
     /// <summary>Extends every still-current lease to now + <paramref name="aliveMs"/>; returns those extended.</summary>
     Task<IReadOnlyList<ExtendedLease>> HeartbeatAsync(IReadOnlyList<Lease> leases, long aliveMs, CancellationToken ct);
@@ -219,6 +233,12 @@ internal interface IQueueStore : IDisposable
 
     /// <summary>Every session row, live and dead, in start order. Empty when the sessions table does not exist yet.</summary>
     Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct);
+
+    /// <summary>
+    /// The keys of the running tasks (leased, lease not expired) that a worker session holds, oldest lease first.
+    /// SQL: <see cref="PortableSql.Running"/>.
+    /// </summary>
+    Task<IReadOnlyList<RunningRow>> ListRunningAsync(CancellationToken ct);
 
     /// <summary>Flags a session for a graceful stop; returns the row after the change, or null if no session has the id.</summary>
     Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct);

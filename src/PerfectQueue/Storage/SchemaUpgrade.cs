@@ -12,18 +12,31 @@ namespace PerfectQueue.Storage;
 /// beside it; 3, <see cref="TimeoutColumn"/> in the task table and <see cref="ProcessorTypeColumn"/> in the sessions
 /// table. Both are nullable, so adding them is a change of the catalog only, on every backend: no row is rewritten,
 /// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md); 5, the pauses table <c>&lt;table&gt;_pauses</c> (docs/pause.md).
-/// 6, the attempts table <c>&lt;table&gt;_attempts</c> (docs/history.md).
+/// 6, the attempts table <c>&lt;table&gt;_attempts</c> (docs/history.md). 7, <see cref="LeasedByColumn"/>, <see cref="LeasedAtColumn"/>
+/// and <see cref="LastRunColumn"/> in the task table (who runs a task, since when, how long its last attempt ran), nullable like version 3's.
 /// </remarks>
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 6;
+    public const int Version = 7;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";
 
     /// <summary>The worker's processor type, 'thread' or 'process' (NULL: a worker older than version 3, which ran threads).</summary>
     public const string ProcessorTypeColumn = "processor_type";
+
+    /// <summary>Version 7: the worker session holding the task's current lease (NULL: never leased, or by a holder that is no worker).</summary>
+    public const string LeasedByColumn = "leased_by";
+
+    /// <summary>Version 7: when the current (or last) lease was taken, database clock in ms: the start of the attempt.</summary>
+    public const string LeasedAtColumn = "leased_at";
+
+    /// <summary>Version 7: how long the last ended attempt ran (its finish or retry minus its lease), in ms; NULL: none ended yet.</summary>
+    public const string LastRunColumn = "last_run_ms";
+
+    /// <summary>Version 7's description in every dialect's step list.</summary>
+    public const string RunColumnsDescription = "the columns " + LeasedByColumn + ", " + LeasedAtColumn + " and " + LastRunColumn;
 
     /// <summary>Version 5: the pauses table <c>&lt;table&gt;_pauses</c> (Suspend-PQQueue, docs/pause.md).</summary>
     public const string PausesDescription = "the pauses table";

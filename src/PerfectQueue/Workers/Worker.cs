@@ -139,7 +139,7 @@ public sealed class Worker
                     var sentAt = RunningTask.Now;
                     // Not cancelled by a stop: an acquire in flight may have leased rows already. A stop stops
                     // waiting for it, and whatever it returns later is released.
-                    var acquire = _queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None);
+                    var acquire = _queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None, SessionId);
                     try
                     {
                         got = await acquire.WaitAsync(stopWaiting.Token).ConfigureAwait(false);

@@ -19,6 +19,9 @@ public sealed class MySqlInputConformance(MySqlTarget target) : InputConformance
 public sealed class MySqlWorkerSessionConformance(MySqlTarget target) : WorkerSessionConformance(target), IClassFixture<MySqlTarget>;
 
 [Backend("mysql")]
+public sealed class MySqlRunningTaskConformance(MySqlTarget target) : RunningTaskConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
 public sealed class MySqlAcquireConformance(MySqlTarget target) : AcquireConformance(target), IClassFixture<MySqlTarget>;
 
 [Backend("mysql")]

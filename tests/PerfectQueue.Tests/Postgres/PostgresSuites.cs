@@ -21,6 +21,9 @@ public sealed class PostgresInputConformance(PostgresTarget target) : InputConfo
 public sealed class PostgresWorkerSessionConformance(PostgresTarget target) : WorkerSessionConformance(target), IClassFixture<PostgresTarget>;
 
 [Backend("postgresql")]
+public sealed class PostgresRunningTaskConformance(PostgresTarget target) : RunningTaskConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
 public sealed class PostgresAcquireConformance(PostgresTarget target) : AcquireConformance(target), IClassFixture<PostgresTarget>;
 
 [Backend("postgresql")]

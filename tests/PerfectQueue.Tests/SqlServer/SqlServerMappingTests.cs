@@ -66,13 +66,14 @@ public sealed class SqlServerMappingTests
     public void Task_rows_map_every_column(string statement)
     {
         var table = ResultOf(statement);
-        Assert.Equal(17, table.Columns.Count);
+        Assert.Equal(20, table.Columns.Count);
         var values = new Dictionary<string, object>
         {
             ["Id"] = 42L, ["Key"] = "k1", ["Type"] = "backup", ["User"] = "team-a", ["Data"] = new byte[] { 0x7B, 0x7D, 0x00 },
             ["MaxRunning"] = 2, ["CreatedAt"] = 1_700_000_000_000L, ["DueAt"] = 1_700_000_030_000L, ["LeaseToken"] = 0x3FFF_FFFF_FFFF_0001L,
             ["Attempts"] = 3, ["CancelRequested"] = (short)1, ["FinishedAt"] = 1_700_000_040_000L, ["Outcome"] = "Succeeded",
             ["Message"] = "done", ["PurgeAt"] = 1_700_000_340_000L, ["TimeoutMs"] = 600_000L, ["Now"] = 1_700_000_000_500L,
+            ["LeasedBy"] = "0123456789ab", ["LeasedAt"] = 1_700_000_000_100L, ["LastRunMs"] = 1_234L,
         };
         table.Rows.Add(table.Columns.Cast<DataColumn>().Select(c => values[c.ColumnName]).ToArray());
         var row = Assert.Single(table.CreateDataReader().Parse<TaskRow>());
@@ -92,6 +93,9 @@ public sealed class SqlServerMappingTests
         Assert.Equal("done", row.Message);
         Assert.Equal(1_700_000_340_000L, row.PurgeAt);
         Assert.Equal(600_000L, row.TimeoutMs);
+        Assert.Equal("0123456789ab", row.LeasedBy);
+        Assert.Equal(1_700_000_000_100L, row.LeasedAt);
+        Assert.Equal(1_234L, row.LastRunMs);
         Assert.Equal(1_700_000_000_500L, row.Now);
     }
 
@@ -112,6 +116,9 @@ public sealed class SqlServerMappingTests
         Assert.Null(mapped.FinishedAt);
         Assert.Null(mapped.PurgeAt);
         Assert.Null(mapped.TimeoutMs);
+        Assert.Null(mapped.LeasedBy);
+        Assert.Null(mapped.LeasedAt);
+        Assert.Null(mapped.LastRunMs);
         Assert.False(mapped.CancelRequested);
     }
 

@@ -16,6 +16,9 @@ public sealed class SqlServerInputConformance(SqlServerTarget target) : InputCon
 public sealed class SqlServerWorkerSessionConformance(SqlServerTarget target) : WorkerSessionConformance(target), IClassFixture<SqlServerTarget>;
 
 [Backend("sqlserver")]
+public sealed class SqlServerRunningTaskConformance(SqlServerTarget target) : RunningTaskConformance(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
 public sealed class SqlServerAcquireConformance(SqlServerTarget target) : AcquireConformance(target), IClassFixture<SqlServerTarget>;
 
 [Backend("sqlserver")]

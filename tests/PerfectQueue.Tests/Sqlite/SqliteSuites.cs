@@ -21,6 +21,9 @@ public sealed class SqliteInputConformance(SqliteTarget target) : InputConforman
 public sealed class SqliteWorkerSessionConformance(SqliteTarget target) : WorkerSessionConformance(target), IClassFixture<SqliteTarget>;
 
 [Backend("sqlite")]
+public sealed class SqliteRunningTaskConformance(SqliteTarget target) : RunningTaskConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
 public sealed class SqliteAcquireConformance(SqliteTarget target) : AcquireConformance(target), IClassFixture<SqliteTarget>;
 
 [Backend("sqlite")]

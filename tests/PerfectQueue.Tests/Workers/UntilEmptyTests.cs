@@ -46,7 +46,7 @@ public sealed class UntilEmptyTests(SqliteTarget sqlite) : IClassFixture<SqliteT
         System.Collections.Concurrent.ConcurrentDictionary<string, Task> nextPoll, TaskCompletionSource started, Func<Task> next)
     {
         var ranDuringPoll = worker.RunningCount > 0;
-        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (CancellationToken)args[2]!);
+        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (string?)args[2], (CancellationToken)args[3]!);
         started.SetResult();                                     // the task running meanwhile may end now
         foreach (var row in rows) nextPoll[row.Key] = next();    // polls are sequential: the next one fires this
         if (ranDuringPoll && rows.Count == 0)

@@ -267,7 +267,7 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
 
     private static async Task<IReadOnlyList<TaskRow>> CountedAcquireAsync(IQueueStore inner, object?[] args, SemaphoreSlim polls)
     {
-        try { return await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (CancellationToken)args[2]!); }
+        try { return await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (string?)args[2], (CancellationToken)args[3]!); }
         finally { polls.Release(); }
     }
 
@@ -416,14 +416,14 @@ public abstract class WorkerRobustnessSuite(IBackendTarget target) : IDisposable
 
     private static async Task<IReadOnlyList<TaskRow>> CancelAfterAcquireAsync(IQueueStore inner, object?[] args, CancellationTokenSource cancel)
     {
-        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, CancellationToken.None);
+        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (string?)args[2], CancellationToken.None);
         if (rows.Count > 0) cancel.Cancel();
         return rows;
     }
 
     private static async Task<IReadOnlyList<TaskRow>> HeldAcquireAsync(IQueueStore inner, object?[] args, TaskCompletionSource inAcquire, TaskCompletionSource letGo)
     {
-        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, CancellationToken.None);
+        var rows = await inner.AcquireAsync((int)args[0]!, (long)args[1]!, (string?)args[2], CancellationToken.None);
         if (rows.Count == 0) return rows;
         inAcquire.TrySetResult();
         await letGo.Task;

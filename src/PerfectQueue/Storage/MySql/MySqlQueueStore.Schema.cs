@@ -162,6 +162,14 @@ internal sealed partial class MySqlQueueStore
                 ) {TableOptions}
                 """),
         ]),
+        // Who runs a task, since when, and how long its last attempt ran (docs/worker.md): nullable, as in version 3
+        // (an instant change of the table's definition on MySQL 8 and MariaDB 10.3+).
+        new(7, $"{SchemaUpgrade.RunColumnsDescription} in '{_table}'",
+        [
+            new("add_leased_by", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedByColumn} VARCHAR(64) NULL", ColumnExists(_table, SchemaUpgrade.LeasedByColumn)),
+            new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedAtColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.LeasedAtColumn)),
+            new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LastRunColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.LastRunColumn)),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.

@@ -77,6 +77,7 @@ internal sealed partial class MySqlQueueStore
     private string CleanupSql => $"DELETE FROM {_t} WHERE finished_at IS NOT NULL AND purge_at <= {Now} ORDER BY purge_at LIMIT @limit";
     private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
     private string ListWorkersSql => $"SELECT {_workerColumns} FROM {_w} ORDER BY started_at, id";
+    private string ListRunningSql => PortableSql.Running(_t, Now, Quote);
     private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, Now);
 
     // Dapper expands each list parameter into (@keys1, @keys2, ...). Statuses of live tasks only: the rows are found
@@ -116,7 +117,7 @@ internal sealed partial class MySqlQueueStore
     {
         var list = InList("i", rows);
         return $"""
-            UPDATE {_t} SET lease_token = @token + FIELD(id, {list[1..^1]}), due_at = {Now} + @alive, attempts = attempts + 1
+            UPDATE {_t} SET lease_token = @token + FIELD(id, {list[1..^1]}), due_at = {Now} + @alive, attempts = attempts + 1, {PortableSql.LeaseStart(Now)}
             WHERE id IN {list};
             SELECT {_columns} FROM {_t} WHERE id IN {list};
             COMMIT;
@@ -142,14 +143,14 @@ internal sealed partial class MySqlQueueStore
             sql.Append($"""
                 UPDATE {_t} AS t JOIN JSON_TABLE(@finishes, '$[*]' COLUMNS ({LeaseColumns}, o VARCHAR(32) PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]', r BIGINT PATH '$[4]', u INT PATH '$[5]')) AS w ON t.id = w.wid
                 SET t.finished_at = {Now}, t.outcome = w.o, t.message = w.m, t.purge_at = {Now} + w.r, t.lease_token = NULL, t.due_at = NULL,
-                    t.attempts = GREATEST(t.attempts - w.u, 0)
+                    t.attempts = GREATEST(t.attempts - w.u, 0), {PortableSql.RunEnd(Now, "t.", "w.u")}
                 {fence};
 
                 """);
         if (retries)
             sql.Append($"""
                 UPDATE {_t} AS t JOIN JSON_TABLE(@retries, '$[*]' COLUMNS ({LeaseColumns}, d BIGINT PATH '$[2]', m LONGTEXT CHARACTER SET utf8mb4 PATH '$[3]')) AS w ON t.id = w.wid
-                SET t.due_at = {Now} + w.d, t.lease_token = NULL, t.message = COALESCE(w.m, t.message)
+                SET t.due_at = {Now} + w.d, t.lease_token = NULL, t.message = COALESCE(w.m, t.message), {PortableSql.RunEnd(Now, "t.")}
                 {fence};
 
                 """);
@@ -189,6 +190,7 @@ internal sealed partial class MySqlQueueStore
         yield return ("worker.beat", BeatWorkerSql);
         yield return ("worker.remove", RemoveWorkerSql);
         yield return ("worker.list", ListWorkersSql);
+        yield return ("worker.running", ListRunningSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;

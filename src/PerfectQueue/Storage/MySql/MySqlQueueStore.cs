@@ -153,13 +153,13 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         for (var i = 0; i < values.Count; i++) p.Add(prefix + i, values[i]);
     }
 
-    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         if (max > 0) await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct)).ConfigureAwait(false);
+        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, session, ct)).ConfigureAwait(false);
     }
 
-    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
+    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         var token = AcquireSql.NewToken();
         var scan = AcquireSql.Scan(max);
@@ -210,7 +210,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
             var rows = new List<TaskRow>();
             if (held.Count > 0)
             {
-                var p = new DynamicParameters(new { token, alive = aliveMs });
+                var p = new DynamicParameters(new { token, alive = aliveMs, session });
                 AddList(p, "i", held.Cast<object>().ToList());
                 rows = (await c.QueryAsync<TaskRow>(Command(LeaseSql(held.Count), p, ct)).ConfigureAwait(false)).AsList();
             }
@@ -446,6 +446,13 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         return await OnWorkersTableAsync(async c =>
             (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command(ListWorkersSql, null, ct)).ConfigureAwait(false)).AsList(),
             [], RetrySafety.Always, ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<RunningRow>> ListRunningAsync(CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await Run(async c => (IReadOnlyList<RunningRow>)(await c.QueryAsync<RunningRow>(Command(ListRunningSql, null, ct)).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
     public async Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct)

@@ -127,6 +127,13 @@ internal sealed partial class PostgresQueueStore
                 """),
             new("index_attempts_task", $"CREATE INDEX IF NOT EXISTS {Quote(AttemptsTable + "_task")} ON {QuotedAttempts} (task_id, id)"),
         ]),
+        // Who runs a task, since when, and how long its last attempt ran (docs/worker.md): nullable, no default, as in version 3.
+        new(7, $"{SchemaUpgrade.RunColumnsDescription} in '{_table}'",
+        [
+            new("add_leased_by", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.LeasedByColumn} text NULL"),
+            new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.LeasedAtColumn} bigint NULL"),
+            new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.LastRunColumn} bigint NULL"),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =

@@ -84,7 +84,7 @@ internal sealed partial class PostgresQueueStore
                 FOR UPDATE OF l SKIP LOCKED),
             numbered AS (SELECT id AS nid, row_number() OVER (ORDER BY ord) AS n FROM held),
             leased AS (
-                UPDATE {_t} SET lease_token = @token + numbered.n, due_at = {Now} + @alive, attempts = attempts + 1
+                UPDATE {_t} SET lease_token = @token + numbered.n, due_at = {Now} + @alive, attempts = attempts + 1, {PortableSql.LeaseStart(Now)}
                 FROM numbered
                 WHERE {_t}.id = numbered.nid
                 RETURNING {_columns})
@@ -107,7 +107,7 @@ internal sealed partial class PostgresQueueStore
                     task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
                     max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
                     lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
-                    message = NULL, purge_at = NULL
+                    message = NULL, purge_at = NULL, leased_by = NULL, leased_at = NULL, last_run_ms = NULL
                 WHERE t.finished_at IS NOT NULL AND t.purge_at <= {Now}
                 RETURNING task_key)
             SELECT stored.task_key FROM stored, LATERAL (SELECT pg_notify(@channel, '')) AS n
@@ -124,13 +124,13 @@ internal sealed partial class PostgresQueueStore
 
     private string FinishSql => $"""
         UPDATE {_t} SET finished_at = {Now}, outcome = w.o, message = w.m, purge_at = {Now} + w.r, lease_token = NULL, due_at = NULL,
-            attempts = GREATEST({_t}.attempts - w.u, 0)
+            attempts = GREATEST({_t}.attempts - w.u, 0), {PortableSql.RunEnd(Now, uncounted: "w.u")}
         FROM unnest(@ids::bigint[], @tokens::bigint[], @outcomes::text[], @messages::text[], @retentions::bigint[], @uncounted::int[]) AS w(wid, wtok, o, m, r, u)
         {LeaseFence}
         """;
 
     private string RetrySql => $"""
-        UPDATE {_t} SET due_at = {Now} + w.d, lease_token = NULL, message = COALESCE(w.m, {_t}.message)
+        UPDATE {_t} SET due_at = {Now} + w.d, lease_token = NULL, message = COALESCE(w.m, {_t}.message), {PortableSql.RunEnd(Now)}
         FROM unnest(@ids::bigint[], @tokens::bigint[], @delays::bigint[], @messages::text[]) AS w(wid, wtok, d, m)
         {LeaseFence}
         """;
@@ -183,6 +183,7 @@ internal sealed partial class PostgresQueueStore
     private string DueOrRunningSql => PauseSql.DueOrRunningSql(_t, _p, Now);
     private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
     private string ListWorkersSql => $"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id";
+    private string ListRunningSql => PortableSql.Running(_t, Now, Quote);
     private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
     private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, Now);
 
@@ -216,6 +217,7 @@ internal sealed partial class PostgresQueueStore
         yield return ("worker.beat", BeatWorkerSql);
         yield return ("worker.remove", RemoveWorkerSql);
         yield return ("worker.list", ListWorkersSql);
+        yield return ("worker.running", ListRunningSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;

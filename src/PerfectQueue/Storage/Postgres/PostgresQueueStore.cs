@@ -105,13 +105,13 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         }, RetrySafety.BeforeSent, ct).ConfigureAwait(false);
     }
 
-    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         if (max > 0) await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct)).ConfigureAwait(false);
+        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, session, ct)).ConfigureAwait(false);
     }
 
-    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
+    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         var token = AcquireSql.NewToken();
         var scan = AcquireSql.Scan(max);
@@ -131,7 +131,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
                     // due tasks, and growing). This only affects this transaction.
                     new NpgsqlBatchCommand("SET LOCAL enable_bitmapscan = off"),
                     new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("quota", quota), new("ns", _lockNamespace) } },
-                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("quota", quota), new("max", max), new("alive", aliveMs), new("token", token) } },
+                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("quota", quota), new("max", max), new("alive", aliveMs), new("token", token),
+                        new("session", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)session ?? DBNull.Value } } },
                     new NpgsqlBatchCommand("COMMIT"),
                 },
             };
@@ -299,6 +300,13 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         return await OnWorkersTableAsync(async c =>
             (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(ListWorkersSql).ConfigureAwait(false)).AsList(),
             [], RetrySafety.Always, ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<RunningRow>> ListRunningAsync(CancellationToken ct)
+    {
+        await EnsureUpgradedAsync(ct).ConfigureAwait(false);
+        return await Run(async c => (IReadOnlyList<RunningRow>)(await c.QueryAsync<RunningRow>(ListRunningSql).ConfigureAwait(false)).AsList(),
+            RetrySafety.Always, ct).ConfigureAwait(false);
     }
 
     public async Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct)

@@ -32,6 +32,33 @@ internal static class PortableSql
             """;
     }
 
+    /// <summary>
+    /// The SET items an acquire adds for each leased row (parameter @session, null for a holder that is no worker):
+    /// who leased it and when, so a listing shows a running task's worker, host and start (schema version 7).
+    /// </summary>
+    /// <param name="now">The database clock's expression or parameter.</param>
+    public static string LeaseStart(string now) => $"leased_by = @session, leased_at = {now}";
+
+    /// <summary>
+    /// The SET item of a finish or retry that ends an attempt: how long it ran, from its lease to now. A finish at
+    /// acquire that was no attempt (<paramref name="uncounted"/> is 1) keeps the last attempt's time.
+    /// </summary>
+    /// <param name="now">The database clock's expression or parameter.</param>
+    /// <param name="prefix">The table alias with its dot ("t.") where the statement's SET needs it (MySQL's joined UPDATE); empty otherwise.</param>
+    /// <param name="uncounted">The expression that is 1 when the write ends no attempt (null: every write ends one).</param>
+    public static string RunEnd(string now, string prefix = "", string? uncounted = null) => uncounted is null
+        ? $"{prefix}last_run_ms = {now} - {prefix}leased_at"
+        : $"{prefix}last_run_ms = CASE WHEN {uncounted} = 1 THEN {prefix}last_run_ms ELSE {now} - {prefix}leased_at END";
+
+    /// <summary>
+    /// The running tasks with the worker session that holds each (leased, lease not expired), oldest lease first.
+    /// The leased rows are few (the running ones and expired leases), and PostgreSQL and SQLite read them from the
+    /// partial index &lt;table&gt;_leased.
+    /// </summary>
+    public static string Running(string quotedTable, string now, Func<string, string> quote) =>
+        $"SELECT task_key AS {quote(nameof(RunningRow.Key))}, leased_by AS {quote(nameof(RunningRow.Session))} FROM {quotedTable} " +
+        $"WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > {now} AND leased_by IS NOT NULL ORDER BY leased_at, id";
+
     /// <summary>The live task a cancel request or a force finish acts on.</summary>
     public const string LiveByKey = "task_key = @key AND finished_at IS NULL";
 

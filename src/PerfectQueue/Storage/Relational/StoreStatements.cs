@@ -19,7 +19,7 @@ internal static class StoreStatements
     [
         "now", "submit", "acquire", "heartbeat", "apply", "update_data", "get", "get_by_ids", "list", "summarize",
         "due_or_running", "request_cancel", "force_finish", "cleanup",
-        "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.request_stop", "worker.cleanup",
+        "worker.register", "worker.beat", "worker.remove", "worker.list", "worker.running", "worker.request_stop", "worker.cleanup",
         "schedule.add", "schedule.update", "schedule.remove", "schedule.list", "schedule.data", "schedule.advance",
         "pause.add", "pause.remove", "pause.list", "pause.count_paused",
         "restart", "remove",

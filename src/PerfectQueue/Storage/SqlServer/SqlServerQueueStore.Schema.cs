@@ -142,6 +142,14 @@ internal sealed partial class SqlServerQueueStore
             new("index_attempts_task", $"IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'{QuotedAttempts}', N'U') AND name = N'{AttemptsTable}_task') " +
                 $"CREATE NONCLUSTERED INDEX {Quote(AttemptsTable + "_task")} ON {QuotedAttempts} (task_id, id);"),
         ]),
+        // Who runs a task, since when, and how long its last attempt ran (docs/worker.md): nullable, no default, a
+        // change of metadata only, as in version 3.
+        new(7, $"{SchemaUpgrade.RunColumnsDescription} in '{_table}'",
+        [
+            new("add_leased_by", AddColumn(_t, SchemaUpgrade.LeasedByColumn, "nvarchar(64)")),
+            new("add_leased_at", AddColumn(_t, SchemaUpgrade.LeasedAtColumn, "bigint")),
+            new("add_last_run_ms", AddColumn(_t, SchemaUpgrade.LastRunColumn, "bigint")),
+        ]),
     ];
 
     private string Index(string suffix, string definition) =>

@@ -41,7 +41,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     private readonly string _columns;
     private readonly string _acquireSql, _heartbeatSql, _applySql, _submitSql, _requestCancelSql, _forceFinishSql,
         _updateDataSql, _getSql, _getByIdsSql, _cleanupSql, _isInitializedSql, _probeSql,
-        _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _requestWorkerStopSql, _cleanupWorkersSql;
+        _tablesSql, _registerWorkerSql, _beatWorkerSql, _removeWorkerSql, _listWorkersSql, _listRunningSql, _requestWorkerStopSql, _cleanupWorkersSql;
     private readonly StoreRunner<SqlConnection> _runner;
 
     public SqlServerQueueStore(string connectionString, string table, string description)
@@ -128,7 +128,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
                 id bigint NOT NULL, task_key nvarchar(256) NOT NULL, task_type nvarchar(256) NOT NULL,
                 user_name nvarchar(256) NULL, data varbinary(max) NULL, max_running int NULL, created_at bigint NOT NULL,
                 due_at bigint NULL, lease_token bigint NULL, attempts int NOT NULL, cancel_requested smallint NOT NULL,
-                finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL, timeout_ms bigint NULL);
+                finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL, timeout_ms bigint NULL,
+                leased_by nvarchar(64) NULL, leased_at bigint NULL, last_run_ms bigint NULL);
             DECLARE @i int = 1, @user_count int, @u nvarchar(256), @next nvarchar(256), @lock_resource nvarchar(255), @granted int;
 
             SET @next = (SELECT TOP (1) user_name FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
@@ -187,7 +188,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             ORDER BY r.ord
             OPTION (FORCE ORDER, LOOP JOIN, MAXDOP 1);
 
-            UPDATE t SET lease_token = @token + ch.ord, due_at = @now + @alive, attempts = t.attempts + 1
+            UPDATE t SET lease_token = @token + ch.ord, due_at = @now + @alive, attempts = t.attempts + 1, {PortableSql.LeaseStart("@now")}
             OUTPUT {insertedColumns}
             INTO @leased ({rowColumns})
             FROM (SELECT id AS cid, ROW_NUMBER() OVER (ORDER BY ord) AS ord FROM @locked) AS ch
@@ -224,12 +225,12 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             DECLARE @done TABLE (id bigint NOT NULL);
             BEGIN TRANSACTION;
             UPDATE t SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL,
-                attempts = CASE WHEN t.attempts > w.u THEN t.attempts - w.u ELSE 0 END
+                attempts = CASE WHEN t.attempts > w.u THEN t.attempts - w.u ELSE 0 END, {PortableSql.RunEnd("@now", uncounted: "w.u")}
             OUTPUT inserted.id INTO @done (id)
             FROM OPENJSON(@finishes) WITH (wid bigint '$.id', wtok bigint '$.token', o nvarchar(max) '$.outcome', m nvarchar(max) '$.message', r bigint '$.retention', u int '$.uncounted') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
             {fence};
-            UPDATE t SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, t.message)
+            UPDATE t SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, t.message), {PortableSql.RunEnd("@now")}
             OUTPUT inserted.id INTO @done (id)
             FROM OPENJSON(@retries) WITH (wid bigint '$.id', wtok bigint '$.token', d bigint '$.delay', m nvarchar(max) '$.message') AS w
             INNER JOIN {_t} AS t WITH (ROWLOCK, FORCESEEK) ON t.id = w.wid
@@ -362,6 +363,10 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             DECLARE @now bigint = {NowSql};
             SELECT {workerColumns} FROM {_w} ORDER BY started_at, id;
             """;
+        _listRunningSql = $"""
+            DECLARE @now bigint = {NowSql};
+            {PortableSql.Running(_t, "@now", Quote)};
+            """;
         _requestWorkerStopSql = $"""
             SET NOCOUNT ON;
             SET XACT_ABORT ON;
@@ -398,7 +403,11 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     private const int MinCompatibilityLevel = 130;
 
     private object NameArgs() => new { name = _t };
-    private static object AcquireArgs(int max, long aliveMs, long token) => new { scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), max, alive = aliveMs, token };
+    private static object AcquireArgs(int max, long aliveMs, long token, string? session) => new
+    {
+        scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), max, alive = aliveMs, token,
+        session,
+    };
     private static object HeartbeatArgs(IEnumerable<Lease> leases, long aliveMs) =>
         new { batch = JsonSerializer.Serialize(leases.Select(l => new { id = l.Id, token = l.Token }), Json), alive = aliveMs };
     private static object ApplyArgs(IReadOnlyList<LeaseWrite> writes) => new
@@ -479,7 +488,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             new NewTaskRow("k1", "backup", "team-a", [0x7B, 0x7D], 2, null, 1500, 600_000),
             new NewTaskRow("k2", "backup", null, [0x1F, 0x8B, 0x00], null, 1_767_225_600_000, null),
         ]));
-        yield return ("acquire", _acquireSql, AcquireArgs(10, 30_000, lease.Token));
+        yield return ("acquire", _acquireSql, AcquireArgs(10, 30_000, lease.Token, "0123456789ab"));
         yield return ("heartbeat", _heartbeatSql, HeartbeatArgs([lease, new Lease(43, 7)], 30_000));
         yield return ("apply", _applySql, ApplyArgs(
         [
@@ -501,6 +510,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         yield return ("worker.beat", _beatWorkerSql, BeatWorkerArgs(session));
         yield return ("worker.remove", _removeWorkerSql, WorkerIdArgs(session.Id));
         yield return ("worker.list", _listWorkersSql, null);
+        yield return ("worker.running", _listRunningSql, null);
         yield return ("worker.request_stop", _requestWorkerStopSql, WorkerIdArgs(session.Id));
         yield return ("worker.cleanup", _cleanupWorkersSql, CleanupWorkersArgs(300_000));
         foreach (var statement in ScheduleStatements()) yield return statement;
@@ -591,19 +601,19 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         (await c.QueryAsync<string>(Command(_submitSql, SubmitArgs(rows), null, ct)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal),
         RetrySafety.BeforeSent, ct);
 
-    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct)
+    public async Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         if (max > 0) await EnsureUpgradedAsync(ct).ConfigureAwait(false);
-        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, ct)).ConfigureAwait(false);
+        return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, session, ct)).ConfigureAwait(false);
     }
 
-    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, CancellationToken ct)
+    private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         var token = AcquireSql.NewToken();
         // Safe to run again after any failure: the batch is one transaction, and leases of a lost attempt expire.
         return Run(async c =>
         {
-            using var results = await c.QueryMultipleAsync(Command(_acquireSql, AcquireArgs(max, aliveMs, token), null, ct)).ConfigureAwait(false);
+            using var results = await c.QueryMultipleAsync(Command(_acquireSql, AcquireArgs(max, aliveMs, token, session), null, ct)).ConfigureAwait(false);
             var ranked = await results.ReadSingleAsync<long>().ConfigureAwait(false);
             var rows = (await results.ReadAsync<TaskRow>().ConfigureAwait(false)).AsList();
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
@@ -702,6 +712,10 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
     public Task<IReadOnlyList<WorkerSessionRow>> ListWorkersAsync(CancellationToken ct) => UpgradedAsync(ct, () => OnWorkersTableAsync(async c =>
         (IReadOnlyList<WorkerSessionRow>)(await c.QueryAsync<WorkerSessionRow>(Command(_listWorkersSql, null, null, ct)).ConfigureAwait(false)).AsList(),
         [], RetrySafety.Always, ct));
+
+    public Task<IReadOnlyList<RunningRow>> ListRunningAsync(CancellationToken ct) => UpgradedAsync(ct, () => Run(async c =>
+        (IReadOnlyList<RunningRow>)(await c.QueryAsync<RunningRow>(Command(_listRunningSql, null, null, ct)).ConfigureAwait(false)).AsList(),
+        RetrySafety.Always, ct));
 
     public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => UpgradedAsync(ct, () => OnWorkersTableAsync(c =>
         c.QuerySingleOrDefaultAsync<WorkerSessionRow?>(Command(_requestWorkerStopSql, WorkerIdArgs(id), null, ct)),

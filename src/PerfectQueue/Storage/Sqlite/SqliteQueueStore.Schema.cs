@@ -126,6 +126,13 @@ internal sealed partial class SqliteQueueStore
                 """),
             new("index_attempts_task", $"CREATE INDEX IF NOT EXISTS {Quote(AttemptsTable + "_task")} ON {QuotedAttempts} (task_id, id)"),
         ]),
+        // Who runs a task, since when, and how long its last attempt ran (docs/worker.md): nullable, as in version 3.
+        new(7, $"{SchemaUpgrade.RunColumnsDescription} in '{_table}'",
+        [
+            new("add_leased_by", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedByColumn} TEXT NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.LeasedByColumn)),
+            new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedAtColumn} INTEGER NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.LeasedAtColumn)),
+            new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LastRunColumn} INTEGER NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.LastRunColumn)),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =

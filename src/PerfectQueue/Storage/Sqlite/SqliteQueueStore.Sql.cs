@@ -44,6 +44,7 @@ internal sealed partial class SqliteQueueStore
     private string DueOrRunningSql => PauseSql.DueOrRunningSql(_t, _p, "@now");
     private string RemoveWorkerSql => PortableSql.RemoveWorker(_w);
     private string ListWorkersSql => $"SELECT {WorkerColumns} FROM {_w} ORDER BY started_at, id";
+    private string ListRunningSql => PortableSql.Running(_t, "@now", Quote);
     private string RequestWorkerStopSql => $"UPDATE {_w} SET stop_requested = 1 WHERE id = @id RETURNING {WorkerColumns}";
     private string CleanupWorkersSql => PortableSql.CleanupWorkers(_w, "@now");
 
@@ -77,6 +78,7 @@ internal sealed partial class SqliteQueueStore
         yield return ("worker.beat", BeatWorkerSql);
         yield return ("worker.remove", RemoveWorkerSql);
         yield return ("worker.list", ListWorkersSql);
+        yield return ("worker.running", ListRunningSql);
         yield return ("worker.request_stop", RequestWorkerStopSql);
         yield return ("worker.cleanup", CleanupWorkersSql);
         foreach (var statement in ScheduleStatements()) yield return statement;

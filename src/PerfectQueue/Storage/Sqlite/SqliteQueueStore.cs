@@ -89,7 +89,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
                 FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
             {AcquireSql.RankCtes}
-            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1
+            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1, {PortableSql.LeaseStart("@now")}
             FROM chosen
             WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
             RETURNING {_columns}
@@ -106,14 +106,14 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             """;
         _finishSql = $"""
             UPDATE {_t} SET finished_at = @now, outcome = w.o, message = w.m, purge_at = @now + w.r, lease_token = NULL, due_at = NULL,
-                attempts = MAX({_t}.attempts - w.u, 0)
+                attempts = MAX({_t}.attempts - w.u, 0), {PortableSql.RunEnd("@now", uncounted: "w.u")}
             FROM ({leases}, json_extract(value, '$[2]') AS o, json_extract(value, '$[3]') AS m, json_extract(value, '$[4]') AS r,
                   json_extract(value, '$[5]') AS u FROM json_each(@batch)) AS w
             WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
             RETURNING id
             """;
         _retrySql = $"""
-            UPDATE {_t} SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, message)
+            UPDATE {_t} SET due_at = @now + w.d, lease_token = NULL, message = COALESCE(w.m, message), {PortableSql.RunEnd("@now")}
             FROM ({leases}, json_extract(value, '$[2]') AS d, json_extract(value, '$[3]') AS m FROM json_each(@batch)) AS w
             WHERE {_t}.id = w.wid AND {_t}.lease_token = w.wtok AND {_t}.finished_at IS NULL
             RETURNING id
@@ -133,7 +133,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
                 task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
                 max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
                 lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
-                message = NULL, purge_at = NULL
+                message = NULL, purge_at = NULL, leased_by = NULL, leased_at = NULL, last_run_ms = NULL
             WHERE {_t}.finished_at IS NOT NULL AND {_t}.purge_at <= @now
             RETURNING id
             """;
@@ -204,14 +204,14 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         });
     });
 
-    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, CancellationToken ct) => Run(ct, () =>
+    public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct) => Run(ct, () =>
     {
         if (max <= 0) return (IReadOnlyList<TaskRow>)[];
         EnsureUpgraded(ct);
         var token = AcquireSql.NewToken();
         return Write(ct, (c, now) =>
         {
-            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), token }).AsList();
+            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), token, session }).AsList();
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
             return (IReadOnlyList<TaskRow>)rows;
         });
@@ -336,6 +336,12 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         return Read(c => WorkersTableExists(c)
             ? (IReadOnlyList<WorkerSessionRow>)c.Query<WorkerSessionRow>(ListWorkersSql, new { now = Now(c) }).AsList()
             : [], checkTable: false);
+    });
+
+    public Task<IReadOnlyList<RunningRow>> ListRunningAsync(CancellationToken ct) => Run(ct, () =>
+    {
+        EnsureUpgraded(ct);
+        return Read(c => (IReadOnlyList<RunningRow>)c.Query<RunningRow>(ListRunningSql, new { now = Now(c) }).AsList());
     });
 
     public Task<WorkerSessionRow?> RequestWorkerStopAsync(string id, CancellationToken ct) => Run(ct, () =>
