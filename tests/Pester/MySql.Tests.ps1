@@ -106,14 +106,23 @@ development:
             $w.Host | Should -Be ([Environment]::MachineName)
             $w.Pid | Should -Be $PID
             $w.State | Should -Be 'Alive'
-            (Get-PQTask 'blocker').Status | Should -Be 'Running'
+            $running = Get-PQTask 'blocker'
+            $running.Status | Should -Be 'Running'
+            # Who runs what (schema version 7): the session lists the key, the task names the session and host.
+            $w.RunningKeys | Should -Be @('blocker')
+            $running.Worker | Should -Be $w.Id
+            $running.Host | Should -Be ([Environment]::MachineName)
+            $running.StartedAt | Should -BeOfType [datetime]
             New-Item -ItemType File $go | Out-Null
             $null = Wait-Job $job -Timeout 60
             $job.State | Should -Be 'Completed'
             (Receive-Job $job 6>$null).Succeeded | Should -Be 1
         }
         finally { Stop-Job $job -ErrorAction SilentlyContinue; Remove-Job $job -Force -ErrorAction SilentlyContinue }
-        (Get-PQTask 'blocker').Outcome | Should -Be 'Succeeded'
+        $done = Get-PQTask 'blocker'
+        $done.Outcome | Should -Be 'Succeeded'
+        $done.Worker | Should -BeNullOrEmpty
+        $done.LastDuration | Should -Be ($done.FinishedAt - $running.StartedAt)
         Get-PQWorker | Should -BeNullOrEmpty   # a clean exit removes its session
     }
 

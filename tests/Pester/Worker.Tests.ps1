@@ -586,7 +586,13 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -AliveTime 2 
         Wait-Until { (Test-Path $marker) -and @(Get-Content $marker).Count -eq 1 } 'the first worker to start the task' 60
         $dead.Kill()
         $dead.WaitForExit()
-        (Get-PQTask victim).Status | Should -Be 'Running'
+        $orphan = Get-PQTask victim
+        $orphan.Status | Should -Be 'Running'
+        # Until its lease runs out, the task names the killed worker's session, which still lists it.
+        $killed = Get-PQWorker | Where-Object Pid -EQ $dead.Id
+        $orphan.Worker | Should -Be $killed.Id
+        $orphan.Host | Should -Be ([Environment]::MachineName)
+        $killed.RunningKeys | Should -Be @('victim')
 
         $handler = [scriptblock]::Create("param(`$Task) Add-Content '$marker' ""`$(`$Task.Key) `$(`$Task.Attempt) `$PID""; 'done'")
         $summary = Start-PQWorker -PollInterval 0.1 -MaxTasks 1 -Handler @{ work = $handler } 6>$null
@@ -594,6 +600,8 @@ Start-PQWorker -Queue `$q -PollInterval 0.1 -HeartbeatInterval 0.5 -AliveTime 2 
         $task = Get-PQTask victim
         $task.Outcome | Should -Be 'Succeeded'
         $task.Attempts | Should -Be 2
+        $task.Worker | Should -BeNullOrEmpty
+        $task.LastDuration | Should -BeLessThan ([timespan]::FromSeconds(2))   # the second attempt's few ms, not the killed one's start to now (more than the 2 s alive time)
         $runs = @(Get-Content $marker)
         $runs | Should -Be @("victim 1 $($dead.Id)", "victim 2 $PID")
     }
