@@ -5,6 +5,8 @@ public sealed class WorkerOptions
 {
     /// <summary>How many tasks run at once.</summary>
     public int Processors { get; set; } = 1;
+    /// <summary>How many leased tasks the worker keeps ready beyond its free processors, for many short tasks (0: none; docs/worker.md, "Prefetch").</summary>
+    public int Prefetch { get; init; }
     /// <summary>What a processor is: a runspace (thread) or a child process. Shown by Get-PQWorker.</summary>
     public ProcessorType ProcessorType { get; set; } = ProcessorType.Thread;
     /// <summary>How long an idle worker waits between polls (a PostgreSQL submit wakes it early).</summary>
