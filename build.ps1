@@ -10,9 +10,11 @@
              loopback ports in temp folders (or uses PQ_TEST_POSTGRES / PQ_TEST_MYSQL) and stops them at the end
       demo   build, then build/demo.ps1 against the assembled module
       bench  build, then submit and drain throughput of PerfectQueue (compiled and scriptblock handlers) and of
-             Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES), and of
-             PerfectQueue on MariaDB (a throwaway durable server, or the server in PQ_BENCH_MYSQL);
-             prints the table and writes docs/benchmarks.md. -Count N sets the tasks per case (default 2000)
+             Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES), of
+             graphile-worker 0.18.0 on the same PostgreSQL when node and npm exist (installed into a temp folder for the
+             run), and of PerfectQueue on MariaDB (a throwaway durable server, or the server in PQ_BENCH_MYSQL);
+             prints the table and issue 13's target ratios and writes docs/benchmarks.md. -Count N sets the tasks per
+             case (default 20000)
       clean  removes out/
 #>
 [CmdletBinding()]
@@ -23,7 +25,7 @@ param(
 
     # bench: tasks per case.
     [ValidateRange(1, 1000000)]
-    [int] $Count = 2000
+    [int] $Count = 20000
 )
 
 $ErrorActionPreference = 'Stop'
@@ -277,11 +279,16 @@ function Invoke-Test {
 # The benchmark program (bench/; the solution compiles it, but the module is assembled from the engine's publish, so
 # its peer packages never reach out/PerfectQueue) runs
 # against the assembled module and a PostgreSQL cluster with fsync on; it prints the table and writes docs/benchmarks.md.
+# graphile-worker, the Node.js peer, is installed for the run into a temp folder (never into the repository or the
+# module) with bench/graphile/graphile-bench.mjs copied beside its node_modules: an ES module finds packages from its
+# own folder, not from NODE_PATH. Without node or npm, or when the install fails, its cases are skipped and the
+# report says why.
 function Invoke-Bench([bool] $CountGiven) {
     Invoke-Build
     $project = Join-Path $Root 'bench/PerfectQueue.Bench/PerfectQueue.Bench.csproj'
     dotnet build $project -c $Configuration --nologo
-    $cluster = $null; $mariadb = $null
+    $graphileWorkerVersion = '0.18.0'
+    $cluster = $null; $mariadb = $null; $graphile = $null
     try {
         $cluster = Start-TestPostgres -Durable
         $mariadb = Start-TestMariaDb -Durable
@@ -292,9 +299,28 @@ function Invoke-Bench([bool] $CountGiven) {
         else { Write-Host 'PostgreSQL is not installed and PQ_BENCH_POSTGRES is not set: no PostgreSQL cases.' }
         if ($env:PQ_BENCH_MYSQL) { $arguments += '--mysql', $env:PQ_BENCH_MYSQL }
         else { Write-Host 'MariaDB is not installed and PQ_BENCH_MYSQL is not set: no MariaDB cases.' }
+
+        $missing = if (-not (Get-Command node -CommandType Application -ErrorAction SilentlyContinue)) { 'node is not on PATH' }
+            elseif (-not (Get-Command npm -CommandType Application -ErrorAction SilentlyContinue)) { 'npm is not on PATH' }
+            elseif (-not $env:PQ_BENCH_POSTGRES) { 'no PostgreSQL server' }
+        if (-not $missing) {
+            $graphile = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-graphile-$PID-$(Get-Random)")).FullName
+            Set-Content (Join-Path $graphile 'package.json') '{ "private": true }'
+            Copy-Item (Join-Path $Root 'bench/graphile/graphile-bench.mjs') $graphile
+            & { $PSNativeCommandUseErrorActionPreference = $false
+                npm install --prefix $graphile --no-audit --no-fund --no-package-lock --loglevel error "graphile-worker@$graphileWorkerVersion" | Out-Host }
+            if ($LASTEXITCODE -ne 0) { $missing = "npm install graphile-worker@$graphileWorkerVersion failed (exit code $LASTEXITCODE)" }
+            else { Write-Host "graphile-worker $graphileWorkerVersion installed in $graphile (node $(node --version))." }
+        }
+        if ($missing) { Write-Host "graphile-worker cases skipped: $missing."; $arguments += '--graphile-missing', $missing }
+        else { $arguments += '--graphile', $graphile }
+
         dotnet run --project $project -c $Configuration --no-build -- @arguments
     }
-    finally { Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster }
+    finally {
+        Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster
+        if ($graphile) { Remove-Item $graphile -Recurse -Force -ErrorAction SilentlyContinue }
+    }
 }
 
 Push-Location $Root   # `dotnet pwsh` finds the local tool manifest from the repository root

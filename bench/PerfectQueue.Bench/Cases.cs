@@ -5,7 +5,7 @@ using PerfectQueue.Workers;
 
 namespace PerfectQueue.Bench;
 
-/// <summary>The measured cases for one backend, PerfectQueue's and Hangfire's, one after the other.</summary>
+/// <summary>The measured cases for one backend, PerfectQueue's and its peers', one after the other.</summary>
 internal static class Cases
 {
     public const string NoopType = "noop";
@@ -14,6 +14,8 @@ internal static class Cases
     public const string SubmitSingle = "submit, one per call";
     public const string SubmitBatch = "submit, batches";
     public const string DrainCompiled = "drain, compiled handler";
+    public const int Prefetch = 100;
+    public const string DrainPrefetch = "drain, compiled handler, prefetch 100";
     public const string DrainScript = "drain, scriptblock handler";
     public const string DrainProcess = "drain, scriptblock, process";
 
@@ -24,9 +26,10 @@ internal static class Cases
         async Task Mark() => wal = await target.WalPositionAsync();
         async Task Add(Result r)
         {
-            if (wal is { } before && await target.WalPositionAsync() is { } after) r = r with { WalPerTask = (after - before) / r.Count };
+            // A peer that measures its own WAL (graphile-worker's driver, around each case) brings it along.
+            if (r.WalPerTask is null && wal is { } before && await target.WalPositionAsync() is { } after) r = r with { WalPerTask = (after - before) / r.Count };
             results.Add(r);
-            Console.WriteLine($"  {r.Backend,-10} {r.Peer,-12} {r.Case,-28} {r.Rate,9:F0} tasks/s ({r.Count} in {r.Elapsed.TotalSeconds:F2} s){(r.Complete ? "" : " INCOMPLETE")}" +
+            Console.WriteLine($"  {r.Backend,-10} {r.Peer,-15} {r.Case,-37} {r.Rate,9:F0} tasks/s ({r.Count} in {r.Elapsed.TotalSeconds:F2} s){(r.Complete ? "" : " INCOMPLETE")}" +
                 $"{(r.WalPerTask is { } w ? $", WAL {w} B/task" : "")}{(r.Note is null ? "" : "  " + r.Note)}");
             await Mark();
         }
@@ -50,6 +53,18 @@ internal static class Cases
             await Add(new Result(target.Name, SubmitSingle, Pq, o.Count, clock.Elapsed, true, "Queue.Submit in a loop"));
             await Add(await DrainCompiledAsync(queue, o.Count, target.Name));
         }
+
+        // The same compiled drain with leased tasks kept ready beyond the free processors (the batched mode).
+        await using (var queue = await target.OpenQueueAsync("prefetch"))
+        {
+            for (var start = 0; start < o.Count; start += o.Batch)
+                await queue.SubmitManyAsync(Enumerable.Range(start, Math.Min(o.Batch, o.Count - start)).Select(i => new TaskSubmission($"f{i}", NoopType)));
+            await Mark();
+            await Add(await DrainCompiledAsync(queue, o.Count, target.Name, Prefetch));
+        }
+
+        // graphile-worker right after the compiled drains it is compared with, on the same server (PostgreSQL only).
+        if (target is PostgresTarget postgres) await Graphile.RunAsync(postgres, o, Add);
 
         // Submit in batches, then drain those with Start-PQWorker and a scriptblock no-op in a child pwsh.
         await using (var queue = await target.OpenQueueAsync("batch"))
@@ -78,16 +93,16 @@ internal static class Cases
         return results;
     }
 
-    private static async Task<Result> DrainCompiledAsync(Queue queue, int count, string? backend = null)
+    private static async Task<Result> DrainCompiledAsync(Queue queue, int count, string? backend = null, int prefetch = 0)
     {
-        var worker = new Worker(queue, new WorkerOptions { Processors = Options.Workers, UntilEmpty = true }, _ => new NoopProcessor());
+        var worker = new Worker(queue, new WorkerOptions { Processors = Options.Workers, UntilEmpty = true, Prefetch = prefetch }, _ => new NoopProcessor());
         var clock = Stopwatch.StartNew();
         var summary = await worker.RunAsync(CancellationToken.None, CancellationToken.None);
         var elapsed = clock.Elapsed;
         var succeeded = await CountSucceededAsync(queue);
         var complete = summary.Succeeded == count && succeeded == count;
         if (!complete && backend is null) throw new InvalidOperationException($"Warm-up drain: {summary.Succeeded} of {count} succeeded.");
-        return new Result(backend ?? "", DrainCompiled, Pq, count, elapsed, complete,
+        return new Result(backend ?? "", prefetch > 0 ? DrainPrefetch : DrainCompiled, Pq, count, elapsed, complete,
             complete ? null : $"worker summary: {summary.Succeeded} succeeded; the table holds {succeeded} succeeded");
     }
 

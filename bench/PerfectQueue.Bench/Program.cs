@@ -1,14 +1,16 @@
-// build.ps1 bench: PerfectQueue's submit and drain throughput next to Hangfire's, measured in the same run on the
-// same database server and disk, with the same job count, no-op jobs and 4 workers. Prints a table and writes
-// docs/benchmarks.md. Usage (build.ps1 passes all of it):
-//   PerfectQueue.Bench --count 2000 [--postgres postgresql://user@host:port/db] [--mysql mysql://user@host:port/db] [--module out/PerfectQueue]
+// build.ps1 bench: PerfectQueue's submit and drain throughput next to Hangfire's and (on PostgreSQL) graphile-worker's,
+// measured in the same run on the same database server and disk, with the same job count, no-op jobs and 4 workers.
+// Prints a table and the issue-13 targets and writes docs/benchmarks.md. Usage (build.ps1 passes all of it):
+//   PerfectQueue.Bench --count 20000 [--postgres postgresql://user@host:port/db] [--mysql mysql://user@host:port/db] [--module out/PerfectQueue]
+//                      [--graphile <folder with graphile-bench.mjs and node_modules> | --graphile-missing <why>]
 //                      [--repo <root>] [--output docs/benchmarks.md] [--command "dotnet pwsh ./build.ps1 bench"]
 using System.Globalization;
 using PerfectQueue.Bench;
 
 var options = Options.Parse(args);
 var machine = Machine.Describe();
-Console.WriteLine($"PerfectQueue bench: N = {options.Count} per case, {Options.Workers} workers, batches of {options.Batch}; {machine.Cores} cores, {machine.Os}");
+Console.WriteLine($"PerfectQueue bench: N = {options.Count} per case, {Options.Workers} workers, batches of {options.Batch}; {machine.Cores} cores, {machine.Os}; load average {machine.LoadAtStart}");
+if (options.GraphileDir is null) Console.WriteLine($"graphile-worker cases skipped: {options.GraphileMissing ?? "no --graphile folder given"}.");
 
 var results = new List<Result>();
 var backends = new List<BackendFacts>();
@@ -48,7 +50,7 @@ finally
     try { Directory.Delete(temp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
 }
 
-var report = new Report(options, machine, backends, results);
+var report = new Report(options, machine with { LoadAtEnd = Machine.LoadAverage() }, backends, results);
 Console.WriteLine();
 Console.WriteLine(report.Table());
 Console.WriteLine(report.Ratios());
@@ -57,23 +59,31 @@ if (options.Output is { } output)
     File.WriteAllText(output, report.Markdown());
     Console.WriteLine($"Wrote {output}");
 }
-return results.Any(r => !r.Complete) ? 1 : 0;
+return results.Any(r => !r.Complete) || Graphile.Failure is not null ? 1 : 0;
 
 namespace PerfectQueue.Bench
 {
     internal sealed class Options
     {
         public const int Workers = 4;
-        public int Count { get; private init; } = 2000;
+        public const int DefaultCount = 20000;
+        public int Count { get; private init; } = DefaultCount;
         public int Batch { get; private init; } = 100;
         public int Warmup { get; private init; } = 100;
         public string? PostgresUrl { get; private init; }
         public string? MySqlUrl { get; private init; }
         public string? ModulePath { get; private init; }
+        /// <summary>A folder holding graphile-bench.mjs beside an installed graphile-worker (build.ps1 makes it); null: no graphile-worker cases.</summary>
+        public string? GraphileDir { get; private init; }
+        /// <summary>Why there is no graphile-worker folder (no node, no npm, the install failed), for the report.</summary>
+        public string? GraphileMissing { get; private init; }
         public string RepoRoot { get; private init; } = Directory.GetCurrentDirectory();
         public string? Output { get; private init; }
         public string Command { get; private init; } = "dotnet pwsh ./build.ps1 bench";
-        public TimeSpan DrainTimeout { get; private init; } = TimeSpan.FromSeconds(300);
+        public TimeSpan DrainTimeout { get; private init; } = DefaultTimeout(DefaultCount);
+
+        // At least 5 minutes, and room for 25 tasks/s (the slowest peer on a loaded machine) at large N.
+        private static TimeSpan DefaultTimeout(int count) => TimeSpan.FromSeconds(Math.Max(300, count / 25));
 
         public static Options Parse(string[] args)
         {
@@ -86,20 +96,25 @@ namespace PerfectQueue.Bench
             }
             string? Get(string name) => map.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v : null;
             int Int(string name, int fallback) => Get(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+            var count = Int("count", DefaultCount);
             var o = new Options
             {
-                Count = Int("count", 2000),
+                Count = count,
                 Batch = Int("batch", 100),
                 Warmup = Int("warmup", 100),
                 PostgresUrl = Get("postgres"),
                 MySqlUrl = Get("mysql"),
                 ModulePath = Get("module"),
+                GraphileDir = Get("graphile"),
+                GraphileMissing = Get("graphile-missing"),
                 RepoRoot = Get("repo") ?? Directory.GetCurrentDirectory(),
                 Output = Get("output"),
                 Command = Get("command") ?? "dotnet pwsh ./build.ps1 bench",
-                DrainTimeout = TimeSpan.FromSeconds(Int("timeout", 300)),
+                DrainTimeout = Get("timeout") is null ? DefaultTimeout(count) : TimeSpan.FromSeconds(Int("timeout", 300)),
             };
             if (o.Count < 1 || o.Batch < 1 || o.Warmup < 0) throw new ArgumentException("--count and --batch must be at least 1, --warmup at least 0.");
+            if (o.GraphileDir is { } g && !File.Exists(Path.Combine(g, Graphile.Driver)))
+                throw new ArgumentException($"--graphile {g}: no {Graphile.Driver} there; build.ps1 bench copies bench/graphile/{Graphile.Driver} beside the graphile-worker it installs.");
             return o;
         }
     }

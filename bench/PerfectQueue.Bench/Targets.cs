@@ -60,8 +60,8 @@ internal sealed class SqliteTarget(string directory) : ITarget
 }
 
 /// <summary>
-/// PostgreSQL: one database of one server; PerfectQueue's tables and Hangfire's schema get this run's suffix
-/// and are dropped at the end.
+/// PostgreSQL: one database of one server; PerfectQueue's tables and Hangfire's and graphile-worker's schemas get
+/// this run's suffix and are dropped at the end.
 /// </summary>
 internal sealed class PostgresTarget : ITarget
 {
@@ -88,7 +88,11 @@ internal sealed class PostgresTarget : ITarget
     }
 
     public string Name => "PostgreSQL";
+    /// <summary>The server's URL, as Connect-PQQueue and graphile-worker (node-postgres) take it.</summary>
+    public string Url => _url;
     private string HangfireSchema => $"pqbench_hangfire_{_suffix}";
+    /// <summary>graphile-worker's schema for this run (its migrations make it; <see cref="DropAsync"/> drops it).</summary>
+    public string GraphileSchema => $"pqbench_graphile_{_suffix}";
 
     public async Task<BackendFacts> DescribeAsync()
     {
@@ -146,7 +150,8 @@ internal sealed class PostgresTarget : ITarget
         await using var c = new NpgsqlConnection(_connectionString);
         await c.OpenAsync();
         foreach (var sql in _tables.Select(t => $"DROP TABLE IF EXISTS \"{t}\"")
-                     .Append($"DROP SCHEMA IF EXISTS \"{HangfireSchema}\" CASCADE"))
+                     .Append($"DROP SCHEMA IF EXISTS \"{HangfireSchema}\" CASCADE")
+                     .Append($"DROP SCHEMA IF EXISTS \"{GraphileSchema}\" CASCADE"))
         {
             await using var cmd = new NpgsqlCommand(sql, c);
             await cmd.ExecuteNonQueryAsync();
