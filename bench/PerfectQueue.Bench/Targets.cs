@@ -149,19 +149,41 @@ internal sealed class PostgresTarget : ITarget
         NpgsqlConnection.ClearAllPools();
         await using var c = new NpgsqlConnection(_connectionString);
         await c.OpenAsync();
-        foreach (var sql in _tables.Select(t => $"DROP TABLE IF EXISTS \"{t}\"")
-                     .Append($"DROP SCHEMA IF EXISTS \"{HangfireSchema}\" CASCADE")
-                     .Append($"DROP SCHEMA IF EXISTS \"{GraphileSchema}\" CASCADE"))
+        var (own, side) = RunTablePatterns(_suffix);
+        var tables = new List<string>();
+        await using (var list = new NpgsqlCommand("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND (tablename LIKE @own OR tablename LIKE @side)", c))
+        {
+            list.Parameters.AddWithValue("own", own);
+            list.Parameters.AddWithValue("side", side);
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) tables.Add(reader.GetString(0));
+        }
+        var statements = new List<string>();
+        if (tables.Count > 0) statements.Add($"DROP TABLE IF EXISTS {string.Join(", ", tables.Select(t => $"\"{t}\""))} CASCADE");
+        statements.Add($"DROP SCHEMA IF EXISTS \"{HangfireSchema}\" CASCADE");
+        statements.Add($"DROP SCHEMA IF EXISTS \"{GraphileSchema}\" CASCADE");
+        foreach (var sql in statements)
         {
             await using var cmd = new NpgsqlCommand(sql, c);
             await cmd.ExecuteNonQueryAsync();
         }
         if (_tables.Count > 0)
         {
-            await using var cmd = new NpgsqlCommand("DELETE FROM perfectqueue_schema WHERE table_name = ANY(@t)", c);
-            cmd.Parameters.AddWithValue("t", _tables.ToArray());
+            await using var cmd = new NpgsqlCommand("DELETE FROM perfectqueue_schema WHERE table_name LIKE @own OR table_name LIKE @side", c);
+            cmd.Parameters.AddWithValue("own", own);
+            cmd.Parameters.AddWithValue("side", side);
             await cmd.ExecuteNonQueryAsync();
         }
+    }
+
+    /// <summary>
+    /// LIKE patterns for every table of one run: each queue's (pqbench_&lt;case&gt;_&lt;suffix&gt;), and the side tables
+    /// its schema version adds and the scriptblock child's warm-up queue (&lt;that&gt;_warm, _workers, _attempts, ...).
+    /// </summary>
+    internal static (string Own, string Side) RunTablePatterns(string suffix)
+    {
+        var own = @"pqbench\_%\_" + suffix.Replace("_", @"\_", StringComparison.Ordinal);
+        return (own, own + @"\_%");
     }
 }
 
@@ -230,11 +252,22 @@ internal sealed class MySqlTarget(string url) : ITarget
         MySqlConnection.ClearAllPools();
         await using var c = new MySqlConnection(_connectionString);
         await c.OpenAsync();
-        foreach (var t in _tables)
+        if (_tables.Count == 0) return;
+        var (own, side) = PostgresTarget.RunTablePatterns(_suffix);
+        var tables = new List<string>();
+        await using (var list = new MySqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND (table_name LIKE @own OR table_name LIKE @side)", c))
         {
-            await using var cmd = new MySqlCommand($"DROP TABLE IF EXISTS `{t}`, `{t}_workers`, `{t}_users`; DELETE FROM perfectqueue_schema WHERE table_name = @t", c);
-            cmd.Parameters.AddWithValue("@t", t);
-            await cmd.ExecuteNonQueryAsync();
+            list.Parameters.AddWithValue("@own", own);
+            list.Parameters.AddWithValue("@side", side);
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) tables.Add(reader.GetString(0));
         }
+        // Foreign key checks off for this session: the side tables may reference the task table.
+        await using var cmd = new MySqlCommand(
+            (tables.Count > 0 ? $"SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS {string.Join(", ", tables.Select(t => $"`{t}`"))}; SET FOREIGN_KEY_CHECKS = 1; " : "") +
+            "DELETE FROM perfectqueue_schema WHERE table_name LIKE @own OR table_name LIKE @side", c);
+        cmd.Parameters.AddWithValue("@own", own);
+        cmd.Parameters.AddWithValue("@side", side);
+        await cmd.ExecuteNonQueryAsync();
     }
 }
