@@ -26,8 +26,8 @@ internal static class Graphile
         ["drain-batched"] = DrainBatched,
     };
 
-    /// <summary>The graphile-worker and node versions the driver reported, for the report (null until it ran).</summary>
-    public static (string GraphileWorker, string Node)? Versions { get; private set; }
+    /// <summary>The graphile-worker and node versions the driver reported and the node its package asks for, for the report (null until it ran).</summary>
+    public static (string GraphileWorker, string Node, string? NodeRequired)? Versions { get; private set; }
 
     /// <summary>Why the graphile-worker cases did not run or did not finish, for the report (null when they did).</summary>
     public static string? Failure { get; private set; }
@@ -89,7 +89,8 @@ internal static class Graphile
     {
         using var doc = JsonDocument.Parse(json);
         var r = doc.RootElement;
-        Versions = (r.GetProperty("version").GetString()!, r.GetProperty("node").GetString()!);
+        Versions = (r.GetProperty("version").GetString()!, r.GetProperty("node").GetString()!,
+            r.TryGetProperty("nodeRequired", out var required) && required.ValueKind == JsonValueKind.String ? required.GetString() : null);
         var name = CaseNames[r.GetProperty("case").GetString()!];
         var count = r.GetProperty("count").GetInt32();
         var complete = r.GetProperty("complete").GetBoolean();

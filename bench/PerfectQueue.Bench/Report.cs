@@ -107,7 +107,7 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
 
     private string GraphileStatus() =>
         Graphile.Failure is { } failure ? $"graphile-worker did not finish its cases ({failure}); any figures it gave before that are shown"
-        : Graphile.Versions is { } v ? $"graphile-worker {v.GraphileWorker} on Node.js {v.Node}"
+        : Graphile.Versions is { } v ? $"graphile-worker {v.GraphileWorker} on Node.js {v.Node}" + (v.NodeRequired is { } n ? $" (its package asks for Node.js {n})" : "")
         : $"graphile-worker cases skipped: {options.GraphileMissing ?? (options.PostgresUrl is null ? "no PostgreSQL server" : "no --graphile folder given")}";
 
     public string Table()

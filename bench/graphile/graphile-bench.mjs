@@ -23,7 +23,9 @@ const concurrency = Number(env("PQBENCH_CONCURRENCY"));
 const timeoutMs = 1000 * Number(env("PQBENCH_TIMEOUT"));
 
 // The version installed beside this file (build.ps1 pins it; the package exports no package.json to resolve).
-const version = JSON.parse(readFileSync(new URL("./node_modules/graphile-worker/package.json", import.meta.url), "utf8")).version;
+const installed = JSON.parse(readFileSync(new URL("./node_modules/graphile-worker/package.json", import.meta.url), "utf8"));
+const version = installed.version;
+const nodeRequired = installed.engines?.node ?? null;
 
 // Warnings and errors only: by default graphile-worker prints a line per job, and PerfectQueue's compiled drain prints none.
 const logger = new Logger(() => (level, message) => {
@@ -33,7 +35,7 @@ const shared = { connectionString, schema, logger };
 const noop = { noop: async () => {} };
 const batchedPreset = { worker: { localQueue: { size: 100 }, completeJobBatchDelay: 0 } };
 
-const report = (result) => console.log("GWBENCH " + JSON.stringify({ version, node: process.version, ...result }));
+const report = (result) => console.log("GWBENCH " + JSON.stringify({ version, node: process.version, nodeRequired, ...result }));
 
 await runMigrations(shared);
 const utils = await makeWorkerUtils(shared);
