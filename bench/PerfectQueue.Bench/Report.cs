@@ -69,9 +69,13 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
             foreach (var @case in CaseOrder)
             {
                 var pq = Find(backend, @case, Cases.Pq);
-                var peers = Peers.Select(p => (PeerCase(p, @case), Result: Find(backend, PeerCase(p, @case).Case, p))).ToList();
-                if (pq is null && peers.All(p => p.Result is null || p.Item1.Repeated)) continue;
-                var cells = peers.SelectMany(p => new[] { Cell(p.Result, p.Item1.Repeated), R(Ratio(pq, p.Result)) }).ToArray();
+                var peers = Peers.Select(p =>
+                {
+                    var (peerCase, repeated) = PeerCase(p, @case);
+                    return (Repeated: repeated, Result: Find(backend, peerCase, p));
+                }).ToList();
+                if (pq is null && peers.All(p => p.Result is null || p.Repeated)) continue;
+                var cells = peers.SelectMany(p => new[] { Cell(p.Result, p.Repeated), R(Ratio(pq, p.Result)) }).ToArray();
                 yield return (backend, @case, Cell(pq), cells);
             }
     }
@@ -92,9 +96,9 @@ internal sealed class Report(Options options, Machine machine, IReadOnlyList<Bac
         yield return AtLeast("process-mode ÷ thread-mode scriptblock drain (PostgreSQL)", StrictRatio(Find(Pg, Cases.DrainProcess, Cases.Pq), script), 0.5);
 
         double? wal = compiled is { Complete: true, WalPerTask: { } w } ? w : null;
-        var peerWal = string.Join(", ", new[] { (Graphile.DrainDefaults, "defaults"), (Graphile.DrainBatched, "batched") }
-            .Select(c => (c.Item2, r: Find(Pg, c.Item1, Graphile.Peer))).Where(c => c.r?.WalPerTask is not null)
-            .Select(c => $"{c.Item1} {F(c.r!.WalPerTask!.Value)} B"));
+        var peerWal = string.Join(", ", new[] { (Case: Graphile.DrainDefaults, Label: "defaults"), (Case: Graphile.DrainBatched, Label: "batched") }
+            .Select(c => (c.Label, Find(Pg, c.Case, Graphile.Peer)?.WalPerTask)).Where(c => c.WalPerTask is not null)
+            .Select(c => $"{c.Label} {F(c.WalPerTask!.Value)} B"));
         yield return ("WAL per drained task (PostgreSQL, compiled drain)", wal is { } b ? $"{F(b)} B" : "–", "≤ 1,500 B", Met(wal, x => x <= 1500),
             peerWal.Length > 0 ? $"graphile-worker: {peerWal}" : null);
 
