@@ -5,6 +5,8 @@ public sealed class WorkerOptions
 {
     /// <summary>How many tasks run at once.</summary>
     public int Processors { get; set; } = 1;
+    /// <summary>How many leased tasks the worker keeps ready beyond its free processors, for many short tasks (0: none; docs/worker.md, "Prefetch").</summary>
+    public int Prefetch { get; init; }
     /// <summary>What a processor is: a runspace (thread) or a child process. Shown by Get-PQWorker.</summary>
     public ProcessorType ProcessorType { get; set; } = ProcessorType.Thread;
     /// <summary>How long an idle worker waits between polls (a PostgreSQL submit wakes it early).</summary>
@@ -46,6 +48,7 @@ public sealed class WorkerOptions
     public static WorkerOptions From(QueueConfig config) => new()
     {
         Processors = config.Processors,
+        Prefetch = config.Prefetch,
         ProcessorType = config.ProcessorType == "process" ? ProcessorType.Process : ProcessorType.Thread,
         PollInterval = config.PollInterval,
         AliveTime = config.AliveTime,
@@ -67,9 +70,14 @@ public sealed class WorkerOptions
     /// </summary>
     public TimeSpan StopLimit => Child.KillInterval * 3;
 
+    /// <summary>The largest <see cref="Prefetch"/>: what one acquire may lease.</summary>
+    public const int MaxPrefetch = Queue.MaxBatch;
+
     public void Validate()
     {
         if (Processors < 1) throw new ArgumentException($"Processors must be at least 1 (got {Processors}).", nameof(Processors));
+        if (Prefetch is < 0 or > MaxPrefetch)
+            throw new ArgumentException($"Prefetch must be between 0 (none) and {MaxPrefetch} (got {Prefetch}): one acquire leases at most {Queue.MaxBatch} tasks.", nameof(Prefetch));
         if (PollInterval <= TimeSpan.Zero) throw new ArgumentException("PollInterval must be more than zero.", nameof(PollInterval));
         if (AliveTime <= TimeSpan.Zero) throw new ArgumentException("AliveTime must be more than zero.", nameof(AliveTime));
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatInterval >= AliveTime)
