@@ -277,7 +277,7 @@ public abstract class PrefetchSuite(IBackendTarget target) : IDisposable
         var running = worker.RunAsync(default, default);
         Eventually.True(() => worker.PrefetchedCount == 2, "2 prefetched: " + Lines(log));
         Volatile.Write(ref outage, true);
-        Eventually.True(() => log.Count(l => l.Contains("prefetched, never started: dropped")) == 2, "both prefetched dropped: " + Lines(log));
+        Eventually.True(() => log.Count(l => l.Contains("its lease could not be renewed") && l.Contains("prefetched and not started")) == 2, "both prefetched fenced: " + Lines(log));
         Volatile.Write(ref outage, false);
         var summary = await Within(running, log);
 
@@ -285,6 +285,7 @@ public abstract class PrefetchSuite(IBackendTarget target) : IDisposable
         Assert.DoesNotContain(runs, r => r.Key != "k00" && r.Attempt == 1);
         Assert.Contains(("k01", 2), runs);
         Assert.Contains(("k02", 2), runs);
+        Assert.Equal(2, log.Count(l => l.Contains("prefetched, never started: dropped")));
         Assert.Equal(3, summary.Lost); // k00 fenced while it ran, k01 and k02 dropped
         Assert.All(q.List(), t => Assert.Equal(TaskOutcome.Succeeded, t.Outcome));
     }
