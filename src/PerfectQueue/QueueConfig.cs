@@ -41,6 +41,8 @@ public sealed class QueueConfig
     /// <summary>log file path (null: standard error). Used by the worker.</summary>
     public string? Log { get; set; }
     public int Processors { get; set; } = 1;
+    /// <summary>prefetch: leased tasks a worker keeps ready beyond its free processors, for many short tasks (0: none; docs/worker.md, "Prefetch").</summary>
+    public int Prefetch { get; set; }
     /// <summary>'thread' (runspaces in the worker process, our default) or 'process'.</summary>
     public string ProcessorType { get; set; } = "thread";
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
@@ -124,6 +126,8 @@ public sealed class QueueConfig
         if (ConnectionString is not null && Storage.QueueBackends.ForProvider(Provider) is null)
             throw new ConfigException($"provider: a connection_string needs provider {Storage.QueueBackends.ProviderList} (got '{Provider}').", "provider");
         if (Processors < 1) throw new ConfigException($"processors: must be at least 1 (got {Processors}).", "processors");
+        if (Prefetch is < 0 or > Workers.WorkerOptions.MaxPrefetch)
+            throw new ConfigException($"prefetch: must be between 0 (none) and {Workers.WorkerOptions.MaxPrefetch} (got {Prefetch}).", "prefetch");
         if (ProcessorType is not ("thread" or "process"))
             throw new ConfigException($"processor_type: must be 'thread' or 'process' (got '{ProcessorType}').", "processor_type");
         Positive(PollInterval, "poll_interval");
@@ -187,7 +191,7 @@ public sealed class QueueConfig
     /// <summary>Every key <see cref="FromDictionary"/> accepts.</summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
-        "type", "url", "connection_string", "provider", "table", "log", "processors", "processor_type", "poll_interval", "retention_time",
+        "type", "url", "connection_string", "provider", "table", "log", "processors", "prefetch", "processor_type", "poll_interval", "retention_time",
         "task_heartbeat_interval", "alive_time", "retry_wait", "child_kill_interval", "child_graceful_kill_limit",
         "child_heartbeat_interval", "child_heartbeat_limit", "max_attempts", "retry_backoff", "retry_max_wait",
         "retry_jitter", "cleanup_interval", "compression", "auto_initialize",
@@ -205,6 +209,7 @@ public sealed class QueueConfig
             case "table": c.Table = Text(key, v) ?? DefaultTable; break;
             case "log": c.Log = Text(key, v); break;
             case "processors": c.Processors = Int(key, v) ?? 1; break;
+            case "prefetch": c.Prefetch = Int(key, v) ?? 0; break;
             case "processor_type": c.ProcessorType = (Text(key, v) ?? "thread").ToLowerInvariant(); break;
             case "poll_interval": c.PollInterval = Seconds(key, v) ?? c.PollInterval; break;
             case "retention_time": c.RetentionTime = Seconds(key, v) ?? c.RetentionTime; break;

@@ -248,6 +248,10 @@ $waiting = '\|Waiting\|\|'
         Output = '^processed 10; left: 2$'
         State  = @(@(1..10 | ForEach-Object { 'ping-\d+\|Finished\|Succeeded\|pong' }) + @(1..2 | ForEach-Object { "ping-\d+$waiting" }))
     }
+    'Start-PQWorker: Example 6: Drain many short tasks with prefetch' = @{
+        Output = 'Processed\s+: 40', 'Succeeded\s+: 40', 'Released\s+: 0', 'StoppedBecause : empty'
+        State  = @(1..40 | ForEach-Object { "thumb-$_\|Finished\|Succeeded\|thumbnail $_ done" })
+    }
 
     # ---- Stop-PQWorker ----
     'Stop-PQWorker: Example 1: Stop every worker on one host before its maintenance' = @{

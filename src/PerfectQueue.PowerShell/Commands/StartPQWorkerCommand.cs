@@ -76,6 +76,11 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [ValidateRange(1, 256)]
     public int? Processors { get; set; }
 
+    /// <summary>How many leased tasks to keep ready beyond the free processors, for many short tasks (0: none). Default: the config's prefetch (0).</summary>
+    [Parameter]
+    [ValidateRange(0, WorkerOptions.MaxPrefetch)]
+    public int? Prefetch { get; set; }
+
     [Parameter]
     [DurationTransformation]
     public TimeSpan? PollInterval { get; set; }
@@ -206,7 +211,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         };
         var overrides = new WorkerPlanBuilder.Overrides
         {
-            ProcessorType = ProcessorType, Processors = Processors, PollInterval = PollInterval, AliveTime = AliveTime,
+            ProcessorType = ProcessorType, Processors = Processors, Prefetch = Prefetch, PollInterval = PollInterval, AliveTime = AliveTime,
             HeartbeatInterval = HeartbeatInterval, RetryWait = RetryWait, MaxAttempts = MaxAttempts, GracefulKillLimit = GracefulKillLimit,
             CancelGracePeriod = CancelGracePeriod, Timeout = Timeout, MaxTasksPerProcessor = MaxTasksPerProcessor,
             ChildKillInterval = ChildKillInterval, ChildHeartbeatInterval = ChildHeartbeatInterval, ChildHeartbeatLimit = ChildHeartbeatLimit,

@@ -37,6 +37,7 @@ internal sealed class WorkerPlanBuilder
     {
         public ProcessorType? ProcessorType { get; init; }
         public int? Processors { get; init; }
+        public int? Prefetch { get; init; }
         public TimeSpan? PollInterval { get; init; }
         public TimeSpan? AliveTime { get; init; }
         public TimeSpan? HeartbeatInterval { get; init; }
@@ -96,6 +97,7 @@ internal sealed class WorkerPlanBuilder
         var o = _overrides;
         if (o.RetryWait is { } wait) config.RetryWait = wait;
         if (o.MaxAttempts is { } attempts) config.MaxAttempts = attempts;
+        if (o.Prefetch is { } prefetch) config.Prefetch = prefetch; // WorkerOptions.Prefetch is init-only: set before From
         var queue = _sessionQueue is not null && PQSession.SettingsKey(config) == PQSession.SettingsKey(_sessionQueue.Settings) ? _sessionQueue : PQSession.Open(config);
 
         var options = WorkerOptions.From(config);

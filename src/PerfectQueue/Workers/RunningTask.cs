@@ -17,7 +17,10 @@ internal enum HandlerStop
     Shutdown,
 }
 
-/// <summary>One task a processor runs now: its lease, how it is stopped, and how long its lease went unrenewed.</summary>
+/// <summary>
+/// One task a processor runs now (or, while <see cref="Prefetched"/>, one leased ahead that waits for a processor): its
+/// lease, how it is stopped, and how long its lease went unrenewed.
+/// </summary>
 internal sealed class RunningTask
 {
     private readonly CancellationTokenSource _stop = new();
@@ -33,10 +36,13 @@ internal sealed class RunningTask
     {
         Task = task;
         _renewedAt = renewedAt;
+        AcquiredAt = renewedAt;
         StopLimit = stopLimit;
     }
 
     public AcquiredTask Task { get; }
+    /// <summary>When the acquire that leased it was sent (Stopwatch timestamp).</summary>
+    public long AcquiredAt { get; }
     /// <summary>Cancelled when the handler must stop now; the processor stops it.</summary>
     public CancellationToken StopToken => _stop.Token;
     /// <summary>Completes when a stopped handler has had <see cref="StopLimit"/> to end: the worker then goes on without it.</summary>
@@ -62,6 +68,9 @@ internal sealed class RunningTask
     /// row finished by this very write and report it lost to somebody else, so the heartbeat and the fence leave it alone.
     /// </summary>
     public volatile bool Concluding;
+
+    /// <summary>True while the task waits in the worker's ready queue (<see cref="WorkerOptions.Prefetch"/>): no handler runs it yet.</summary>
+    public volatile bool Prefetched;
 
     /// <summary>Holds leases the heartbeat should still extend.</summary>
     public bool NeedsRenewal => !Concluding && !Task.IsCompleted && Task.LostBecause is null;

@@ -6,7 +6,9 @@ namespace PerfectQueue.Workers;
 /// <summary>
 /// Runs handlers for a queue's tasks on a set of processors (runspaces, compiled handlers or child processes). One
 /// fetcher acquires for every free processor in one statement; the <see cref="LeaseKeeper"/> extends every lease in
-/// one round trip, so an idle worker costs one acquire per poll interval whatever its processor count. What a
+/// one round trip, so an idle worker costs one acquire per poll interval whatever its processor count. With
+/// <see cref="WorkerOptions.Prefetch"/> it also leases tasks ahead into <see cref="ReadyTasks"/>, started as processors
+/// free up without another round trip (docs/worker.md, "Prefetch"). What a
 /// handler's end means lives in <see cref="TaskConclusion"/>; how processors are made and replaced in
 /// <see cref="ProcessorSlots"/>; the session row in <see cref="WorkerSession"/>.
 /// <para>
@@ -30,6 +32,7 @@ public sealed class Worker
     private readonly LeaseKeeper _leases;
     private readonly WorkerSession _session;
     private readonly PauseNotices _pauses;
+    private readonly ReadyTasks _ready;
     // Completed (and replaced) each time a processor frees up. A round takes the current one before it polls,
     // so a processor that frees up while the round polls is never missed, and nothing stale is left waiting.
     private TaskCompletionSource _freed = NewSignal();
@@ -50,8 +53,10 @@ public sealed class Worker
         options.Validate();
         _slots = new ProcessorSlots(createProcessor, _options, _counters, Log);
         _conclusion = new TaskConclusion(queue, _counters);
-        _leases = new LeaseKeeper(queue, _options, _running, Log);
-        _session = new WorkerSession(queue, _options, () => _running.Count, Log);
+        _leases = new LeaseKeeper(queue, _options, Held, Log);
+        _ready = new ReadyTasks(queue, _counters, () => _leases.FenceAfter, _leases.Fence, WakeFetcher, Log);
+        // The session's running count is what the worker holds, as Get-PQWorker's RunningKeys and Get-PQTask see it.
+        _session = new WorkerSession(queue, _options, () => _running.Count + _ready.Count, Log);
         _pauses = new PauseNotices(queue, Log);
     }
 
@@ -72,6 +77,12 @@ public sealed class Worker
 
     /// <summary>Tasks running now.</summary>
     public int RunningCount => _running.Count;
+
+    /// <summary>Tasks leased ahead (<see cref="WorkerOptions.Prefetch"/>) that wait for a processor now.</summary>
+    public int PrefetchedCount => _ready.Count;
+
+    // Every lease the heartbeat extends and the fence watches: the running tasks and the prefetched ones.
+    private IEnumerable<RunningTask> Held() => _ready.Count == 0 ? _running.Values : _running.Values.Concat(_ready.Snapshot());
 
     /// <summary>This worker's session id (as Get-PQWorker shows it), set when <see cref="RunAsync"/> starts.</summary>
     public string? SessionId => _session.Id;
@@ -113,27 +124,53 @@ public sealed class Worker
         // Schedules fire on their own loop, never in the way of acquire; it ends with the acquire loop.
         var firer = _options.FireSchedules ? Task.Run(() => new Schedules.ScheduleFirer(_queue, Log, WakeFetcher).RunAsync(loopEnded.Token)) : Task.CompletedTask;
         WorkerStopReason stoppedBecause;
-        var acquired = 0;
+        var started = 0; // tasks handed to processors: with the prefetched ones, never more than MaxTasks
+        Task? releaseReady = null; // the prefetched tasks given back at stop, awaited before the session ends
         var failures = 0; // acquires failed in a row
+        long? shortPollAt = null; // when the last poll came back with fewer tasks than it asked for (nothing more was due)
         Task markStopping = Task.CompletedTask; // the session row's Stopping write, awaited before the row is removed
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
-        Log($"worker started: {_options.Processors} processor(s) on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
+        Log($"worker started: {_options.Processors} processor(s){(_options.Prefetch > 0 ? $", prefetch {_options.Prefetch}" : "")} on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
+
+        // Prefetched tasks go to the processors free now, before any round trip; the ones not to start are ended or dropped.
+        void StartReady()
+        {
+            _ready.SweepIfAsked(handlers);
+            while (_slots.IdleCount > 0 && _ready.TakeNext(handlers) is { } entry)
+            {
+                _slots.TryTake(out var slot); // only this loop takes slots, and one is idle
+                started++;
+                handlers.Add(RunOneAsync(slot, entry, prefetched: true, graceful, loopEnded.Token));
+            }
+        }
+
         try
         {
             while (true)
             {
                 if (immediate.IsCancellationRequested) { stoppedBecause = WorkerStopReason.ImmediateStop; break; }
                 if (graceful.IsCancellationRequested) { stoppedBecause = stopRequested.IsCancellationRequested ? WorkerStopReason.StopRequested : WorkerStopReason.GracefulStop; break; }
-                if (_options.MaxTasks is { } max && acquired >= max) { stoppedBecause = WorkerStopReason.MaxTasks; break; }
 
                 var freed = Volatile.Read(ref _freed).Task;
+                StartReady();
+                if (_options.MaxTasks is { } max && started >= max) { stoppedBecause = WorkerStopReason.MaxTasks; break; }
+
                 var idleCount = _slots.IdleCount;
-                var free = Math.Min(idleCount, Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - acquired));
+                var ready = _ready.Count;
+                // Prefetch refills the ready queue once it is half empty (or a processor has nothing to run), never while
+                // it is fuller: each acquire then leases at least half of Prefetch. Without prefetch: the idle processors.
+                // After a poll that found nothing more, only a processor with nothing to run polls before the poll
+                // interval (or a submit): not every task that ends while the ready queue drains.
+                var sinceShortPoll = shortPollAt is { } at ? System.Diagnostics.Stopwatch.GetElapsedTime(at) : TimeSpan.MaxValue;
+                var quiet = _options.Prefetch > 0 && idleCount == 0 && sinceShortPoll < _options.PollInterval;
+                var refill = !quiet && (idleCount > 0 || ready <= _options.Prefetch / 2);
+                var free = !refill ? 0 : Math.Max(0, Math.Min(idleCount + _options.Prefetch - ready,
+                    Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - started - ready)));
                 var got = PollResult.Empty;
                 var polled = false;
-                // Empty means: nothing came back while nothing of ours ran. A task running during the poll may
+                // Empty means: nothing came back while nothing of ours ran or waited. A task running during the poll may
                 // have kept its user at max_running and so hidden that user's due tasks; they show once it ends.
-                var idleWhilePolling = _running.IsEmpty;
+                var idleWhilePolling = _running.IsEmpty && ready == 0;
                 if (free > 0)
                 {
                     var sentAt = RunningTask.Now;
@@ -169,20 +206,32 @@ public sealed class Worker
                     }
                     foreach (var task in got.Tasks)
                     {
-                        _slots.TryTake(out var slot);
-                        acquired++;
-                        handlers.Add(RunOneAsync(slot, task, sentAt, graceful, loopEnded.Token));
+                        var entry = NewEntry(task, sentAt);
+                        if (_slots.TryTake(out var slot))
+                        {
+                            started++;
+                            handlers.Add(RunOneAsync(slot, entry, prefetched: false, graceful, loopEnded.Token));
+                        }
+                        else _ready.Add(entry); // heartbeated from now on, started as processors free up
                     }
                     foreach (var ended in got.Ended) CountEnded(ended);
+                    if (got.Ended.Count == 0) shortPollAt = got.Tasks.Count < free ? sentAt : null;
                 }
                 handlers.RemoveAll(h => h.IsCompleted);
 
                 if (polled && got.Tasks.Count == 0) await _pauses.AfterEmptyPollAsync().ConfigureAwait(false);
                 // Paused due tasks do not count as work left (docs/pause.md): a drain during maintenance exits, and says how many wait.
-                if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty
+                if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty && _ready.Count == 0
                     && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { await _pauses.AtEmptyExitAsync().ConfigureAwait(false); stoppedBecause = WorkerStopReason.Empty; break; }
                 if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
-                if (free == 0 || (got.Tasks.Count > 0 && got.Tasks.Count == free && _slots.IdleCount == 0))
+                if (quiet)
+                {
+                    await WaitAsync(ct => Task.WhenAny(                                                    // the ready queue drains: the rest of the poll interval, a submit, or a freed processor
+                        storeWait = WaitForTasksAsync(_options.PollInterval - sinceShortPoll, ct),
+                        freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
+                    if (!freed.IsCompleted) shortPollAt = null; // the interval passed, or a submit came: poll again
+                }
+                else if (free == 0 || (got.Tasks.Count > 0 && got.Tasks.Count == free && _slots.IdleCount == 0))
                 {
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
                     // Finishes committed together free their processors together: let the others land before
@@ -191,10 +240,12 @@ public sealed class Worker
                 }
                 else if (got.Tasks.Count == 0 || got.Tasks.Count < free)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
-                        storeWait = WaitForTasksAsync(ct),
+                        storeWait = WaitForTasksAsync(_options.PollInterval, ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
             loopEnded.Cancel();
+            // Prefetched tasks go back at once, for other workers, while the running ones end.
+            releaseReady = _ready.ReleaseAllAsync();
             // Get-PQWorker shows the drain at once (Stop-PQWorker's request is in the row already; an empty queue drains nothing).
             if (stoppedBecause is not (WorkerStopReason.StopRequested or WorkerStopReason.Empty) && StopIsRestart?.Invoke() != true)
                 markStopping = _session.MarkStoppingAsync();
@@ -218,6 +269,7 @@ public sealed class Worker
         finally
         {
             loopEnded.Cancel();
+            releaseReady ??= _ready.ReleaseAllAsync();
             // Processors are never disposed under a running handler: if the loop itself failed, stop them first
             // (every handler ends or is abandoned within the stop limit).
             if (handlers.Any(h => !h.IsCompleted))
@@ -229,6 +281,7 @@ public sealed class Worker
             if (lateAcquires.Count > 0) await Task.WhenAny(Task.WhenAll(lateAcquires), Task.Delay(LateAcquireWait)).ConfigureAwait(false);
             // A caller disposes the queue once the worker returned: a PostgreSQL listen still unwinding then fails.
             await Task.WhenAny(storeWait, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+            await releaseReady.ConfigureAwait(false); // heartbeats go on until every prefetched task is given back
             stopBeats.Cancel();
             await beats.ConfigureAwait(false);
             await fences.ConfigureAwait(false);
@@ -271,13 +324,13 @@ public sealed class Worker
 
     // The idle wait between polls. A store whose wait fails (a listener that cannot connect) must not make the
     // worker poll faster: the wait then lasts the poll interval anyway.
-    private async Task WaitForTasksAsync(CancellationToken ct)
+    private async Task WaitForTasksAsync(TimeSpan timeout, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        try { await _queue.WaitForTasksAsync(_options.PollInterval, ct).ConfigureAwait(false); }
+        try { await _queue.WaitForTasksAsync(timeout, ct).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            var rest = _options.PollInterval - clock.Elapsed;
+            var rest = timeout - clock.Elapsed;
             if (rest > TimeSpan.Zero) await Task.Delay(rest, ct).ConfigureAwait(false);
         }
     }
@@ -356,17 +409,22 @@ public sealed class Worker
         return tightest;
     }
 
-    private async Task RunOneAsync(ProcessorSlot slot, AcquiredTask task, long acquiredAt, CancellationToken graceful, CancellationToken loopEnded)
+    // A task just acquired: its lease counts as renewed when the acquire was sent.
+    private RunningTask NewEntry(AcquiredTask task, long acquiredAt) => new(task, acquiredAt, AbandonAfter) { Timeout = TimeoutOf(task) };
+
+    // prefetched: it waited in the ready queue (its start line says how long).
+    private async Task RunOneAsync(ProcessorSlot slot, RunningTask entry, bool prefetched, CancellationToken graceful, CancellationToken loopEnded)
     {
-        var timeout = TimeoutOf(task);
-        var entry = new RunningTask(task, acquiredAt, AbandonAfter) { Timeout = timeout };
+        var task = entry.Task;
+        var timeout = entry.Timeout;
         if (timeout is { } t) task.Deadline = DateTimeOffset.Now + t;
         task.WorkerSession = SessionId;
         _running[task.Lease] = entry;
         if (graceful.IsCancellationRequested) task.OnStopRequested();
         if (_hardStopping) entry.StopNow(HandlerStop.Shutdown);
         Interlocked.Increment(ref _counters.Processed);
-        Log($"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}");
+        Log($"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}" +
+            (prefetched ? $", prefetched {System.Diagnostics.Stopwatch.GetElapsedTime(entry.AcquiredAt).TotalSeconds:0.###}s before" : ""));
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
         // The attempt's time is up: its handler is stopped, and its task retried.

@@ -48,6 +48,7 @@ public sealed class WorkerOptions
     public static WorkerOptions From(QueueConfig config) => new()
     {
         Processors = config.Processors,
+        Prefetch = config.Prefetch,
         ProcessorType = config.ProcessorType == "process" ? ProcessorType.Process : ProcessorType.Thread,
         PollInterval = config.PollInterval,
         AliveTime = config.AliveTime,
@@ -69,9 +70,14 @@ public sealed class WorkerOptions
     /// </summary>
     public TimeSpan StopLimit => Child.KillInterval * 3;
 
+    /// <summary>The largest <see cref="Prefetch"/>: what one acquire may lease.</summary>
+    public const int MaxPrefetch = Queue.MaxBatch;
+
     public void Validate()
     {
         if (Processors < 1) throw new ArgumentException($"Processors must be at least 1 (got {Processors}).", nameof(Processors));
+        if (Prefetch is < 0 or > MaxPrefetch)
+            throw new ArgumentException($"Prefetch must be between 0 (none) and {MaxPrefetch} (got {Prefetch}): one acquire leases at most {Queue.MaxBatch} tasks.", nameof(Prefetch));
         if (PollInterval <= TimeSpan.Zero) throw new ArgumentException("PollInterval must be more than zero.", nameof(PollInterval));
         if (AliveTime <= TimeSpan.Zero) throw new ArgumentException("AliveTime must be more than zero.", nameof(AliveTime));
         if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatInterval >= AliveTime)

@@ -40,6 +40,9 @@ public sealed class MySqlWorkerTests(MySqlTarget target) : WorkerSuite(target), 
 public sealed class MySqlWorkerSessionTests(MySqlTarget target) : WorkerSessionSuite(target), IClassFixture<MySqlTarget>;
 
 [Backend("mysql")]
+public sealed class MySqlPrefetchTests(MySqlTarget target) : PrefetchSuite(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
 public sealed class MySqlLeaseWriteBatcherAmbiguityTests(MySqlTarget target) : LeaseWriteBatcherAmbiguitySuite(target), IClassFixture<MySqlTarget>;
 
 [Backend("mysql")]

@@ -42,6 +42,9 @@ public sealed class PostgresWorkerTests(PostgresTarget target) : WorkerSuite(tar
 public sealed class PostgresWorkerSessionTests(PostgresTarget target) : WorkerSessionSuite(target), IClassFixture<PostgresTarget>;
 
 [Backend("postgresql")]
+public sealed class PostgresPrefetchTests(PostgresTarget target) : PrefetchSuite(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
 public sealed class PostgresWorkerRobustnessTests(PostgresTarget target) : WorkerRobustnessSuite(target), IClassFixture<PostgresTarget>;
 
 [Backend("postgresql")]

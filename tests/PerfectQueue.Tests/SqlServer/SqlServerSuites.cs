@@ -46,6 +46,9 @@ public sealed class SqlServerFinishedTaskConformance(SqlServerTarget target) : F
 public sealed class SqlServerWorkerSessionTests(SqlServerTarget target) : Workers.WorkerSessionSuite(target), IClassFixture<SqlServerTarget>;
 
 [Backend("sqlserver")]
+public sealed class SqlServerPrefetchTests(SqlServerTarget target) : Workers.PrefetchSuite(target), IClassFixture<SqlServerTarget>;
+
+[Backend("sqlserver")]
 public sealed class SqlServerQueueTablesConformance(SqlServerTarget target) : QueueTablesConformance(target), IClassFixture<SqlServerTarget>;
 
 [Backend("sqlserver")]

@@ -42,6 +42,9 @@ public sealed class SqliteWorkerTests(SqliteTarget target) : WorkerSuite(target)
 public sealed class SqliteWorkerSessionTests(SqliteTarget target) : WorkerSessionSuite(target), IClassFixture<SqliteTarget>;
 
 [Backend("sqlite")]
+public sealed class SqlitePrefetchTests(SqliteTarget target) : PrefetchSuite(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
 public sealed class SqliteWorkerRobustnessTests(SqliteTarget target) : WorkerRobustnessSuite(target), IClassFixture<SqliteTarget>;
 
 [Backend("sqlite")]

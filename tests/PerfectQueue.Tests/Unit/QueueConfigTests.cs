@@ -31,19 +31,20 @@ public sealed class QueueConfigTests
         var c = QueueConfig.FromDictionary(new Hashtable
         {
             ["type"] = "rdb_compat", ["url"] = "sqlite:///q.db", ["table"] = "jobs", ["log"] = "/var/log/pq.log",
-            ["processors"] = 4, ["processor_type"] = "process", ["poll_interval"] = 0.5, ["retention_time"] = "600",
+            ["processors"] = 4, ["prefetch"] = 20, ["processor_type"] = "process", ["poll_interval"] = 0.5, ["retention_time"] = "600",
             ["task_heartbeat_interval"] = 3, ["alive_time"] = 30, ["retry_wait"] = 10, ["child_kill_interval"] = 1,
             ["child_graceful_kill_limit"] = 20, ["child_heartbeat_interval"] = 4, ["child_heartbeat_limit"] = 12,
             ["max_attempts"] = 5, ["retry_backoff"] = "exponential", ["retry_max_wait"] = 900, ["retry_jitter"] = 0.3,
             ["cleanup_interval"] = 120, ["compression"] = "gzip", ["auto_initialize"] = "false",
             ["notice_type"] = "ops.notice", ["fire_schedules"] = "false",
         });
-        Assert.Equal(26, QueueConfig.Keys.Count);
+        Assert.Equal(27, QueueConfig.Keys.Count);
         Assert.Equal("ops.notice", c.NoticeType);
         Assert.False(c.FireSchedules);
         Assert.Equal("sqlite:///q.db", c.Url);
         Assert.Equal("jobs", c.Table);
         Assert.Equal(4, c.Processors);
+        Assert.Equal(20, c.Prefetch);
         Assert.Equal("process", c.ProcessorType);
         Assert.Equal(TimeSpan.FromMilliseconds(500), c.PollInterval);
         Assert.Equal(TimeSpan.FromSeconds(600), c.RetentionTime);
