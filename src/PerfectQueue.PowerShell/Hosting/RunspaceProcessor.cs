@@ -108,11 +108,11 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     // Each task calls this function, defined once per runspace, by its FunctionInfo: a script given as text
     // (AddScript) went through the parser's cache and the compiler for every task (docs/worker.md, "Scriptblock
     // handler cost"). It is removed from the function table once taken, so a handler can neither call nor
-    // replace it. $Task is the handler's first argument, and also visible by name to handlers without a param
-    // block; it is also set globally, as the script per task did, so a module's function still sees it.
+    // replace it. A command the API invokes runs in the global scope (no local scope is asked for), as the script
+    // per task did: $Task, the handler's first argument, is a global variable, seen by name by handlers without a
+    // param block and by a module's functions; the handler itself (&) runs in a scope of its own.
     private const string RunHandlerDefinition =
-        "function global:PerfectQueueRunHandler { param($PerfectQueueRoute, $Task) $global:PerfectQueueRoute = $PerfectQueueRoute; $global:Task = $Task; " +
-        "& $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task }; " +
+        "function global:PerfectQueueRunHandler { param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task }; " +
         "Get-Item -LiteralPath function:PerfectQueueRunHandler; Remove-Item -LiteralPath function:PerfectQueueRunHandler";
     private FunctionInfo _runHandler = null!;
 
