@@ -54,9 +54,10 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             OnThread(() =>
             {
                 _runspace.Open();
-                Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
-                    "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) })",
-                    [handlerTexts.ToArray()], "loading the handlers");
+                var loaded = Invoke("param([string[]] $texts) $global:ErrorActionPreference = 'Stop'; $global:PSNativeCommandUseErrorActionPreference = $true; " +
+                    "$global:PerfectQueueHandlers = @(foreach ($t in $texts) { [scriptblock]::Create($t) }); " +
+                    RunHandlerDefinition, [handlerTexts.ToArray()], "loading the handlers");
+                _runHandler = loaded.Select(o => o?.BaseObject).OfType<FunctionInfo>().Single();
                 if (!string.IsNullOrWhiteSpace(initializationScript)) Invoke(initializationScript, [], "running -InitializationScript");
             }).GetAwaiter().GetResult();
         }
@@ -104,16 +105,29 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         return done.Task;
     }
 
-    private void Invoke(string script, object[] arguments, string what)
+    // Each task calls this function, defined once per runspace, by its FunctionInfo: a script given as text
+    // (AddScript) went through the parser's cache and the compiler for every task (docs/worker.md, "Scriptblock
+    // handler cost"). It is removed from the function table once taken, so a handler can neither call nor
+    // replace it. A command the API invokes runs in the global scope (no local scope is asked for), as the script
+    // per task did: $Task, the handler's first argument, is a global variable, seen by name by handlers without a
+    // param block and by a module's functions; the handler itself (&) runs in a scope of its own.
+    private const string RunHandlerDefinition =
+        "function global:PerfectQueueRunHandler { param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task }; " +
+        "Get-Item -LiteralPath function:PerfectQueueRunHandler; Remove-Item -LiteralPath function:PerfectQueueRunHandler";
+    private FunctionInfo _runHandler = null!;
+
+    private System.Collections.ObjectModel.Collection<PSObject> Invoke(string script, object[] arguments, string what)
     {
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = _runspace;
         ps.AddScript(script);
         foreach (var a in arguments) ps.AddArgument(a);
-        try { ps.Invoke(); }
+        System.Collections.ObjectModel.Collection<PSObject> result;
+        try { result = ps.Invoke(); }
         catch (RuntimeException e) { throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {e.Message}", e); }
         if (ps.HadErrors && ps.Streams.Error.Count > 0)
             throw new InvalidOperationException($"{_runspace.Name}: {what} failed: {ps.Streams.Error[0]}");
+        return result;
     }
 
     public Task<string?> RunAsync(AcquiredTask task, CancellationToken stop) =>
@@ -124,9 +138,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     {
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = _runspace;
-        // $Task is the handler's first argument, and also visible by name to handlers without a param block.
-        ps.AddScript("param($PerfectQueueRoute, $Task) & $global:PerfectQueueHandlers[$PerfectQueueRoute] $Task")
-            .AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue!));
+        ps.AddCommand(_runHandler).AddArgument(index).AddArgument(new PQAcquiredTask(task, _queue!));
         // The history keeps what the streams carry (task.Output, bounded; docs/history.md); the log shows what it showed before.
         task.ProcessorName ??= "thread";
         var history = task.Output;
