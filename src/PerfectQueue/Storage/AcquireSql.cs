@@ -6,8 +6,9 @@ namespace PerfectQueue.Storage;
 /// </summary>
 /// <remarks>
 /// Candidates are the <see cref="Scan"/> oldest due tasks (which fill a batch in due order) plus, for every
-/// user with a max_running limit, that user's <see cref="Quota"/> oldest due tasks, found by one index seek
-/// per user over <c>&lt;table&gt;_user_due (user_name, due_at, id)</c>. Without the per-user part, a flood
+/// user with a max_running limit, the limited ones of that user's <see cref="Quota"/> oldest due tasks, found by
+/// one bounded index seek per user over <c>&lt;table&gt;_user_due (user_name, due_at, id)</c> (a seek for limited
+/// tasks only would walk every task of a user without a limit: docs/performance.md). Without the per-user part, a flood
 /// from one user fills the whole window and others wait behind its backlog whatever their weight. Users
 /// without a limit need no quota: their weight is 1, the lowest any eligible task has, so a task of theirs
 /// beyond the window never outranks the window's older ones.

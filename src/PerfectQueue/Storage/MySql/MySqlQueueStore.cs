@@ -105,14 +105,15 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
     // and MariaDB have no LATERAL (MariaDB), so that part walks each user's due tasks in <table>_user_due one seek
     // at a time: the users with live tasks (a loose index scan: GROUP BY on the index's prefix reads one entry per
     // user, where DISTINCT reads them all), then per user its first due task, and @quota - 1
-    // times the next one after it. Its cost grows with users times @quota, not with the backlog.
+    // times the next one after it, keeping the limited ones (a seek for the next limited task walked every due
+    // task of a user without a limit). Its cost grows with users times @quota, not with the backlog.
     private string RankingSql(string windowFilter, string userFilter)
     {
         var due = Quote(_table + "_due");
         var userDue = Quote(_table + "_user_due");
         string NextDue(string user, string after) => $"""
             SELECT y.id FROM {_t} AS y FORCE INDEX ({userDue})
-                    WHERE y.finished_at IS NULL AND y.user_name = {user} AND y.due_at <= {Now} AND y.max_running IS NOT NULL AND {PauseSql.NotPaused(_p, "y")}{after}
+                    WHERE y.finished_at IS NULL AND y.user_name = {user} AND y.due_at <= {Now} AND {PauseSql.NotPaused(_p, "y")}{after}
                     ORDER BY y.due_at, y.id LIMIT 1
             """;
         return $"""
@@ -134,7 +135,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
                  ORDER BY c.due_at, c.id
                  LIMIT @scan)
                 UNION
-                SELECT p.id, p.user_name, p.max_running, p.due_at FROM walk JOIN {_t} AS p ON p.id = walk.wid),
+                SELECT p.id, p.user_name, p.max_running, p.due_at FROM walk JOIN {_t} AS p ON p.id = walk.wid WHERE p.max_running IS NOT NULL),
             candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
                 FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),

@@ -104,9 +104,9 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             SELECT p.id, p.user_name, p.max_running, p.due_at FROM {users}
             CROSS APPLY (
                 SELECT TOP (@quota) id, user_name, max_running, due_at FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
-                WHERE user_name = a.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL AND {PauseSql.NotPaused(_p, _t)}
+                WHERE user_name = a.u AND finished_at IS NULL AND due_at <= @now AND {PauseSql.NotPaused(_p, _t)}
                 ORDER BY due_at, id) AS p
-            WHERE NOT {PauseSql.UserPaused(_p, "a.u")};
+            WHERE p.max_running IS NOT NULL AND NOT {PauseSql.UserPaused(_p, "a.u")};
             """;
         string PoolTable(string name) => $"DECLARE {name} TABLE (id bigint NOT NULL PRIMARY KEY, user_name nvarchar(256) COLLATE {Exact} NULL, max_running int NULL, due_at bigint NOT NULL);";
         _acquireSql = $"""

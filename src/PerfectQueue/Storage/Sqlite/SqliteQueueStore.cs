@@ -55,13 +55,16 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
 
         // Acquire: count running tasks per user; gather candidates (the oldest due tasks of users below their
         // limit, plus the oldest few of every limited user, found per user through <table>_user_due, so a flood
-        // from one user cannot hide the others: AcquireSql); rank them the same way on every backend and lease
+        // from one user cannot hide the others: AcquireSql; that seek keeps the limited ones of a user's @quota
+        // oldest, so it never walks the tasks of users without a limit: docs/performance.md); rank them the same way on every backend and lease
         // the first @max. SQLite has one writer at a time (BEGIN IMMEDIATE), so nothing else can take a row
         // or a slot meanwhile. Each row's token is @token + its rank, so tokens are unique per row and give
-        // back the order.
+        // back the order. The running count reads only leased rows (<table>_leased): once ANALYZE has run,
+        // SQLite preferred <table>_user_due, which also holds every task due later, so each acquire read all
+        // delayed tasks (docs/performance.md).
         _acquireSql = $"""
             WITH RECURSIVE running AS (
-                SELECT user_name AS ru, COUNT(*) AS rc FROM {_t}
+                SELECT user_name AS ru, COUNT(*) AS rc FROM {_t} INDEXED BY {Quote(_table + "_leased")}
                 WHERE finished_at IS NULL AND lease_token IS NOT NULL AND due_at > @now AND user_name IS NOT NULL
                 GROUP BY user_name),
             users(u) AS (
@@ -80,11 +83,11 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
                 UNION
                 SELECT p.id, p.user_name, p.max_running, p.due_at FROM users JOIN {_t} AS p ON p.id IN (
                     SELECT id FROM {_t}
-                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= @now AND max_running IS NOT NULL
+                    WHERE user_name = users.u AND finished_at IS NULL AND due_at <= @now
                       AND {PauseSql.NotPaused(_p, _t)}
                     ORDER BY due_at, id
                     LIMIT @quota)
-                WHERE NOT {PauseSql.UserPaused(_p, "users.u")}),
+                WHERE users.u IS NOT NULL AND p.max_running IS NOT NULL AND NOT {PauseSql.UserPaused(_p, "users.u")}),
             candidates AS (
                 SELECT p.id AS cid, p.user_name AS cu, p.max_running AS cmax, p.due_at AS cdue, COALESCE(r.rc, 0) AS crun
                 FROM pool AS p LEFT JOIN running AS r ON r.ru = p.user_name),
