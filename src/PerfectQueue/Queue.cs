@@ -316,8 +316,8 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
             var lease = new Lease(row.Id, row.LeaseToken!.Value);
             // A task cancelled while held, then given back (or orphaned), is never started again.
             if (row.CancelRequested)
-                (endings ??= []).Add((new LeaseWrite(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Cancelled), "cancel requested", RetentionMs: RetentionMs, Uncounted: true),
-                    new AcquireEnding(row.Key, row.Type, TaskOutcome.Cancelled, "cancel requested", row.Attempts - 1)));
+                (endings ??= []).Add((LeaseWrite.CancelledBeforeStart(lease, RetentionMs),
+                    new AcquireEnding(row.Key, row.Type, TaskOutcome.Cancelled, LeaseWrite.CancelRequestedMessage, row.Attempts - 1)));
             // Its earlier attempts are spent (their leases expired, or max_attempts was lowered since): this
             // acquisition is not an attempt, so it is not counted and the message says how many ran.
             else if (RetryPolicy.MaxAttempts is { } maxAttempts && row.Attempts > maxAttempts)

@@ -70,6 +70,16 @@ internal sealed record LeaseWrite(Lease Lease, LeaseWriteKind Kind, string? Outc
 
     /// <summary>A notice task submitted in the same transaction when the write applies, unless its key is taken (docs/notices.md).</summary>
     public NewTaskRow? Notice { get; init; }
+
+    /// <summary>The message of a task ended Cancelled before it started (a cancel asked while it was held, then handed back or waiting).</summary>
+    public const string CancelRequestedMessage = "cancel requested";
+
+    /// <summary>
+    /// Ends a leased task that was never started as Cancelled: the acquisition is no attempt (Uncounted). Used by acquire for a
+    /// task whose cancel was asked while held earlier, and by a worker for a prefetched task cancelled while it waited.
+    /// </summary>
+    public static LeaseWrite CancelledBeforeStart(Lease lease, long retentionMs) =>
+        new(lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Cancelled), CancelRequestedMessage, RetentionMs: retentionMs, Uncounted: true);
 }
 
 /// <summary>A lease whose deadline was extended, and whether cancel has been asked for its task.</summary>

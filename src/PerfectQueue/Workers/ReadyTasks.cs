@@ -120,7 +120,7 @@ internal sealed class ReadyTasks(Queue queue, WorkerCounters counters, Func<Time
     {
         var task = entry.Task;
         entry.Ended();
-        var write = new LeaseWrite(task.Lease, LeaseWriteKind.Finish, nameof(TaskOutcome.Cancelled), "cancel requested", RetentionMs: queue.RetentionMs, Uncounted: true);
+        var write = LeaseWrite.CancelledBeforeStart(task.Lease, queue.RetentionMs);
         try
         {
             if (await queue.Writes.WriteAsync(write, CancellationToken.None).ConfigureAwait(false))
