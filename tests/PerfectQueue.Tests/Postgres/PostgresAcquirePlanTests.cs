@@ -25,7 +25,12 @@ public sealed class PostgresAcquirePlanTests(PostgresTarget target) : IClassFixt
     [BackendFact]
     public void One_limited_user_does_not_walk_the_due_index() => AssertBounded("'u'", "4");
 
-    private void AssertBounded(string user, string maxRunning)
+    // A table autovacuum has not analyzed yet (every fresh queue for its first minute): the re-check of the chosen
+    // rows filtered the table by `id = ANY(ids)`, and without statistics the planner walked the due index for it.
+    [BackendFact]
+    public void A_table_never_analyzed_is_not_walked() => AssertBounded("NULL", "NULL", analyze: false);
+
+    private void AssertBounded(string user, string maxRunning, bool analyze = true)
     {
         var config = target.NewConfig();
         using var queue = Queue.Open(config);
@@ -35,7 +40,7 @@ public sealed class PostgresAcquirePlanTests(PostgresTarget target) : IClassFixt
         Exec(c, $"""
             INSERT INTO "{config.Table}" (task_key, task_type, user_name, max_running, created_at, due_at)
             SELECT 'k' || g, 't', {user}, {maxRunning}, 0, g FROM generate_series(1, {Backlog}) AS g;
-            ANALYZE "{config.Table}"
+            {(analyze ? $"ANALYZE \"{config.Table}\"" : $"ALTER TABLE \"{config.Table}\" SET (autovacuum_enabled = false)")}
             """);
         using var tx = c.BeginTransaction();
         Exec(c, "SET LOCAL enable_bitmapscan = off", tx);
