@@ -103,16 +103,18 @@ public sealed class PostgresConfigurationTests
     }
 
     [Fact]
-    public void Statements_are_prepared_automatically_unless_the_url_says_otherwise()
+    public void Statements_are_prepared_and_connections_not_reset_unless_the_url_says_otherwise()
     {
         var b = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app@db.example/jobs");
         Storage.Postgres.PostgresBackend.ApplyDefaults(b);
         Assert.Equal(20, b.MaxAutoPrepare);
+        Assert.True(b.NoResetOnClose);
         Assert.Equal("PerfectQueue", b.ApplicationName);
 
-        var off = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app@db.example/jobs?Max%20Auto%20Prepare=0&Application%20Name=etl");
+        var off = Storage.Postgres.PostgresBackend.ConnectionFromUrl("postgresql://app@db.example/jobs?Max%20Auto%20Prepare=0&Application%20Name=etl&No%20Reset%20On%20Close=false");
         Storage.Postgres.PostgresBackend.ApplyDefaults(off);
         Assert.Equal(0, off.MaxAutoPrepare);
+        Assert.False(off.NoResetOnClose);
         Assert.Equal("etl", off.ApplicationName);
     }
 

@@ -30,6 +30,7 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
     private readonly string _lockUsersSql, _acquireSql, _submitSql;
     private readonly SemaphoreSlim _listenGate = new(1, 1);
     private NpgsqlConnection? _listener;
+    private readonly string _listenConnectionString;
     private volatile bool _notified;
 
     public PostgresQueueStore(string connectionString, string table, string description)
@@ -45,6 +46,9 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         _lockNamespace = StableHash("perfectqueue:" + _table);
         Description = description;
         _dataSource = NpgsqlDataSource.Create(connectionString);
+        // The listening connection is its own, never pooled: it holds a LISTEN for as long as it lives, and pooled
+        // connections are not reset when they go back (PostgresBackend.ApplyDefaults).
+        _listenConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
         _runner = new StoreRunner<NpgsqlConnection>(
             ct => _dataSource.OpenConnectionAsync(ct).AsTask(), ShouldRetry,
             e => e is PostgresException { SqlState: PostgresErrorCodes.UndefinedTable },
@@ -334,7 +338,13 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         {
             if (_listener is null)
             {
-                var listener = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+                var listener = new NpgsqlConnection(_listenConnectionString);
+                try { await listener.OpenAsync(ct).ConfigureAwait(false); }
+                catch
+                {
+                    await listener.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
                 listener.Notification += (_, _) => _notified = true;
                 await listener.ExecuteAsync($"LISTEN {Quote(_channel)}").ConfigureAwait(false);
                 _listener = listener;
