@@ -441,6 +441,7 @@ public sealed class Worker
         var processor = slot.Processor!;
         Exception? failure = null;
         var abandoned = false;
+        Task? returned = null; // the slot given back, once its handler has ended
         string outcome;
         try
         {
@@ -463,6 +464,10 @@ public sealed class Worker
             entry.Ended();
             entry.Concluding = true;
             if (abandoned || failure is ProcessorKilledException || failure is ProcessorFailedException { Killed: true }) Interlocked.Increment(ref _counters.Killed);
+            // The processor is free once its handler has ended: the task stays held (heartbeated, fenced) until its
+            // finish lands, and the next task starts meanwhile, so a task's finish and the next acquire share the
+            // wait for the database instead of adding up (docs/performance.md, "Where the drain's time goes").
+            returned = ReturnSlotAsync(slot, abandoned, failure, loopEnded);
             outcome = await _conclusion.ConcludeAsync(entry, failure, result).ConfigureAwait(false);
         }
         catch (PreemptedException e)
@@ -481,6 +486,11 @@ public sealed class Worker
             _running.TryRemove(new KeyValuePair<Lease, RunningTask>(task.Lease, entry)); // only the entry this run added
         }
         Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
+        await (returned ?? ReturnSlotAsync(slot, abandoned, failure, loopEnded)).ConfigureAwait(false);
+    }
+
+    private async Task ReturnSlotAsync(ProcessorSlot slot, bool abandoned, Exception? failure, CancellationToken loopEnded)
+    {
         try { await _slots.ReturnAsync(slot, abandoned, failure, loopEnded).ConfigureAwait(false); }
         finally { Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult(); }
     }
