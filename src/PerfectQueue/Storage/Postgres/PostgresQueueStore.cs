@@ -115,6 +115,15 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         return await AcquireSql.FillAsync(max, want => AcquireOnceAsync(want, aliveMs, session, ct)).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Acquire must walk the due index in order and stop after @scan rows, and reach every other row by an index.
+    /// Before autovacuum has analyzed a new, fast-filling table, the planner guesses a handful of rows and prefers a
+    /// bitmap scan that sorts the whole backlog (measured: 13.7 ms instead of 0.25 ms at 20,000 due tasks, and
+    /// growing), or a hashed scan of the whole table to find the 4 rows to lease. Both are never right for acquire,
+    /// so its transaction turns them off (a cost penalty, not a ban: the tiny pauses table is still scanned).
+    /// </summary>
+    internal const string AcquirePlannerSettings = "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)";
+
     private Task<(List<TaskRow> Leased, long Ranked)> AcquireOnceAsync(int max, long aliveMs, string? session, CancellationToken ct)
     {
         var token = AcquireSql.NewToken();
@@ -129,11 +138,7 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
                 BatchCommands =
                 {
                     new NpgsqlBatchCommand("BEGIN"),
-                    // Acquire must walk the due index in order and stop after @scan rows. Before autovacuum has
-                    // analyzed a new, fast-filling table, the planner guesses a handful of rows and prefers a
-                    // bitmap scan that sorts the whole backlog (measured: 13.7 ms instead of 0.25 ms at 20,000
-                    // due tasks, and growing). This only affects this transaction.
-                    new NpgsqlBatchCommand("SET LOCAL enable_bitmapscan = off"),
+                    new NpgsqlBatchCommand(AcquirePlannerSettings),
                     new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("quota", quota), new("ns", _lockNamespace) } },
                     new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("quota", quota), new("max", max), new("alive", aliveMs), new("token", token),
                         new("session", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)session ?? DBNull.Value } } },
