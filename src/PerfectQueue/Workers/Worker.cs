@@ -5,8 +5,9 @@ namespace PerfectQueue.Workers;
 
 /// <summary>
 /// Runs handlers for a queue's tasks on a set of processors (runspaces, compiled handlers or child processes). One
-/// fetcher acquires for every free processor in one statement; the <see cref="LeaseKeeper"/> extends every lease in
-/// one round trip, so an idle worker costs one acquire per poll interval whatever its processor count. With
+/// fetcher acquires for every free processor in one statement (and, for processors that free up while it is in
+/// flight, in a few more beside it); the <see cref="LeaseKeeper"/> extends every lease in one round trip, so an idle
+/// worker costs one acquire per poll interval whatever its processor count. With
 /// <see cref="WorkerOptions.Prefetch"/> it also leases tasks ahead into <see cref="ReadyTasks"/>, started as processors
 /// free up without another round trip (docs/worker.md, "Prefetch"). What a
 /// handler's end means lives in <see cref="TaskConclusion"/>; how processors are made and replaced in
@@ -130,6 +131,10 @@ public sealed class Worker
         long? shortPollAt = null; // when the last poll came back with fewer tasks than it asked for (nothing more was due)
         Task markStopping = Task.CompletedTask; // the session row's Stopping write, awaited before the row is removed
         Task storeWait = Task.CompletedTask; // the last wait for a submit: cancelled when its round ends, and let end before the worker does
+        var acquires = new List<InFlightAcquire>(); // sent and not yet back: more than one while processors free up under one
+        var asked = 0; // the tasks they may lease
+        var backOff = false; // one failed: wait before the next
+        string? lastFailure = null;
         Log($"worker started: {_options.Processors} processor(s){(_options.Prefetch > 0 ? $", prefetch {_options.Prefetch}" : "")} on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
 
         // Prefetched tasks go to the processors free now, before any round trip; the ones not to start are ended or dropped.
@@ -144,6 +149,41 @@ public sealed class Worker
             }
         }
 
+        // An acquire that came back: its tasks go to idle processors (the rest to the ready queue, heartbeated from
+        // then on), the ones it ended are counted. Null when it failed: whatever the database (or its driver) threw,
+        // the worker goes on (a pool timeout, a dropped table, a restart); polling backs off until it works again.
+        async Task<PollResult?> TakeAsync(InFlightAcquire a)
+        {
+            PollResult got;
+            try { got = await a.Task.ConfigureAwait(false); }
+            catch (Exception e)
+            {
+                failures++;
+                lastFailure = LeaseKeeper.Describe(e);
+                return null;
+            }
+            if (failures > 0) Log($"acquire works again after {failures} failure(s)");
+            failures = 0;
+            if (stopWaiting.IsCancellationRequested && got.Tasks.Count > 0)
+            {
+                await ReleaseAsync(got.Tasks).ConfigureAwait(false); // a stop came while it ran: give them back
+                got = got with { Tasks = [] };
+            }
+            foreach (var task in got.Tasks)
+            {
+                var entry = NewEntry(task, a.SentAt);
+                if (_slots.TryTake(out var slot))
+                {
+                    started++;
+                    handlers.Add(RunOneAsync(slot, entry, prefetched: false, graceful, loopEnded.Token));
+                }
+                else _ready.Add(entry); // heartbeated from now on, started as processors free up
+            }
+            foreach (var ended in got.Ended) CountEnded(ended);
+            if (got.Ended.Count == 0) shortPollAt = got.Tasks.Count < a.Asked ? a.SentAt : null;
+            return got;
+        }
+
         try
         {
             while (true)
@@ -154,95 +194,97 @@ public sealed class Worker
                 var freed = Volatile.Read(ref _freed).Task;
                 StartReady();
                 if (_options.MaxTasks is { } max && started >= max) { stoppedBecause = WorkerStopReason.MaxTasks; break; }
+                handlers.RemoveAll(h => h.IsCompleted);
+
+                // A failed acquire backs off once the others in flight are back (what they leased is then held by the worker).
+                if (backOff && acquires.Count == 0)
+                {
+                    backOff = false;
+                    var wait = Backoff(failures);
+                    Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {lastFailure}");
+                    await WaitAsync(ct => Task.Delay(wait, ct), stopWaiting.Token).ConfigureAwait(false);
+                    continue;
+                }
 
                 var idleCount = _slots.IdleCount;
                 var ready = _ready.Count;
                 // Prefetch refills the ready queue once it is half empty (or a processor has nothing to run), never while
                 // it is fuller: each acquire then leases at least half of Prefetch. Without prefetch: the idle processors.
-                // After a poll that found nothing more, only a processor with nothing to run polls before the poll
-                // interval (or a submit): not every task that ends while the ready queue drains.
+                // Tasks the acquires in flight asked for count as coming. After a poll that found nothing more, only a
+                // processor with nothing to run polls before the poll interval (or a submit): not every task that ends
+                // while the ready queue drains.
                 var sinceShortPoll = shortPollAt is { } at ? System.Diagnostics.Stopwatch.GetElapsedTime(at) : TimeSpan.MaxValue;
-                var quiet = _options.Prefetch > 0 && idleCount == 0 && sinceShortPoll < _options.PollInterval;
-                var refill = !quiet && (idleCount > 0 || ready <= _options.Prefetch / 2);
-                var free = !refill ? 0 : Math.Max(0, Math.Min(idleCount + _options.Prefetch - ready,
-                    Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - started - ready)));
-                var got = PollResult.Empty;
-                var polled = false;
-                // Empty means: nothing came back while nothing of ours ran or waited. A task running during the poll may
-                // have kept its user at max_running and so hidden that user's due tasks; they show once it ends.
-                var idleWhilePolling = _running.IsEmpty && ready == 0;
-                if (free > 0)
+                var quiet = _options.Prefetch > 0 && idleCount <= asked && sinceShortPoll < _options.PollInterval;
+                var refill = !quiet && (idleCount > asked || ready + asked <= _options.Prefetch / 2);
+                var free = !refill ? 0 : Math.Max(0, Math.Min(idleCount + _options.Prefetch - ready - asked,
+                    Math.Min(Queue.MaxBatch, (_options.MaxTasks ?? int.MaxValue) - started - ready - asked)));
+                // A second acquire goes out beside one in flight only while the last poll found all it asked for: on a
+                // queue with nothing more due, a worker polls once at a time as before.
+                if (free > 0 && !backOff && (acquires.Count == 0 || (acquires.Count < MaxAcquiresInFlight && shortPollAt is null)))
                 {
-                    var sentAt = RunningTask.Now;
                     // Not cancelled by a stop: an acquire in flight may have leased rows already. A stop stops
-                    // waiting for it, and whatever it returns later is released.
-                    var acquire = _queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None, SessionId);
-                    try
-                    {
-                        got = await acquire.WaitAsync(stopWaiting.Token).ConfigureAwait(false);
-                        polled = true;
-                        if (failures > 0) Log($"acquire works again after {failures} failure(s)");
-                        failures = 0;
-                    }
-                    catch (OperationCanceledException) when (stopWaiting.IsCancellationRequested)
-                    {
-                        lateAcquires.Add(ReleaseLateAsync(acquire));
-                        continue;
-                    }
-                    catch (Exception e)
-                    {
-                        // Whatever the database (or its driver) throws, the worker goes on: a pool timeout, a dropped
-                        // table, a restart. Running handlers are untouched; polling backs off until it works again.
-                        failures++;
-                        var wait = Backoff(failures);
-                        Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {LeaseKeeper.Describe(e)}");
-                        await WaitAsync(ct => Task.Delay(wait, ct), stopWaiting.Token).ConfigureAwait(false);
-                        continue;
-                    }
-                    if (stopWaiting.IsCancellationRequested && got.Tasks.Count > 0)
-                    {
-                        await ReleaseAsync(got.Tasks).ConfigureAwait(false); // a stop came while it ran: give them back
-                        got = got with { Tasks = [] };
-                    }
-                    foreach (var task in got.Tasks)
-                    {
-                        var entry = NewEntry(task, sentAt);
-                        if (_slots.TryTake(out var slot))
-                        {
-                            started++;
-                            handlers.Add(RunOneAsync(slot, entry, prefetched: false, graceful, loopEnded.Token));
-                        }
-                        else _ready.Add(entry); // heartbeated from now on, started as processors free up
-                    }
-                    foreach (var ended in got.Ended) CountEnded(ended);
-                    if (got.Ended.Count == 0) shortPollAt = got.Tasks.Count < free ? sentAt : null;
+                    // waiting for it, and whatever it returns later is released. Empty means: nothing came back while
+                    // nothing of ours ran, waited or was being acquired. A task running during the poll may have kept
+                    // its user at max_running and so hidden that user's due tasks; they show once it ends.
+                    var sentAt = RunningTask.Now;
+                    acquires.Add(new InFlightAcquire(_queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None, SessionId),
+                        free, sentAt, IdleWhilePolling: _running.IsEmpty && ready == 0 && acquires.Count == 0));
+                    asked += free;
                 }
-                handlers.RemoveAll(h => h.IsCompleted);
 
-                if (polled && got.Tasks.Count == 0) await _pauses.AfterEmptyPollAsync().ConfigureAwait(false);
-                // Paused due tasks do not count as work left (docs/pause.md): a drain during maintenance exits, and says how many wait.
-                if (polled && got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && idleWhilePolling && _running.IsEmpty && _ready.Count == 0
-                    && !await AnyDueOrRunningAsync().ConfigureAwait(false)) { await _pauses.AtEmptyExitAsync().ConfigureAwait(false); stoppedBecause = WorkerStopReason.Empty; break; }
-                if (got.Ended.Count > 0 && got.Tasks.Count < free) continue; // tasks it ended took the places of due ones: poll again now
-                if (quiet)
+                if (acquires.Count == 0)
                 {
-                    await WaitAsync(ct => Task.WhenAny(                                                    // the ready queue drains: the rest of the poll interval, a submit, or a freed processor
-                        storeWait = WaitForTasksAsync(_options.PollInterval - sinceShortPoll, ct),
-                        freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
-                    if (!freed.IsCompleted) shortPollAt = null; // the interval passed, or a submit came: poll again
+                    if (quiet)
+                    {
+                        await WaitAsync(ct => Task.WhenAny(                                                // the ready queue drains: the rest of the poll interval, a submit, or a freed processor
+                            storeWait = WaitForTasksAsync(_options.PollInterval - sinceShortPoll, ct),
+                            freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
+                        if (!freed.IsCompleted) shortPollAt = null; // the interval passed, or a submit came: poll again
+                    }
+                    else
+                    {
+                        await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false); // full: until a processor frees up
+                        // Finishes committed together free their processors together: let the others land before
+                        // polling, so one acquire serves them all.
+                        await Task.Yield();
+                    }
+                    continue;
                 }
-                else if (free == 0 || (got.Tasks.Count > 0 && got.Tasks.Count == free && _slots.IdleCount == 0))
+
+                // An acquire coming back, or a processor freeing up (it starts a prefetched task, or asks for the next one).
+                await WaitAsync(ct => Task.WhenAny(Task.WhenAny(acquires.Select(a => a.Task)), freed).WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);
+                if (stopWaiting.IsCancellationRequested) continue; // what is in flight is released after the loop
+                var back = acquires.Where(a => a.Task.IsCompleted).ToList();
+                if (back.Count == 0) continue;
+                InFlightAcquire? last = null;
+                PollResult got = PollResult.Empty;
+                var emptied = false;
+                foreach (var a in back)
+                {
+                    acquires.Remove(a);
+                    asked -= a.Asked;
+                    if (await TakeAsync(a).ConfigureAwait(false) is not { } result) { backOff = true; continue; }
+                    (last, got) = (a, result);
+                    if (got.Tasks.Count == 0) await _pauses.AfterEmptyPollAsync().ConfigureAwait(false);
+                    // Paused due tasks do not count as work left (docs/pause.md): a drain during maintenance exits, and says how many wait.
+                    if (got.Tasks.Count == 0 && got.Ended.Count == 0 && _options.UntilEmpty && a.IdleWhilePolling && acquires.Count == 0
+                        && _running.IsEmpty && _ready.Count == 0 && !await AnyDueOrRunningAsync().ConfigureAwait(false)) emptied = true;
+                }
+                if (emptied) { await _pauses.AtEmptyExitAsync().ConfigureAwait(false); stoppedBecause = WorkerStopReason.Empty; break; }
+                if (last is null || acquires.Count > 0) continue; // the next round waits for the rest
+                if (got.Ended.Count > 0 && got.Tasks.Count < last.Asked) continue; // tasks it ended took the places of due ones: poll again now
+                if (got.Tasks.Count > 0 && got.Tasks.Count == last.Asked && _slots.IdleCount == 0)
                 {
                     await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
-                    // Finishes committed together free their processors together: let the others land before
-                    // polling, so one acquire serves them all.
                     await Task.Yield();
                 }
-                else if (got.Tasks.Count == 0 || got.Tasks.Count < free)
+                else if (got.Tasks.Count < last.Asked)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
                         storeWait = WaitForTasksAsync(_options.PollInterval, ct),
                         freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
             }
+            foreach (var a in acquires) lateAcquires.Add(ReleaseLateAsync(a.Task));
+            acquires.Clear();
             loopEnded.Cancel();
             // Prefetched tasks go back at once, for other workers, while the running ones end.
             releaseReady = _ready.ReleaseAllAsync();
@@ -309,6 +351,14 @@ public sealed class Worker
     }
 
     private static readonly TimeSpan LateAcquireWait = TimeSpan.FromSeconds(10);
+
+    // A processor that frees up while an acquire is in flight asks for its next task at once, beside it: the round trips
+    // and commits of a busy worker overlap (sharing the server's log flushes) instead of queueing behind each other.
+    // With Prefetch the ready queue already keeps processors fed, and one acquire at a time leases more per round
+    // trip (measured: a second one in flight halved the prefetch drain).
+    private int MaxAcquiresInFlight => _options.Prefetch > 0 ? 1 : 4;
+
+    private sealed record InFlightAcquire(Task<PollResult> Task, int Asked, long SentAt, bool IdleWhilePolling);
 
     // A fire this worker just stored is due now: the fetcher polls at once instead of at its next poll interval.
     private void WakeFetcher() => Interlocked.Exchange(ref _freed, NewSignal()).TrySetResult();
