@@ -166,12 +166,15 @@ public abstract class QueueConformance(IBackendTarget target) : BackendSuite(tar
         var q = Open();
         var other = OpenAnother(q);
         for (var i = 0; i < 5; i++) q.Submit($"k{i}", "t");
-        var held = q.PollMulti(5, Short);
+        // Twice Short: beats come every ~0.1 s, but a loaded CI machine (the multi-process drains run beside this
+        // test) once stalled this loop past a 1.5 s lease on MariaDB, and the lease then rightly expired.
+        var lease = Short + Short;
+        var held = q.PollMulti(5, lease);
         Assert.Equal(5, held.Count);
-        var deadline = q.Now() + Short + Short; // outlive the first lease twice over
+        var deadline = q.Now() + lease + lease; // outlive the first lease twice over
         while (q.Now() < deadline)
         {
-            var reports = q.Heartbeat(held, Short);
+            var reports = q.Heartbeat(held, lease);
             Assert.All(reports, r => Assert.Equal(HeartbeatResult.Alive, r.Result));
             Assert.Empty(other.PollMulti(5));
             Thread.Sleep(100);
