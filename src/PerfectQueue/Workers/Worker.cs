@@ -149,6 +149,14 @@ public sealed class Worker
             }
         }
 
+        // Full: until a processor frees up. Finishes committed together free their processors together: let the
+        // others land before polling, so one acquire serves them all.
+        async Task UntilAProcessorFreesUpAsync(Task freed)
+        {
+            await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);
+            await Task.Yield();
+        }
+
         // An acquire that came back: its tasks go to idle processors (the rest to the ready queue, heartbeated from
         // then on), the ones it ended are counted. Null when it failed: whatever the database (or its driver) threw,
         // the worker goes on (a pool timeout, a dropped table, a restart); polling backs off until it works again.
@@ -241,13 +249,7 @@ public sealed class Worker
                             freed.WaitAsync(ct)), stopWaiting.Token).ConfigureAwait(false);
                         if (!freed.IsCompleted) shortPollAt = null; // the interval passed, or a submit came: poll again
                     }
-                    else
-                    {
-                        await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false); // full: until a processor frees up
-                        // Finishes committed together free their processors together: let the others land before
-                        // polling, so one acquire serves them all.
-                        await Task.Yield();
-                    }
+                    else await UntilAProcessorFreesUpAsync(freed);
                     continue;
                 }
 
@@ -273,11 +275,7 @@ public sealed class Worker
                 if (emptied) { await _pauses.AtEmptyExitAsync().ConfigureAwait(false); stoppedBecause = WorkerStopReason.Empty; break; }
                 if (last is null || acquires.Count > 0) continue; // the next round waits for the rest
                 if (got.Ended.Count > 0 && got.Tasks.Count < last.Asked) continue; // tasks it ended took the places of due ones: poll again now
-                if (got.Tasks.Count > 0 && got.Tasks.Count == last.Asked && _slots.IdleCount == 0)
-                {
-                    await WaitAsync(ct => freed.WaitAsync(ct), stopWaiting.Token).ConfigureAwait(false);    // full: until a processor frees up
-                    await Task.Yield();
-                }
+                if (got.Tasks.Count > 0 && got.Tasks.Count == last.Asked && _slots.IdleCount == 0) await UntilAProcessorFreesUpAsync(freed);
                 else if (got.Tasks.Count < last.Asked)
                     await WaitAsync(ct => Task.WhenAny(                                                    // idle or drained: poll interval, a submit, or a freed processor
                         storeWait = WaitForTasksAsync(_options.PollInterval, ct),

@@ -21,13 +21,13 @@ public sealed class WorkerOverlapTests(SqliteTarget sqlite) : IClassFixture<Sqli
         HeartbeatInterval = TimeSpan.FromSeconds(5), UntilEmpty = true,
     };
 
-    private (Queue Queue, QueueConfig Config) Open(Func<System.Reflection.MethodInfo, object?[]?, IQueueStore, object?> replace)
+    private Queue Open(Func<System.Reflection.MethodInfo, object?[]?, IQueueStore, object?> replace)
     {
         var config = sqlite.NewConfig();
         var (store, _) = InterceptingStore.Wrap(new Storage.Sqlite.SqliteQueueStore(Storage.Sqlite.SqliteBackend.PathFromUrl(config.Url!), config.Table), replace);
         var q = Queue.OpenWith(config, store);
         q.Initialize();
-        return (q, config);
+        return q;
     }
 
     [Fact]
@@ -44,7 +44,7 @@ public sealed class WorkerOverlapTests(SqliteTarget sqlite) : IClassFixture<Sqli
             Interlocked.Add(ref finishesLanded, writes.Count);
             return applied;
         }
-        var (q, _) = Open((method, args, inner) => method.Name == nameof(IQueueStore.ApplyAsync) ? HeldApplyAsync(inner, (IReadOnlyList<LeaseWrite>)args![0]!) : null);
+        var q = Open((method, args, inner) => method.Name == nameof(IQueueStore.ApplyAsync) ? HeldApplyAsync(inner, (IReadOnlyList<LeaseWrite>)args![0]!) : null);
         using var _ = q;
         q.SubmitMany([new TaskSubmission("first", "t"), new TaskSubmission("second", "t")]);
         var worker = new Worker(q, Options(processors: 1), _ => new DelegateProcessor((task, _) =>
@@ -104,7 +104,7 @@ public sealed class WorkerOverlapTests(SqliteTarget sqlite) : IClassFixture<Sqli
                 lock (gate) { inFlight--; asked -= max; }
             }
         }
-        var (q, _) = Open((method, args, inner) => method.Name == nameof(IQueueStore.AcquireAsync)
+        var q = Open((method, args, inner) => method.Name == nameof(IQueueStore.AcquireAsync)
             ? AcquireAsync(inner, (int)args![0]!, (long)args[1]!, (string?)args[2]) : null);
         using var _ = q;
         q.SubmitMany(new[] { "a1", "a2" }.Concat(Enumerable.Range(0, 10).Select(i => $"k{i}")).Select(k => new TaskSubmission(k, "t")));
