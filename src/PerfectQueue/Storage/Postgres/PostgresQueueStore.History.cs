@@ -33,27 +33,24 @@ internal sealed partial class PostgresQueueStore : IHistoryStore
         SELECT id FROM done
         """;
 
-    // Writes without attempt records (endings at acquire) keep the plain statement.
-    private string WithAttempts(string fencedWrite, IReadOnlyList<LeaseWrite> writes) =>
-        writes.Any(w => w.Attempt is not null) ? WithAttempts(fencedWrite) : fencedWrite;
-
-    private static DynamicParameters AttemptArgs(IReadOnlyList<LeaseWrite> writes, object write)
+    // The attempt records (@a_*) of the writes that have one; writes without (endings at acquire) use the plain statement.
+    private static (string, object?)[] AttemptArgs(IReadOnlyList<LeaseWrite> writes)
     {
-        var p = new DynamicParameters(write);
         var recorded = writes.Where(w => w.Attempt is not null).ToList();
-        if (recorded.Count == 0) return p;
-        p.Add("a_ids", recorded.Select(w => w.Lease.Id).ToArray());
-        p.Add("a_created", recorded.Select(w => w.Attempt!.TaskCreatedAt).ToArray());
-        p.Add("a_keys", recorded.Select(w => w.Attempt!.TaskKey).ToArray());
-        p.Add("a_attempts", recorded.Select(w => w.Attempt!.Attempt).ToArray());
-        p.Add("a_started", recorded.Select(w => w.Attempt!.StartedAt).ToArray());
-        p.Add("a_hosts", recorded.Select(w => w.Attempt!.Host).ToArray());
-        p.Add("a_sessions", recorded.Select(w => w.Attempt!.Session).ToArray());
-        p.Add("a_processors", recorded.Select(w => w.Attempt!.Processor).ToArray());
-        p.Add("a_outcomes", recorded.Select(w => w.Attempt!.Outcome).ToArray());
-        p.Add("a_messages", recorded.Select(w => w.Attempt!.Message).ToArray());
-        p.Add("a_outputs", recorded.Select(w => w.Attempt!.Output).ToArray());
-        return p;
+        return
+        [
+            ("a_ids", recorded.Select(w => w.Lease.Id).ToArray()),
+            ("a_created", recorded.Select(w => w.Attempt!.TaskCreatedAt).ToArray()),
+            ("a_keys", recorded.Select(w => w.Attempt!.TaskKey).ToArray()),
+            ("a_attempts", recorded.Select(w => w.Attempt!.Attempt).ToArray()),
+            ("a_started", recorded.Select(w => w.Attempt!.StartedAt).ToArray()),
+            ("a_hosts", recorded.Select(w => w.Attempt!.Host).ToArray()),
+            ("a_sessions", recorded.Select(w => w.Attempt!.Session).ToArray()),
+            ("a_processors", recorded.Select(w => w.Attempt!.Processor).ToArray()),
+            ("a_outcomes", recorded.Select(w => w.Attempt!.Outcome).ToArray()),
+            ("a_messages", recorded.Select(w => w.Attempt!.Message).ToArray()),
+            ("a_outputs", recorded.Select(w => w.Attempt!.Output).ToArray()),
+        ];
     }
 
     // The notices of the writes that applied, by the submit statement: a key already taken stores nothing and fails nothing.
@@ -62,12 +59,8 @@ internal sealed partial class PostgresQueueStore : IHistoryStore
         var notices = writes.Where(w => w.Notice is not null && applied.Contains(w.Lease.Id)).Select(w => w.Notice!)
             .DistinctBy(n => n.Key, StringComparer.Ordinal).ToList();
         if (notices.Count == 0) return;
-        await c.ExecuteAsync(_submitSql, new
-        {
-            keys = notices.Select(t => t.Key).ToArray(), types = notices.Select(t => t.Type).ToArray(), users = notices.Select(t => t.User).ToArray(),
-            datas = notices.Select(t => t.Data).ToArray(), maxes = notices.Select(t => t.MaxRunning).ToArray(), runats = notices.Select(t => t.RunAtMs).ToArray(),
-            delays = notices.Select(t => t.DelayMs).ToArray(), timeouts = notices.Select(t => t.TimeoutMs).ToArray(), channel = _channel,
-        }, tx).ConfigureAwait(false);
+        await using var command = _submit.Command(c, tx, SubmitArgs(notices, _channel));
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
     private IEnumerable<(string Name, string Sql)> HistoryStatements()

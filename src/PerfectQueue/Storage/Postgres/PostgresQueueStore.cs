@@ -28,6 +28,9 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
     private readonly int _lockNamespace;
     private readonly string _columns;
     private readonly string _lockUsersSql, _acquireSql, _submitSql;
+    // The statements every task runs, rewritten once to positional parameters (PositionalStatement).
+    private readonly PositionalStatement _lockUsers, _acquire, _submit, _heartbeat;
+    private readonly (PositionalStatement Plain, PositionalStatement WithAttempts) _finish, _retry, _release;
     private readonly SemaphoreSlim _listenGate = new(1, 1);
     private NpgsqlConnection? _listener;
     private readonly string _listenConnectionString;
@@ -57,6 +60,13 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
 
         (_lockUsersSql, _acquireSql) = AcquireStatements();
         _submitSql = SubmitStatement();
+        _lockUsers = new(_lockUsersSql);
+        _acquire = new(_acquireSql);
+        _submit = new(_submitSql);
+        _heartbeat = new(HeartbeatSql);
+        _finish = (new(FinishSql), new(WithAttempts(FinishSql)));
+        _retry = (new(RetrySql), new(WithAttempts(RetrySql)));
+        _release = (new(ReleaseSql), new(WithAttempts(ReleaseSql)));
     }
 
     public string Description { get; }
@@ -90,18 +100,7 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         // would report the caller's own task as a duplicate.
         return await Run(async c =>
         {
-            var stored = (await c.QueryAsync<string>(_submitSql, new
-            {
-                keys = unique.Select(t => t.Key).ToArray(),
-                types = unique.Select(t => t.Type).ToArray(),
-                users = unique.Select(t => t.User).ToArray(),
-                datas = unique.Select(t => t.Data).ToArray(),
-                maxes = unique.Select(t => t.MaxRunning).ToArray(),
-                runats = unique.Select(t => t.RunAtMs).ToArray(),
-                delays = unique.Select(t => t.DelayMs).ToArray(),
-                timeouts = unique.Select(t => t.TimeoutMs).ToArray(),
-                channel = _channel,
-            }).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+            var stored = (await ReadAllAsync(_submit.Command(c, null, SubmitArgs(unique, _channel)), r => r.GetString(0), ct).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
             var result = new bool[tasks.Count];
             for (var i = 0; i < tasks.Count; i++)
                 result[i] = isFirst[i] && stored.Contains(tasks[i].Key);
@@ -139,9 +138,9 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
                 {
                     new NpgsqlBatchCommand("BEGIN"),
                     new NpgsqlBatchCommand(AcquirePlannerSettings),
-                    new NpgsqlBatchCommand(_lockUsersSql) { Parameters = { new("scan", scan), new("quota", quota), new("ns", _lockNamespace) } },
-                    new NpgsqlBatchCommand(_acquireSql) { Parameters = { new("scan", scan), new("quota", quota), new("max", max), new("alive", aliveMs), new("token", token),
-                        new("session", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)session ?? DBNull.Value } } },
+                    _lockUsers.BatchCommand(("scan", scan), ("quota", quota), ("ns", _lockNamespace)),
+                    _acquire.BatchCommand(("scan", scan), ("quota", quota), ("max", max), ("alive", aliveMs), ("token", token),
+                        ("session", new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)session ?? DBNull.Value })),
                     new NpgsqlBatchCommand("COMMIT"),
                 },
             };
@@ -173,8 +172,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         if (leases.Count == 0) return Task.FromResult<IReadOnlyList<ExtendedLease>>([]);
         var ids = leases.Select(l => l.Id).ToArray();
         var tokens = leases.Select(l => l.Token).ToArray();
-        return Run(async c => (IReadOnlyList<ExtendedLease>)(await c.QueryAsync<(long Id, short CancelRequested)>(HeartbeatSql, new { ids, tokens, alive = aliveMs }).ConfigureAwait(false)).Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList(),
-            RetrySafety.Always, ct);
+        return Run(async c => (IReadOnlyList<ExtendedLease>)await ReadAllAsync(_heartbeat.Command(c, null, ("ids", ids), ("tokens", tokens), ("alive", aliveMs)),
+            r => new ExtendedLease(r.GetInt64(0), r.GetInt16(1) != 0), ct).ConfigureAwait(false), RetrySafety.Always, ct);
     }
 
     public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct)
@@ -192,26 +191,47 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
             // Attempt rows travel inside each kind's statement (WithAttempts); notices, rare, are one more statement.
             var notices = writes.Any(w => w.Notice is not null);
             await using var tx = kinds > 1 || notices ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
-            if (finishes.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(WithAttempts(FinishSql, finishes), AttemptArgs(finishes, new
-                {
-                    ids = finishes.Select(w => w.Lease.Id).ToArray(), tokens = finishes.Select(w => w.Lease.Token).ToArray(),
-                    outcomes = finishes.Select(w => w.Outcome).ToArray(), messages = finishes.Select(w => w.Message).ToArray(),
-                    retentions = finishes.Select(w => w.RetentionMs).ToArray(), uncounted = finishes.Select(w => w.Uncounted ? 1 : 0).ToArray(),
-                }), tx).ConfigureAwait(false));
-            if (retries.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(WithAttempts(RetrySql, retries), AttemptArgs(retries, new
-                {
-                    ids = retries.Select(w => w.Lease.Id).ToArray(), tokens = retries.Select(w => w.Lease.Token).ToArray(),
-                    delays = retries.Select(w => w.DelayMs).ToArray(), messages = retries.Select(w => w.Message).ToArray(),
-                }), tx).ConfigureAwait(false));
-            if (releases.Count > 0)
-                done.UnionWith(await c.QueryAsync<long>(WithAttempts(ReleaseSql, releases), AttemptArgs(releases, new { ids = releases.Select(w => w.Lease.Id).ToArray(), tokens = releases.Select(w => w.Lease.Token).ToArray() }), tx).ConfigureAwait(false));
+            // Once sent, a write is not cancelled (LeaseWriteBatcher): its outcome must be known.
+            async Task Apply((PositionalStatement Plain, PositionalStatement WithAttempts) statement, List<LeaseWrite> some, params (string, object?)[] args)
+            {
+                if (some.Count == 0) return;
+                var recorded = some.Any(w => w.Attempt is not null);
+                var command = (recorded ? statement.WithAttempts : statement.Plain).Command(c, tx, recorded ? [.. args, .. AttemptArgs(some)] : args);
+                done.UnionWith(await ReadAllAsync(command, r => r.GetInt64(0), CancellationToken.None).ConfigureAwait(false));
+            }
+            await Apply(_finish, finishes,
+                ("ids", finishes.Select(w => w.Lease.Id).ToArray()), ("tokens", finishes.Select(w => w.Lease.Token).ToArray()),
+                ("outcomes", finishes.Select(w => w.Outcome).ToArray()), ("messages", finishes.Select(w => w.Message).ToArray()),
+                ("retentions", finishes.Select(w => w.RetentionMs).ToArray()), ("uncounted", finishes.Select(w => w.Uncounted ? 1 : 0).ToArray())).ConfigureAwait(false);
+            await Apply(_retry, retries,
+                ("ids", retries.Select(w => w.Lease.Id).ToArray()), ("tokens", retries.Select(w => w.Lease.Token).ToArray()),
+                ("delays", retries.Select(w => w.DelayMs).ToArray()), ("messages", retries.Select(w => w.Message).ToArray())).ConfigureAwait(false);
+            await Apply(_release, releases,
+                ("ids", releases.Select(w => w.Lease.Id).ToArray()), ("tokens", releases.Select(w => w.Lease.Token).ToArray())).ConfigureAwait(false);
             if (notices) await SubmitNoticesAsync(c, tx, writes, done).ConfigureAwait(false);
             if (tx is not null) await tx.CommitAsync(ct).ConfigureAwait(false);
             return (IReadOnlySet<long>)done;
         }, RetrySafety.BeforeSent, ct);
     }
+
+    // Every row of a command's one result, read by position.
+    private static async Task<List<T>> ReadAllAsync<T>(NpgsqlCommand command, Func<NpgsqlDataReader, T> read, CancellationToken ct)
+    {
+        await using (command)
+        {
+            var rows = new List<T>();
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false)) rows.Add(read(reader));
+            return rows;
+        }
+    }
+
+    private static (string, object?)[] SubmitArgs(IReadOnlyList<NewTaskRow> tasks, string channel) =>
+    [
+        ("keys", tasks.Select(t => t.Key).ToArray()), ("types", tasks.Select(t => t.Type).ToArray()), ("users", tasks.Select(t => t.User).ToArray()),
+        ("datas", tasks.Select(t => t.Data).ToArray()), ("maxes", tasks.Select(t => t.MaxRunning).ToArray()), ("runats", tasks.Select(t => t.RunAtMs).ToArray()),
+        ("delays", tasks.Select(t => t.DelayMs).ToArray()), ("timeouts", tasks.Select(t => t.TimeoutMs).ToArray()), ("channel", channel),
+    ];
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>
         await c.ExecuteAsync(UpdateDataSql,
