@@ -234,9 +234,11 @@ public sealed class Worker
                     // waiting for it, and whatever it returns later is released. Empty means: nothing came back while
                     // nothing of ours ran, waited or was being acquired. A task running during the poll may have kept
                     // its user at max_running and so hidden that user's due tasks; they show once it ends.
+                    // Whether anything ran is read before the call: a store may answer before the call returns (SQLite's does),
+                    // and a task that ran during the poll may have ended by then.
                     var sentAt = RunningTask.Now;
-                    acquires.Add(new InFlightAcquire(_queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None, SessionId),
-                        free, sentAt, IdleWhilePolling: _running.IsEmpty && ready == 0 && acquires.Count == 0));
+                    var idleWhilePolling = _running.IsEmpty && ready == 0 && acquires.Count == 0;
+                    acquires.Add(new InFlightAcquire(_queue.AcquireAsync(free, _options.AliveTime, CancellationToken.None, SessionId), free, sentAt, idleWhilePolling));
                     asked += free;
                 }
 
