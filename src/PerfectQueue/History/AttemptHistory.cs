@@ -65,11 +65,11 @@ internal static class HistorySql
     /// <summary>The attempts of a list of task ids; <paramref name="memberOf"/> writes the dialect's membership test of @ids.</summary>
     public static string Delete(string quotedAttempts, Func<string, string> memberOf) => $"DELETE FROM {quotedAttempts} WHERE task_id {memberOf("@ids")}";
 
-    public static object InsertArgs(long taskId, AttemptRecord a) => new
-    {
-        taskId, createdAt = a.TaskCreatedAt, key = a.TaskKey, attempt = a.Attempt, startedAt = a.StartedAt, host = a.Host, session = a.Session,
-        processor = a.Processor, outcome = a.Outcome, message = a.Message, output = a.Output,
-    };
+    public static (string Name, object? Value)[] InsertArgs(long taskId, AttemptRecord a) =>
+    [
+        ("taskId", taskId), ("createdAt", a.TaskCreatedAt), ("key", a.TaskKey), ("attempt", a.Attempt), ("startedAt", a.StartedAt), ("host", a.Host),
+        ("session", a.Session), ("processor", a.Processor), ("outcome", a.Outcome), ("message", a.Message), ("output", a.Output),
+    ];
 
     public static AttemptRecord SampleRecord() => new(1_767_225_600_000, "nightly-1", 2, 1_767_225_600_100, "host1", "host1:4242:ab12", "thread", "Retried", "boom", "[output] hi");
 }

@@ -10,7 +10,6 @@ internal sealed partial class SqliteQueueStore : IHistoryStore
     private string AttemptsTable => _table + HistorySql.TableSuffix;
     private string QuotedAttempts => Quote(AttemptsTable);
 
-    private string InsertAttemptSql => HistorySql.Insert(QuotedAttempts, "@now");
     private string ListAttemptsSql => HistorySql.List(QuotedAttempts, HistorySql.Columns(Quote));
     private string DeleteAttemptsSql => HistorySql.Delete(QuotedAttempts, p => $"IN {p}");
 
@@ -22,7 +21,7 @@ internal sealed partial class SqliteQueueStore : IHistoryStore
 
     private IEnumerable<(string Name, string Sql)> HistoryStatements()
     {
-        yield return ("apply.attempt", InsertAttemptSql);
+        yield return ("apply.attempt", _insertAttemptSql);
         yield return ("apply.notice", _submitSql);
         yield return ("cleanup.attempts", CleanupAttemptsSql);
         yield return ("history.list", ListAttemptsSql);
@@ -38,12 +37,10 @@ internal sealed partial class SqliteQueueStore : IHistoryStore
             if (!applied.Contains(w.Lease.Id)) continue;
             if (w.Attempt is { } a)
             {
-                var args = new DynamicParameters(HistorySql.InsertArgs(w.Lease.Id, a));
-                args.Add("now", now);
-                c.Execute(InsertAttemptSql, args);
+                c.Prepared(_insertAttemptSql, [.. HistorySql.InsertArgs(w.Lease.Id, a), ("now", now)]).ExecuteNonQuery();
             }
             if (w.Notice is { } n)
-                c.ExecuteScalar<long?>(_submitSql, new { n.Key, n.Type, n.User, n.Data, n.MaxRunning, n.RunAtMs, n.DelayMs, n.TimeoutMs, now });
+                Submit(c, n, now);
         }
     }
 

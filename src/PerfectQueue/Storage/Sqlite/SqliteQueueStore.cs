@@ -26,7 +26,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     private readonly string _p; // the quoted pauses table name
     private readonly ConcurrentBag<SqliteConnection> _idle = new();
     private readonly string _columns;
-    private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql;
+    private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql, _insertAttemptSql;
     private readonly SemaphoreSlim _fileWriteLock;
     private volatile bool _walChecked;
     private bool _disposed;
@@ -140,6 +140,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             WHERE {_t}.finished_at IS NOT NULL AND {_t}.purge_at <= @now
             RETURNING id
             """;
+        _insertAttemptSql = HistorySql.Insert(QuotedAttempts, "@now");
     }
 
     public string FilePath { get; }
@@ -189,7 +190,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         return Now(memory);
     });
 
-    private static long Now(SqliteConnection c) => c.ExecuteScalar<long>(NowSql);
+    private static long Now(SqliteConnection c) => (long)c.Prepared(NowSql).ExecuteScalar()!;
 
     public Task<bool[]> SubmitAsync(IReadOnlyList<NewTaskRow> tasks, CancellationToken ct) => Run(ct, () =>
     {
@@ -201,11 +202,16 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             for (var i = 0; i < tasks.Count; i++)
             {
                 var t = tasks[i];
-                stored[i] = c.ExecuteScalar<long?>(_submitSql, new { t.Key, t.Type, t.User, t.Data, t.MaxRunning, t.RunAtMs, t.DelayMs, t.TimeoutMs, now }) is not null;
+                stored[i] = Submit(c, t, now);
             }
             return stored;
         });
     });
+
+    // Stores the task unless its key is taken (by a task not yet past its retention).
+    private bool Submit(SqliteConnection c, NewTaskRow t, long now) =>
+        c.Prepared(_submitSql, ("Key", t.Key), ("Type", t.Type), ("User", t.User), ("Data", t.Data), ("MaxRunning", t.MaxRunning), ("RunAtMs", t.RunAtMs),
+            ("DelayMs", t.DelayMs), ("TimeoutMs", t.TimeoutMs), ("now", now)).ExecuteScalar() is not null;
 
     public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct) => Run(ct, () =>
     {
@@ -214,7 +220,13 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         var token = AcquireSql.NewToken();
         return Write(ct, (c, now) =>
         {
-            var rows = c.Query<TaskRow>(_acquireSql, new { now, alive = aliveMs, max, scan = AcquireSql.Scan(max), quota = AcquireSql.Quota(max), token, session }).AsList();
+            var rows = new List<TaskRow>();
+            using (var reader = c.Prepared(_acquireSql, ("now", now), ("alive", aliveMs), ("max", max), ("scan", AcquireSql.Scan(max)), ("quota", AcquireSql.Quota(max)),
+                ("token", token), ("session", session)).ExecuteReader())
+            {
+                var parse = reader.GetRowParser<TaskRow>();
+                while (reader.Read()) rows.Add(parse(reader));
+            }
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
             return (IReadOnlyList<TaskRow>)rows;
         });
@@ -224,8 +236,8 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     {
         if (leases.Count == 0) return (IReadOnlyList<ExtendedLease>)[];
         var batch = JsonSerializer.Serialize(leases.Select(l => new[] { l.Id, l.Token }));
-        return Write(ct, (c, now) => (IReadOnlyList<ExtendedLease>)c.Query<(long Id, long CancelRequested)>(_heartbeatSql, new { now, alive = aliveMs, batch })
-            .Select(r => new ExtendedLease(r.Id, r.CancelRequested != 0)).ToList());
+        return Write(ct, (c, now) => (IReadOnlyList<ExtendedLease>)c.Prepared(_heartbeatSql, ("now", now), ("alive", aliveMs), ("batch", batch))
+            .ReadAll(r => new ExtendedLease(r.GetInt64(0), r.GetInt64(1) != 0)));
     });
 
     public Task<IReadOnlySet<long>> ApplyAsync(IReadOnlyList<LeaseWrite> writes, CancellationToken ct) => Run(ct, () =>
@@ -237,9 +249,13 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         var releases = writes.Where(w => w.Kind == LeaseWriteKind.Release).Select(w => new object?[] { w.Lease.Id, w.Lease.Token }).ToList();
         return Write(ct, (c, now) =>
         {
-            if (finishes.Count > 0) done.UnionWith(c.Query<long>(_finishSql, new { now, batch = JsonSerializer.Serialize(finishes) }));
-            if (retries.Count > 0) done.UnionWith(c.Query<long>(_retrySql, new { now, batch = JsonSerializer.Serialize(retries) }));
-            if (releases.Count > 0) done.UnionWith(c.Query<long>(_releaseSql, new { now, batch = JsonSerializer.Serialize(releases) }));
+            void Apply(string sql, List<object?[]> some)
+            {
+                if (some.Count > 0) done.UnionWith(c.Prepared(sql, ("now", now), ("batch", JsonSerializer.Serialize(some))).ReadAll(r => r.GetInt64(0)));
+            }
+            Apply(_finishSql, finishes);
+            Apply(_retrySql, retries);
+            Apply(_releaseSql, releases);
             RecordAttempts(c, now, writes, done);
             return (IReadOnlySet<long>)done;
         });
@@ -389,12 +405,12 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             throw new SqliteException($"database is locked: waited {BusyTimeoutMs / 1000} s for this process's other writers of {FilePath}.", SqliteErrors.Busy); // as SQLite's own busy timeout reports it
         try
         {
-            c.Execute("BEGIN IMMEDIATE");
+            c.Prepared("BEGIN IMMEDIATE").ExecuteNonQuery();
             try
             {
                 ct.ThrowIfCancellationRequested();
                 var result = work(c, Now(c));
-                c.Execute("COMMIT");
+                c.Prepared("COMMIT").ExecuteNonQuery();
                 return result;
             }
             catch
