@@ -45,6 +45,47 @@ public sealed class SqliteAcquirePlanTests(SqliteTarget target) : IClassFixture<
         Assert.DoesNotContain(scans, d => d.Contains("_user_due", StringComparison.Ordinal));
     }
 
+    // Without users there is nothing to rank: the lease takes the @max oldest due tasks straight off <table>_due, in
+    // index order (no sort of the backlog, no candidate window), and is chosen only while no unfinished task has a user.
+    [BackendFact]
+    public void A_queue_without_users_leases_off_the_due_index_and_the_probe_reads_the_user_index()
+    {
+        var config = target.NewConfig();
+        using var queue = Queue.Open(config);
+        queue.Initialize();
+        var statements = ((StoreStatements.IInventory)queue.Store).Statements().ToDictionary(s => s.Name, s => s.Sql);
+        using var c = target.Connect(config);
+        Exec(c, $"""
+            WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 11000)
+            INSERT INTO "{config.Table}" (task_key, task_type, user_name, created_at, due_at, attempts, cancel_requested)
+            SELECT 'k' || n, 't', NULL, 0, CASE WHEN n % 11 = 0 THEN 9000000000000 ELSE n END, 0, 0 FROM g;
+            ANALYZE
+            """);
+        var lease = Plan(c, statements["acquire.without_users"], ("now", 20000L), ("alive", 60_000L), ("max", 4), ("token", 65536L), ("session", DBNull.Value));
+        Assert.Contains(lease, d => d.Contains($"INDEX {config.Table}_due", StringComparison.Ordinal));
+        Assert.False(lease.Any(d => d.Contains("TEMP B-TREE", StringComparison.Ordinal) || d is "SCAN c" || d.StartsWith($"SCAN {config.Table}", StringComparison.Ordinal)), string.Join(" | ", lease));
+        var probe = Plan(c, statements["acquire.any_user"]);
+        Assert.Contains(probe, d => d.Contains($"INDEX {config.Table}_user_due", StringComparison.Ordinal));
+        Assert.DoesNotContain(probe, d => d.Contains("TEMP B-TREE", StringComparison.Ordinal));
+    }
+
+    private static List<string> Plan(DbConnection c, string sql, params (string Name, object Value)[] values)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + sql;
+        foreach (var (name, value) in values)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = "@" + name;
+            p.Value = value;
+            cmd.Parameters.Add(p);
+        }
+        var plan = new List<string>();
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) plan.Add(r.GetString(3));
+        return plan;
+    }
+
     private static void Exec(DbConnection c, string sql)
     {
         using var cmd = c.CreateCommand();

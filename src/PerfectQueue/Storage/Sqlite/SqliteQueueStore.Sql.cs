@@ -60,6 +60,8 @@ internal sealed partial class SqliteQueueStore
         yield return ("now", NowSql);
         yield return ("submit", _submitSql);
         yield return ("acquire", _acquireSql);
+        yield return ("acquire.any_user", _anyUserSql);
+        yield return ("acquire.without_users", _acquireWithoutUsersSql);
         yield return ("heartbeat", _heartbeatSql);
         yield return ("apply.finish", _finishSql);
         yield return ("apply.retry", _retrySql);

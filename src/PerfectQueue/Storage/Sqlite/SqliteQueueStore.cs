@@ -26,7 +26,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     private readonly string _p; // the quoted pauses table name
     private readonly ConcurrentBag<SqliteConnection> _idle = new();
     private readonly string _columns;
-    private readonly string _acquireSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql, _insertAttemptSql;
+    private readonly string _acquireSql, _anyUserSql, _acquireWithoutUsersSql, _heartbeatSql, _finishSql, _retrySql, _releaseSql, _submitSql, _insertAttemptSql;
     private readonly SemaphoreSlim _fileWriteLock;
     private volatile bool _walChecked;
     private bool _disposed;
@@ -95,6 +95,23 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1, {PortableSql.LeaseStart("@now")}
             FROM chosen
             WHERE {_t}.id = chosen.cid AND chosen.ord <= @max
+            RETURNING {_columns}
+            """;
+
+        // A queue where no unfinished task has a user ranks nothing: every weight is 1, so the order is due time,
+        // and the @max oldest due tasks are leased without gathering @scan candidates (docs/performance.md). The
+        // probe and the lease run in one write transaction, so no user can appear between them.
+        _anyUserSql = $"SELECT user_name FROM {_t} WHERE finished_at IS NULL AND user_name IS NOT NULL ORDER BY user_name LIMIT 1";
+        _acquireWithoutUsersSql = $"""
+            WITH chosen AS (
+                SELECT id AS cid, ROW_NUMBER() OVER (ORDER BY due_at, id) AS ord FROM (
+                    SELECT c.id, c.due_at FROM {_t} AS c
+                    WHERE c.finished_at IS NULL AND c.due_at <= @now AND {PauseSql.NotPaused(_p, "c")}
+                    ORDER BY c.due_at, c.id
+                    LIMIT @max))
+            UPDATE {_t} SET lease_token = @token + chosen.ord, due_at = @now + @alive, attempts = attempts + 1, {PortableSql.LeaseStart("@now")}
+            FROM chosen
+            WHERE {_t}.id = chosen.cid
             RETURNING {_columns}
             """;
 
@@ -221,8 +238,11 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         return Write(ct, (c, now) =>
         {
             var rows = new List<TaskRow>();
-            using (var reader = c.Prepared(_acquireSql, ("now", now), ("alive", aliveMs), ("max", max), ("scan", AcquireSql.Scan(max)), ("quota", AcquireSql.Quota(max)),
-                ("token", token), ("session", session)).ExecuteReader())
+            var command = c.Prepared(_anyUserSql).ExecuteScalar() is null
+                ? c.Prepared(_acquireWithoutUsersSql, ("now", now), ("alive", aliveMs), ("max", max), ("token", token), ("session", session))
+                : c.Prepared(_acquireSql, ("now", now), ("alive", aliveMs), ("max", max), ("scan", AcquireSql.Scan(max)), ("quota", AcquireSql.Quota(max)),
+                    ("token", token), ("session", session));
+            using (var reader = command.ExecuteReader())
             {
                 var parse = reader.GetRowParser<TaskRow>();
                 while (reader.Read()) rows.Add(parse(reader));
