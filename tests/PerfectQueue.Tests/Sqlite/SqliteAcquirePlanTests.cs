@@ -21,24 +21,8 @@ public sealed class SqliteAcquirePlanTests(SqliteTarget target) : IClassFixture<
         queue.Initialize();
         var acquire = ((StoreStatements.IInventory)queue.Store).Statements().Single(s => s.Name == "acquire").Sql;
         using var c = target.Connect(config);
-        Exec(c, $"""
-            WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 11000)
-            INSERT INTO "{config.Table}" (task_key, task_type, user_name, created_at, due_at, attempts, cancel_requested)
-            SELECT 'k' || n, 't', NULL, 0, CASE WHEN n % 11 = 0 THEN 9000000000000 ELSE n END, 0, 0 FROM g;
-            ANALYZE
-            """);
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "EXPLAIN QUERY PLAN " + acquire;
-        foreach (var (name, value) in new (string, object)[] { ("now", 20000L), ("alive", 60_000L), ("max", 4), ("scan", AcquireSql.Scan(4)), ("quota", AcquireSql.Quota(4)), ("token", 65536L), ("session", DBNull.Value) })
-        {
-            var p = cmd.CreateParameter();
-            p.ParameterName = "@" + name;
-            p.Value = value;
-            cmd.Parameters.Add(p);
-        }
-        var plan = new List<(long Id, long Parent, string Detail)>();
-        using (var r = cmd.ExecuteReader())
-            while (r.Read()) plan.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(3)));
+        FillWithoutUsers(c, config.Table);
+        var plan = Plan(c, acquire, ("now", 20000L), ("alive", 60_000L), ("max", 4), ("scan", AcquireSql.Scan(4)), ("quota", AcquireSql.Quota(4)), ("token", 65536L), ("session", DBNull.Value));
         var running = plan.Single(s => s.Detail == "MATERIALIZE running");
         var scans = plan.Where(s => s.Parent == running.Id).Select(s => s.Detail).ToList();
         Assert.True(scans.Any(d => d.Contains($"INDEX {config.Table}_leased", StringComparison.Ordinal)), string.Join(" | ", scans));
@@ -55,21 +39,24 @@ public sealed class SqliteAcquirePlanTests(SqliteTarget target) : IClassFixture<
         queue.Initialize();
         var statements = ((StoreStatements.IInventory)queue.Store).Statements().ToDictionary(s => s.Name, s => s.Sql);
         using var c = target.Connect(config);
-        Exec(c, $"""
-            WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 11000)
-            INSERT INTO "{config.Table}" (task_key, task_type, user_name, created_at, due_at, attempts, cancel_requested)
-            SELECT 'k' || n, 't', NULL, 0, CASE WHEN n % 11 = 0 THEN 9000000000000 ELSE n END, 0, 0 FROM g;
-            ANALYZE
-            """);
-        var lease = Plan(c, statements["acquire.without_users"], ("now", 20000L), ("alive", 60_000L), ("max", 4), ("token", 65536L), ("session", DBNull.Value));
+        FillWithoutUsers(c, config.Table);
+        var lease = Plan(c, statements["acquire.without_users"], ("now", 20000L), ("alive", 60_000L), ("max", 4), ("token", 65536L), ("session", DBNull.Value)).ConvertAll(s => s.Detail);
         Assert.Contains(lease, d => d.Contains($"INDEX {config.Table}_due", StringComparison.Ordinal));
         Assert.False(lease.Any(d => d.Contains("TEMP B-TREE", StringComparison.Ordinal) || d is "SCAN c" || d.StartsWith($"SCAN {config.Table}", StringComparison.Ordinal)), string.Join(" | ", lease));
-        var probe = Plan(c, statements["acquire.any_user"]);
+        var probe = Plan(c, statements["acquire.any_user"]).ConvertAll(s => s.Detail);
         Assert.Contains(probe, d => d.Contains($"INDEX {config.Table}_user_due", StringComparison.Ordinal));
         Assert.DoesNotContain(probe, d => d.Contains("TEMP B-TREE", StringComparison.Ordinal));
     }
 
-    private static List<string> Plan(DbConnection c, string sql, params (string Name, object Value)[] values)
+    // 11,000 due tasks of no user, one in eleven due far later, then ANALYZE.
+    private static void FillWithoutUsers(DbConnection c, string table) => Exec(c, $"""
+        WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 11000)
+        INSERT INTO "{table}" (task_key, task_type, user_name, created_at, due_at, attempts, cancel_requested)
+        SELECT 'k' || n, 't', NULL, 0, CASE WHEN n % 11 = 0 THEN 9000000000000 ELSE n END, 0, 0 FROM g;
+        ANALYZE
+        """);
+
+    private static List<(long Id, long Parent, string Detail)> Plan(DbConnection c, string sql, params (string Name, object Value)[] values)
     {
         using var cmd = c.CreateCommand();
         cmd.CommandText = "EXPLAIN QUERY PLAN " + sql;
@@ -80,9 +67,9 @@ public sealed class SqliteAcquirePlanTests(SqliteTarget target) : IClassFixture<
             p.Value = value;
             cmd.Parameters.Add(p);
         }
-        var plan = new List<string>();
+        var plan = new List<(long Id, long Parent, string Detail)>();
         using (var r = cmd.ExecuteReader())
-            while (r.Read()) plan.Add(r.GetString(3));
+            while (r.Read()) plan.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(3)));
         return plan;
     }
 
