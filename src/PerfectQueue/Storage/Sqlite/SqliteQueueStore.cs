@@ -237,16 +237,12 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
         var token = AcquireSql.NewToken();
         return Write(ct, (c, now) =>
         {
-            var rows = new List<TaskRow>();
             var command = c.Prepared(_anyUserSql).ExecuteScalar() is null
                 ? c.Prepared(_acquireWithoutUsersSql, ("now", now), ("alive", aliveMs), ("max", max), ("token", token), ("session", session))
                 : c.Prepared(_acquireSql, ("now", now), ("alive", aliveMs), ("max", max), ("scan", AcquireSql.Scan(max)), ("quota", AcquireSql.Quota(max)),
                     ("token", token), ("session", session));
-            using (var reader = command.ExecuteReader())
-            {
-                var parse = reader.GetRowParser<TaskRow>();
-                while (reader.Read()) rows.Add(parse(reader));
-            }
+            Func<System.Data.Common.DbDataReader, TaskRow>? parse = null;
+            var rows = command.ReadAll(r => (parse ??= r.GetRowParser<TaskRow>())(r));
             rows.Sort((a, b) => Nullable.Compare(a.LeaseToken, b.LeaseToken));
             return (IReadOnlyList<TaskRow>)rows;
         });
