@@ -166,16 +166,23 @@ public abstract class QueueConformance(IBackendTarget target) : BackendSuite(tar
         var q = Open();
         var other = OpenAnother(q);
         for (var i = 0; i < 5; i++) q.Submit($"k{i}", "t");
-        // Twice Short: beats come every ~0.1 s, but a loaded CI machine (the multi-process drains run beside this
-        // test) once stalled this loop past a 1.5 s lease on MariaDB, and the lease then rightly expired.
-        var lease = Short + Short;
+        // Beats come every ~0.1 s, but a loaded CI machine (the multi-process drains run beside this test) has
+        // stalled this loop past a 1.5 s lease and, once, past a 3 s one on MariaDB; the lease then rightly
+        // expired. So the lease is long (6 s) and the loop outlives it by a second, not by a second lease.
+        var lease = TimeSpan.FromSeconds(6);
         var held = q.PollMulti(5, lease);
         Assert.Equal(5, held.Count);
-        var deadline = q.Now() + lease + lease; // outlive the first lease twice over
-        while (q.Now() < deadline)
+        var deadline = q.Now() + lease + TimeSpan.FromSeconds(1); // outlive the first lease
+        var lastBeat = q.Now();
+        while (true)
         {
+            var before = q.Now();
+            if (before >= deadline) break;
             var reports = q.Heartbeat(held, lease);
-            Assert.All(reports, r => Assert.Equal(HeartbeatResult.Alive, r.Result));
+            var gap = before - lastBeat; // database clock, so a stalled client shows here
+            Assert.All(reports, r => Assert.True(r.Result == HeartbeatResult.Alive,
+                $"{r.Task.Key}: {r.Result} ({r.Error?.Message}); {gap.TotalMilliseconds:F0} ms since the previous beat, lease {lease.TotalMilliseconds:F0} ms"));
+            lastBeat = before;
             Assert.Empty(other.PollMulti(5));
             Thread.Sleep(100);
         }
