@@ -4,10 +4,12 @@
 .DESCRIPTION
     Run from anywhere as: dotnet pwsh ./build.ps1 <task>   (after `dotnet tool restore`)
       build  builds the solution (Release) and assembles the importable module at out/PerfectQueue/
-      test   build, then every xUnit test and every Pester test (tests/Pester/*.Tests.ps1); the last
+      test   package, then every xUnit test and every Pester test (tests/Pester/*.Tests.ps1); the last
              line printed is "N passed, M failed[, K skipped]"; exits non-zero on a failure or when
              no test ran. Starts a throwaway PostgreSQL cluster and a throwaway MariaDB server on free
              loopback ports in temp folders (or uses PQ_TEST_POSTGRES / PQ_TEST_MYSQL) and stops them at the end
+      package  build, then out/PerfectQueue.<version>.nupkg with PSResourceGet's Publish-PSResource, out/ serving as
+             the local file repository (docs/packaging.md); the user's own repository list is not touched
       demo   build, then build/demo.ps1 against the assembled module
       bench  build, then submit and drain throughput of PerfectQueue (compiled and scriptblock handlers) and of
              Hangfire, on SQLite and PostgreSQL (a throwaway fsync-on cluster, or the server in PQ_BENCH_POSTGRES), of
@@ -20,7 +22,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'demo', 'bench', 'clean')]
+    [ValidateSet('build', 'package', 'test', 'demo', 'bench', 'clean')]
     [string] $Task = 'build',
 
     # bench: tasks per case.
@@ -54,9 +56,11 @@ function Invoke-Build {
     # ...and the loader (a nested module) built beside it.
     Get-ChildItem (Split-Path $cmdletDll) -Filter 'PerfectQueue.PowerShell*' | Where-Object Extension -In '.dll', '.pdb' | Copy-Item -Destination $ModuleDir
     Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse
+    Copy-Item (Join-Path $Root 'LICENSE') $ModuleDir
 
     # lib/: the engine as published without a runtime id (deps.json + runtimes/<rid>/), loaded in its own context.
     dotnet publish (Join-Path $Root 'src/PerfectQueue/PerfectQueue.csproj') -c $Configuration --no-build --nologo -o (Join-Path $ModuleDir 'lib')
+    Remove-UnsupportedRuntimes (Join-Path $ModuleDir 'lib')
 
     # ModuleVersion takes the numeric part; a suffix (0.2.0-beta1) becomes PSData.Prerelease.
     $numeric, $prerelease = $version -split '-', 2
@@ -65,6 +69,9 @@ function Invoke-Build {
     if ($text -notmatch "ModuleVersion\s*=\s*'0\.0\.0'") { throw "$manifest has no ModuleVersion = '0.0.0' placeholder." }
     $text = $text -replace "ModuleVersion\s*=\s*'0\.0\.0'", "ModuleVersion        = '$numeric'"
     if ($prerelease) { $text = $text -replace 'PSData\s*=\s*@\{', "PSData = @{`n            Prerelease   = '$($prerelease -replace '[^A-Za-z0-9]', '')'" }
+    $notes = Get-ReleaseNotes $version
+    if ($text -notmatch "ReleaseNotes\s*=\s*'CHANGELOG\.md'") { throw "$manifest has no ReleaseNotes = 'CHANGELOG.md' placeholder." }
+    $text = $text.Replace("'CHANGELOG.md'", "'" + ($notes -replace "'", "''") + "'")
     Set-Content $manifest $text -NoNewline
 
     # pwsh brings its own System.Management.Automation; a shipped copy would break the module.
@@ -77,6 +84,74 @@ function Invoke-Build {
     dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'build/New-PQHelp.ps1') -ModulePath $ModuleDir
     $env:PQ_MODULE_PATH = $ModuleDir
     Write-Host "Module $version assembled at $ModuleDir"
+}
+
+# The platforms PowerShell 7.6 itself is released for (docs/packaging.md): the native libraries of every other
+# runtime id (Android, iOS, WebAssembly, s390x, ...) are dropped from lib/runtimes/ and from the deps.json the
+# loader resolves them with, so the module stays one portable folder, a third of its size. 'unix' and 'win' hold
+# the managed assemblies SqlClient and System.* pick per OS family.
+$SupportedRuntimes = @('win', 'win-x64', 'win-x86', 'win-arm64', 'osx-x64', 'osx-arm64',
+    'unix', 'linux-x64', 'linux-arm64', 'linux-arm', 'linux-musl-x64')
+
+function Remove-UnsupportedRuntimes([string] $lib) {
+    $depsPath = Join-Path $lib 'PerfectQueue.deps.json'
+    $deps = Get-Content $depsPath -Raw | ConvertFrom-Json -AsHashtable
+    foreach ($target in $deps.targets.Values) {
+        foreach ($library in $target.Values) {
+            if (-not $library.Contains('runtimeTargets')) { continue }
+            foreach ($asset in @($library.runtimeTargets.Keys)) {
+                if ($library.runtimeTargets[$asset].rid -notin $SupportedRuntimes) { $library.runtimeTargets.Remove($asset) }
+            }
+        }
+    }
+    $deps | ConvertTo-Json -Depth 32 | Set-Content $depsPath
+    foreach ($folder in Get-ChildItem (Join-Path $lib 'runtimes') -Directory) {
+        if ($folder.Name -notin $SupportedRuntimes) { Remove-Item $folder.FullName -Recurse -Force }
+    }
+}
+
+# This version's section of CHANGELOG.md (its "## [version]" heading to the next "## "), for the manifest's ReleaseNotes.
+function Get-ReleaseNotes([string] $version) {
+    $lines = Get-Content (Join-Path $Root 'CHANGELOG.md')
+    $start = [Array]::FindIndex([string[]] $lines, [Predicate[string]] { param($l) $l -like "## ``[$version``]*" })
+    if ($start -lt 0) { throw "CHANGELOG.md has no '## [$version]' section: add one for the version in Directory.Build.props." }
+    $end = [Array]::FindIndex([string[]] $lines, $start + 1, [Predicate[string]] { param($l) $l -like '## *' })
+    if ($end -lt 0) { $end = $lines.Count }
+    ($lines[$start..($end - 1)] -join "`n").Trim()
+}
+
+# The package: PSResourceGet's own Publish-PSResource (it ships with pwsh 7.6) packs the assembled module folder into
+# out/PerfectQueue.<version>.nupkg, out/ being registered as a file repository for that one call. It runs in a child
+# pwsh whose home is a temporary folder, where PSResourceGet keeps its repository list: the user's own list is
+# never read or changed.
+function Invoke-Package {
+    Invoke-Build
+    Get-ChildItem $Out -Filter 'PerfectQueue.*.nupkg' | Remove-Item
+    $script = '$ErrorActionPreference = "Stop"; ' +
+        'Register-PSResourceRepository -Name PerfectQueueBuild -Uri $env:PQ_PACKAGE_REPOSITORY -Trusted; ' +
+        'Publish-PSResource -Path $env:PQ_PACKAGE_MODULE -Repository PerfectQueueBuild'
+    Invoke-IsolatedPwsh $script @{ PQ_PACKAGE_REPOSITORY = $Out; PQ_PACKAGE_MODULE = $ModuleDir }
+    $package = @(Get-ChildItem $Out -Filter 'PerfectQueue.*.nupkg')
+    if ($package.Count -ne 1) { throw "Publish-PSResource left $($package.Count) packages in $Out, expected one." }
+    $env:PQ_PACKAGE_PATH = $package[0].FullName
+    Write-Host ("Package {0} ({1:N1} MB)" -f $package[0].FullName, ($package[0].Length / 1MB))
+}
+
+# Runs a command in a child pwsh with a temporary, empty home (HOME on Linux and macOS; LOCALAPPDATA and APPDATA on
+# Windows) and the default module path, removed afterwards.
+function Invoke-IsolatedPwsh([string] $Command, [hashtable] $Environment = @{}) {
+    $isolated = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-home-$PID-$(Get-Random)")).FullName
+    $variables = @{
+        HOME = $isolated; LOCALAPPDATA = (Join-Path $isolated 'AppData/Local'); APPDATA = (Join-Path $isolated 'AppData/Roaming')
+        XDG_DATA_HOME = $null; XDG_CONFIG_HOME = $null; XDG_CACHE_HOME = $null; PSModulePath = $null
+    } + $Environment
+    $saved = @{}
+    foreach ($name in $variables.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $variables[$name]) }
+    try { dotnet (Join-Path $PSHOME 'pwsh.dll') -NoProfile -NonInteractive -Command $Command }
+    finally {
+        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+        Remove-Item $isolated -Recurse -Force -ErrorAction SilentlyContinue
+    }
 }
 
 function Get-Text($node) { if ($node) { $node.InnerText.Trim() } else { '' } }
@@ -255,7 +330,7 @@ function Stop-TestMariaDb($instance) {
 }
 
 function Invoke-Test {
-    Invoke-Build
+    Invoke-Package   # the install test (tests/Pester/Install.Tests.ps1) installs it by name
     if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
     $cluster = $null; $mariadb = $null
     try {
@@ -327,6 +402,7 @@ Push-Location $Root   # `dotnet pwsh` finds the local tool manifest from the rep
 try {
     switch ($Task) {
         'build' { Invoke-Build }
+        'package' { Invoke-Package }
         'test' { Invoke-Test }
         'demo' {
             Invoke-Build

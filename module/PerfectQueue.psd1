@@ -13,7 +13,7 @@
     Author               = 'PerfectQueue for PowerShell contributors'
     CompanyName          = 'PerfectQueue for PowerShell contributors'
     Copyright            = '(c) PerfectQueue for PowerShell contributors.'
-    Description          = 'A highly available, durable task queue on a relational database (SQL Server, PostgreSQL, SQLite), driven from PowerShell: submit, list, cancel and process tasks with at-least-once delivery.'
+    Description          = 'A highly available, durable task queue on a relational database (SQLite, SQL Server, PostgreSQL, MySQL/MariaDB), driven from PowerShell: submit, list, cancel, schedule and process tasks with at-least-once delivery, unique task keys and workers that run scriptblock or compiled handlers.'
 
     PowerShellVersion    = '7.6'
     FormatsToProcess     = @('PerfectQueue.Format.ps1xml')
@@ -34,8 +34,12 @@
 
     PrivateData          = @{
         PSData = @{
-            Tags         = @('Queue', 'TaskQueue', 'JobQueue', 'Worker', 'PerfectQueue', 'SqlServer', 'PostgreSQL', 'SQLite', 'Automation', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
-            ReleaseNotes = 'See the project''s docs/ for changes.'
+            Tags         = @('Queue', 'TaskQueue', 'JobQueue', 'Worker', 'Scheduler', 'Cron', 'PerfectQueue', 'SqlServer', 'PostgreSQL', 'SQLite', 'MySQL', 'MariaDB', 'Automation', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
+            # The project's home and licence (docs/packaging.md: check both before publishing to a gallery).
+            ProjectUri   = 'https://github.com/perfectqueue/perfectqueue-powershell'
+            LicenseUri   = 'https://github.com/perfectqueue/perfectqueue-powershell/blob/main/LICENSE'
+            # build.ps1 replaces this with this version's section of CHANGELOG.md.
+            ReleaseNotes = 'CHANGELOG.md'
             # build.ps1 sets Prerelease here when <Version> has a suffix (e.g. 0.2.0-beta1).
         }
     }
