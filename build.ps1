@@ -138,7 +138,7 @@ function Invoke-Package {
 }
 
 # Runs a command in a child pwsh with a temporary, empty home (HOME on Linux and macOS; LOCALAPPDATA and APPDATA on
-# Windows) and the default module path, removed afterwards.
+# Windows) and the default module path, in that folder, which is removed afterwards.
 function Invoke-IsolatedPwsh([string] $Command, [hashtable] $Environment = @{}) {
     $isolated = (New-Item -ItemType Directory (Join-Path ([IO.Path]::GetTempPath()) "pq-home-$PID-$(Get-Random)")).FullName
     $variables = @{
@@ -147,8 +147,11 @@ function Invoke-IsolatedPwsh([string] $Command, [hashtable] $Environment = @{}) 
     } + $Environment
     $saved = @{}
     foreach ($name in $variables.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $variables[$name]) }
+    # Run from the temporary folder too: Publish-PSResource leaves a NuGet/NuGet.Config in its working directory.
+    Push-Location $isolated
     try { dotnet (Join-Path $PSHOME 'pwsh.dll') -NoProfile -NonInteractive -Command $Command }
     finally {
+        Pop-Location
         foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
         Remove-Item $isolated -Recurse -Force -ErrorAction SilentlyContinue
     }

@@ -40,6 +40,8 @@ public sealed class QueueConfig
     public string Table { get; set; } = DefaultTable;
     /// <summary>log file path (null: standard error). Used by the worker.</summary>
     public string? Log { get; set; }
+    /// <summary>log_format: how a worker writes its log lines, text (the default) or json (one object per line).</summary>
+    public Workers.WorkerLogFormat LogFormat { get; set; }
     public int Processors { get; set; } = 1;
     /// <summary>prefetch: leased tasks a worker keeps ready beyond its free processors, for many short tasks (0: none; docs/worker.md, "Prefetch").</summary>
     public int Prefetch { get; set; }
@@ -191,7 +193,7 @@ public sealed class QueueConfig
     /// <summary>Every key <see cref="FromDictionary"/> accepts.</summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
-        "type", "url", "connection_string", "provider", "table", "log", "processors", "prefetch", "processor_type", "poll_interval", "retention_time",
+        "type", "url", "connection_string", "provider", "table", "log", "log_format", "processors", "prefetch", "processor_type", "poll_interval", "retention_time",
         "task_heartbeat_interval", "alive_time", "retry_wait", "child_kill_interval", "child_graceful_kill_limit",
         "child_heartbeat_interval", "child_heartbeat_limit", "max_attempts", "retry_backoff", "retry_max_wait",
         "retry_jitter", "cleanup_interval", "compression", "auto_initialize",
@@ -208,6 +210,7 @@ public sealed class QueueConfig
             case "provider": c.Provider = Text(key, v)?.ToLowerInvariant(); break;
             case "table": c.Table = Text(key, v) ?? DefaultTable; break;
             case "log": c.Log = Text(key, v); break;
+            case "log_format": c.LogFormat = Enum<Workers.WorkerLogFormat>(key, v) ?? Workers.WorkerLogFormat.Text; break;
             case "processors": c.Processors = Int(key, v) ?? 1; break;
             case "prefetch": c.Prefetch = Int(key, v) ?? 0; break;
             case "processor_type": c.ProcessorType = (Text(key, v) ?? "thread").ToLowerInvariant(); break;

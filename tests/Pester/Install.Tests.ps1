@@ -20,6 +20,7 @@ BeforeAll {
         $info.Environment['LOCALAPPDATA'] = Join-Path $Home_ 'AppData/Local'
         $info.Environment['APPDATA'] = Join-Path $Home_ 'AppData/Roaming'
         foreach ($name in 'PSModulePath', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME', 'PQ_MODULE_PATH', 'PERFECTQUEUE_URL') { $null = $info.Environment.Remove($name) }
+        $info.WorkingDirectory = $Home_   # PSResourceGet may leave a NuGet/NuGet.Config in the working directory
         $info.RedirectStandardOutput = $true
         $info.RedirectStandardError = $true
         $process = [Diagnostics.Process]::Start($info)

@@ -256,6 +256,65 @@ production:
         $text | Should -Match 'end logged \(work\) after [0-9.]+s: succeeded'
     }
 
+    It 'writes one JSON object per line with -LogFormat Json, in both processor types: every line parses, and the lines of a task name it' {
+        foreach ($type in 'Thread', 'Process') {
+            $key = "json-$type"
+            Submit-PQTask $key work -Data @{ n = 1 }
+            Submit-PQTask "$key-bad" broken
+            $log = Join-Path $TestDrive "json-$([guid]::NewGuid().ToString('N')).log"
+            $summary = Start-PQWorker @Fast -ProcessorType $type -MaxAttempts 1 -LogPath $log -LogFormat Json -Handler @{
+                work   = { param($Task) "said `"hi`"`nin two lines"; Write-Warning 'careful' }
+                broken = { throw 'disk full' }
+                'pq.notice' = { }   # the failure's notice task (docs/notices.md)
+            } 6>$null
+            $summary.Failed | Should -Be 1
+            $events = @(Get-Content $log | ForEach-Object { $_ | ConvertFrom-Json -ErrorAction Stop })
+            $events.Count | Should -BeGreaterThan 5
+            # From the start on, every line names the session (the routes line before it has none yet).
+            $fromStart = [array]::IndexOf([string[]] $events.event, 'worker.started')
+            $fromStart | Should -BeGreaterOrEqual 0
+            $events | Select-Object -Skip $fromStart | ForEach-Object { $_.session | Should -Be $summary.SessionId }
+            Get-Content $log | ForEach-Object { $_ | Should -Match '^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d","level":' }
+            $events[0].event | Should -Be 'worker.host'   # routes: ...
+            ($events | Where-Object event -EQ 'worker.stopped').message | Should -Match 'worker stopped \(empty\)'
+            $started = $events | Where-Object { $_.event -eq 'task.started' -and $_.key -eq $key }
+            $started.type | Should -Be 'work'
+            $started.attempt | Should -Be 1
+            $ended = $events | Where-Object { $_.event -eq 'task.ended' -and $_.key -eq $key }
+            $ended.outcome | Should -Be 'Succeeded'
+            $ended.level | Should -Be 'info'
+            $ended.duration | Should -BeOfType [double]
+            $output = @($events | Where-Object { $_.event -eq 'task.output' -and $_.key -eq $key })
+            $output.message | Should -Contain "${key}: said `"hi`"`nin two lines"
+            ($output | Where-Object level -EQ 'warning').message | Should -Be "${key}: WARNING: careful"
+            $output | ForEach-Object { $_.type | Should -Be 'work'; $_.attempt | Should -Be 1 }
+            $failed = $events | Where-Object { $_.event -eq 'task.ended' -and $_.key -eq "$key-bad" }
+            ($failed.outcome, $failed.level) | Should -Be @('Failed', 'error')
+            $failed.message | Should -Match 'disk full'
+        }
+    }
+
+    It 'takes log_format from -ConfigPath, and -LogFormat Text overrides it' {
+        $dir = Join-Path $TestDrive "cfgjson-$([guid]::NewGuid().ToString('N'))"
+        $null = New-Item -ItemType Directory $dir
+        Set-Content (Join-Path $dir 'pq.yml') "production:`n  url: sqlite:///q.db`n  poll_interval: 0.1`n  log: worker.log`n  log_format: json"
+        $q = Connect-PQQueue -ConfigPath (Join-Path $dir 'pq.yml') -Environment production -PassThru
+        Submit-PQTask cfg-1 work -Queue $q
+        $null = Start-PQWorker -ConfigPath (Join-Path $dir 'pq.yml') -Environment production -UntilEmpty -Handler @{ work = { 'ok' } } 6>$null
+        $lines = @(Get-Content (Join-Path $dir 'worker.log'))
+        $lines | ForEach-Object { { $_ | ConvertFrom-Json -ErrorAction Stop } | Should -Not -Throw }
+        ($lines | ConvertFrom-Json | Where-Object event -EQ 'task.ended').key | Should -Be 'cfg-1'
+
+        Submit-PQTask cfg-2 work -Queue $q
+        $null = Start-PQWorker -ConfigPath (Join-Path $dir 'pq.yml') -Environment production -UntilEmpty -LogFormat Text -Handler @{ work = { 'ok' } } 6>$null
+        $after = @(Get-Content (Join-Path $dir 'worker.log') | Select-Object -Skip $lines.Count)
+        $after | Should -Not -BeNullOrEmpty
+        $after | ForEach-Object { $_ | Should -Match '^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ' }
+        { Set-Content (Join-Path $dir 'bad.yml') "production:`n  url: sqlite:///q.db`n  log_format: xml"
+          Start-PQWorker -ConfigPath (Join-Path $dir 'bad.yml') -Environment production -UntilEmpty -Handler @{ work = { } } -ErrorAction Stop } |
+            Should -Throw "*log_format: 'xml' is not one of text, json*"
+    }
+
     It 'runs as a job with -AsJob: Receive-Job shows its lines and summary, and Stop-Job stops it gracefully' {
         Submit-PQTask slow work
         Submit-PQTask next work

@@ -62,6 +62,10 @@ public sealed class StartPQWorkerCommand : PQCmdlet
     [ValidateNotNullOrEmpty]
     public string? LogPath { get; set; }
 
+    /// <summary>How log lines are written: Text (the default) or Json, one object per line for log shippers. Default: the config's log_format, else Text.</summary>
+    [Parameter]
+    public WorkerLogFormat? LogFormat { get; set; }
+
     /// <summary>Runs the worker as a job of this session; Stop-Job stops it gracefully.</summary>
     [Parameter]
     public SwitchParameter AsJob { get; set; }
@@ -216,7 +220,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
             CancelGracePeriod = CancelGracePeriod, Timeout = Timeout, MaxTasksPerProcessor = MaxTasksPerProcessor,
             ChildKillInterval = ChildKillInterval, ChildHeartbeatInterval = ChildHeartbeatInterval, ChildHeartbeatLimit = ChildHeartbeatLimit,
             MaxProcessorMemory = MaxProcessorMemory,
-            MaxTasks = MaxTasks, UntilEmpty = UntilEmpty, LogPath = logPath,
+            MaxTasks = MaxTasks, UntilEmpty = UntilEmpty, LogPath = logPath, LogFormat = LogFormat,
             NoSchedules = NoSchedules,
         };
         var builder = new WorkerPlanBuilder(sessionQueue, configPath, Environment, handlers, overrides,
@@ -225,6 +229,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         WorkerLog? log = null;
         Action<string> toHost = _ => { };
         builder.Log = line => log!.Write(line);
+        builder.Emit = e => log!.Write(e);
         WorkerPlan Load() => builder.Build();
 
         WorkerPlan first;
@@ -232,7 +237,7 @@ public sealed class StartPQWorkerCommand : PQCmdlet
         {
             first = Load();
             _queueDescription = first.Queue.Description;
-            log = new WorkerLog(first.LogPath, line => toHost(line));
+            log = new WorkerLog(first.LogPath, line => toHost(line), first.LogFormat);
         }
         catch (Exception e) when (e is PerfectQueueException or ArgumentException or System.Data.Common.DbException)
         {

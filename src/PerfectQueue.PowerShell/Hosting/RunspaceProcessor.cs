@@ -17,7 +17,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     private readonly Runspace _runspace;
     private readonly HandlerRoutes? _routes;
     private readonly Queue? _queue;
-    private readonly Action<string> _log;
+    private readonly Action<WorkerEvent> _log;
     private readonly TimeSpan? _interruptAfter;
     // The runspace runs every pipeline on this thread (PSThreadOptions.UseCurrentThread), which the processor owns:
     // a background thread (a handler that ignores every stop cannot keep pwsh from exiting), whose loop survives
@@ -32,14 +32,14 @@ internal sealed class RunspaceProcessor : ITaskProcessor
 
     /// <param name="interruptAfter">How long after a stop a handler that ignores the pipeline stop (blocked in
     /// Thread.Sleep, a wait, a lock) has its thread interrupted; null: never.</param>
-    public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<string> log, TimeSpan? interruptAfter = null)
+    public RunspaceProcessor(int number, InitialSessionState state, HandlerRoutes routes, string? initializationScript, Queue queue, Action<WorkerEvent> log, TimeSpan? interruptAfter = null)
         : this(number, state, routes.Texts, initializationScript, queue, log, interruptAfter) => _routes = routes;
 
     /// <summary>
     /// A runspace for handler texts by route index, without the routes: a child process is told each task's route
     /// index by its parent (<see cref="RunRouteAsync"/>), and has no queue (its task's writes go to the parent).
     /// </summary>
-    internal RunspaceProcessor(int number, InitialSessionState state, IReadOnlyList<string> handlerTexts, string? initializationScript, Queue? queue, Action<string> log, TimeSpan? interruptAfter = null)
+    internal RunspaceProcessor(int number, InitialSessionState state, IReadOnlyList<string> handlerTexts, string? initializationScript, Queue? queue, Action<WorkerEvent> log, TimeSpan? interruptAfter = null)
     {
         _interruptAfter = interruptAfter;
         _queue = queue;
@@ -133,6 +133,10 @@ internal sealed class RunspaceProcessor : ITaskProcessor
     public Task<string?> RunAsync(AcquiredTask task, CancellationToken stop) =>
         RunRouteAsync(task, _routes!.Find(task.Type) ?? throw new NoHandlerException(task.Type), stop);
 
+    // A handler's line (its output, warnings, errors) for the worker's log, with the task it belongs to.
+    private void Say(AcquiredTask task, string message, WorkerEventLevel level = WorkerEventLevel.Information, string name = WorkerEvents.TaskOutput) =>
+        _log(new WorkerEvent(DateTimeOffset.Now, message) { Event = name, Level = level, Key = task.Key, Type = task.Type, Attempt = task.Attempt });
+
     /// <summary>Runs the handler of route <paramref name="index"/> for <paramref name="task"/>.</summary>
     internal async Task<string?> RunRouteAsync(AcquiredTask task, int index, CancellationToken stop)
     {
@@ -147,19 +151,19 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         {
             var line = output[e.Index]?.ToString();
             history.Append("output", line);
-            _log($"{task.Key}: {line}");
+            Say(task, $"{task.Key}: {line}");
         };
         ps.Streams.Warning.DataAdded += (_, e) =>
         {
             var w = ps.Streams.Warning[e.Index];
             history.Append("warning", w.Message);
-            _log($"{task.Key}: WARNING: {w}");
+            Say(task, $"{task.Key}: WARNING: {w}", WorkerEventLevel.Warning);
         };
         ps.Streams.Information.DataAdded += (_, e) =>
         {
             var i = ps.Streams.Information[e.Index];
             history.Append("information", i.ToString());
-            _log($"{task.Key}: {i}");
+            Say(task, $"{task.Key}: {i}");
         };
         // Verbose records reach the stream only when the handler turned them on ($VerbosePreference, -Verbose): kept then.
         ps.Streams.Verbose.DataAdded += (_, e) => history.Append("verbose", ps.Streams.Verbose[e.Index].Message);
@@ -171,9 +175,9 @@ internal sealed class RunspaceProcessor : ITaskProcessor
             if (IsStderr(record))
             {
                 lastStderr = record.Exception.Message;
-                _log($"{task.Key}: stderr: {lastStderr}");
+                Say(task, $"{task.Key}: stderr: {lastStderr}", WorkerEventLevel.Warning);
             }
-            else _log($"{task.Key}: ERROR: {record}");
+            else Say(task, $"{task.Key}: ERROR: {record}", WorkerEventLevel.Warning);
         };
         // A stop is a pipeline stop first. A handler blocked where a pipeline stop cannot reach (Thread.Sleep, a wait)
         // has its thread interrupted after a while, and the runspace is replaced afterwards. A handler blocked in
@@ -197,7 +201,7 @@ internal sealed class RunspaceProcessor : ITaskProcessor
                             _interrupted = true;
                             _thread.Interrupt();
                         }
-                        _log($"{task.Key}: its handler ignored the pipeline stop for {after.TotalSeconds:0.###}s: its thread is interrupted");
+                        Say(task, $"{task.Key}: its handler ignored the pipeline stop for {after.TotalSeconds:0.###}s: its thread is interrupted", WorkerEventLevel.Warning, WorkerEvents.Message);
                     }, null, after, Timeout.InfiniteTimeSpan) : null;
         });
         using var endRun = new DisposeAction(() => { lock (gate) { active = false; interrupt?.Dispose(); } });

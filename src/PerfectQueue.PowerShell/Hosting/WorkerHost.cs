@@ -117,7 +117,7 @@ internal sealed class WorkerHost : IDisposable
             }
             if (plan.ConfigChoice is { } choice) Log.Write(choice);
             Log.Write($"routes: {plan.Routes}");
-            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, e => Log.Write(e.Message))
+            var worker = new Worker(plan.Queue, options, plan.CreateProcessor, Log.Write)
             {
                 RouteTimeout = plan.RouteTimeout,
                 StopIsRestart = () => { lock (_gate) return _restart is not null && !IsStopping; },
@@ -132,6 +132,7 @@ internal sealed class WorkerHost : IDisposable
                 (_plan, previous) = (previous, null);
                 plan.Retire?.Invoke();
                 if (_plan.LogPath != Log.Path) SwitchLog(_plan.LogPath);
+                Log.Format = _plan.LogFormat;
                 continue;
             }
             finally
@@ -150,6 +151,7 @@ internal sealed class WorkerHost : IDisposable
             {
                 var next = _load();
                 if (next.LogPath != Log.Path) SwitchLog(next.LogPath);
+                Log.Format = next.LogFormat;
                 (previous, _plan) = (_plan, next);
                 Log.Write($"restarted ({restart.Value.ToString().ToLowerInvariant()}): configuration and handlers loaded again");
             }

@@ -1,10 +1,12 @@
+using PerfectQueue.Workers;
+
 namespace PerfectQueue.PowerShell.Hosting;
 
 /// <summary>
-/// Where a worker's lines go: a file (-LogPath, or the config's log key), else the host. The file is opened
-/// for appending and shared, so log rotation can move it away; <see cref="Reopen"/> (SIGUSR2) then starts a
-/// new file at the same path. Lines carry the local time and never the connection's secrets (the engine logs
-/// masked descriptions only).
+/// Where a worker's lines go: a file (-LogPath, or the config's log key), else the host; and how they are written
+/// (-LogFormat: text, or one JSON object per line). The file is opened for appending and shared, so log rotation can
+/// move it away; <see cref="Reopen"/> (SIGUSR2) then starts a new file at the same path. Lines carry the local time
+/// and never the connection's secrets (the engine logs masked descriptions only).
 /// </summary>
 internal sealed class WorkerLog : IDisposable
 {
@@ -12,20 +14,31 @@ internal sealed class WorkerLog : IDisposable
     private readonly object _gate = new();
     private string? _path;
     private StreamWriter? _file;
+    private string? _session; // the last worker session seen: the host's own lines carry it too
 
-    public WorkerLog(string? path, Action<string> toHost)
+    public WorkerLog(string? path, Action<string> toHost, WorkerLogFormat format = WorkerLogFormat.Text)
     {
         _toHost = toHost;
         _path = path;
+        Format = format;
         _file = path is null ? null : Open(path);
     }
 
     /// <summary>The log file's full path, or null when lines go to the host.</summary>
     public string? Path => _path;
 
-    public void Write(string message)
+    /// <summary>How lines are written; a restart may change it with the configuration.</summary>
+    public WorkerLogFormat Format { get; set; }
+
+    /// <summary>A line of the host's own (a signal, a restart, the routes).</summary>
+    public void Write(string message) => Write(new WorkerEvent(DateTimeOffset.Now, message) { Event = WorkerEvents.Host });
+
+    /// <summary>An event of the worker or of its processors; one without a session gets the worker's.</summary>
+    public void Write(WorkerEvent e)
     {
-        var line = $"{DateTime.Now:yyyy-MM-dd HH:mm:ss.fff} {message}";
+        if (e.Session is { } session) Volatile.Write(ref _session, session);
+        else if (Volatile.Read(ref _session) is { } current) e = e with { Session = current };
+        var line = WorkerEventFormat.Format(e, Format);
         lock (_gate)
         {
             if (_file is null) { _toHost(line); return; }
@@ -34,10 +47,10 @@ internal sealed class WorkerLog : IDisposable
                 _file.WriteLine(line);
                 _file.Flush();
             }
-            catch (IOException e)
+            catch (IOException ex)
             {
                 // A full disk must not stop the tasks: say so where someone may see it.
-                _toHost($"{line} (not written to {_path}: {e.Message})");
+                _toHost($"{line} (not written to {_path}: {ex.Message})");
             }
         }
     }

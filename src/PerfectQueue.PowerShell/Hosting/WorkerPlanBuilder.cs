@@ -14,6 +14,8 @@ internal sealed record WorkerPlan(Queue Queue, WorkerOptions Options, Func<int, 
     public Action? Retire { get; init; }
     /// <summary>Which config file environment this plan read and why (null: no config file), for the log.</summary>
     public string? ConfigChoice { get; init; }
+    /// <summary>How the log's lines are written (-LogFormat, else the config file's log_format).</summary>
+    public WorkerLogFormat LogFormat { get; init; }
 }
 
 /// <summary>What the handlers are, as Start-PQWorker was given them: exactly one of the three is set.</summary>
@@ -57,6 +59,7 @@ internal sealed class WorkerPlanBuilder
         /// <summary>-NoSchedules: this worker fires no schedules.</summary>
         public bool NoSchedules { get; init; }
         public string? LogPath { get; init; }
+        public WorkerLogFormat? LogFormat { get; init; }
     }
 
     private readonly Queue? _sessionQueue;
@@ -80,8 +83,11 @@ internal sealed class WorkerPlanBuilder
         _state = SessionState(moduleManifest, handlers.ImportModules);
     }
 
-    /// <summary>Receives a handler's log lines (set once the worker's log exists).</summary>
+    /// <summary>Receives the plan's own log lines (set once the worker's log exists).</summary>
     public Action<string> Log { get; set; } = _ => { };
+
+    /// <summary>Receives the processors' log events: handler output, child processes (set once the worker's log exists).</summary>
+    public Action<WorkerEvent> Emit { get; set; } = _ => { };
 
     public WorkerPlan Build()
     {
@@ -124,7 +130,8 @@ internal sealed class WorkerPlanBuilder
 
         var logFile = o.LogPath ?? config.Log; // a config file's log is already relative to the file (QueueConfigFile)
         var logPath = logFile is null ? null : Path.GetFullPath(logFile);
-        var log = Log;
+        var logFormat = o.LogFormat ?? config.LogFormat;
+        var emit = Emit;
         if (_handlers.AssemblyPath is { } assemblyPath)
         {
             var dispatch = HandlerAssembly.LoadDispatch(assemblyPath, _handlers.Dispatch);
@@ -132,26 +139,26 @@ internal sealed class WorkerPlanBuilder
             Func<int, ITaskProcessor> create = options.ProcessorType switch
             {
                 ProcessorType.Thread => _ => new CompiledProcessor(dispatch),
-                _ => Children(new ChildHandlers(null, assemblyPath, _handlers.Dispatch, null, []), options.Child, log),
+                _ => Children(new ChildHandlers(null, assemblyPath, _handlers.Dispatch, null, []), options.Child, emit),
             };
-            return new WorkerPlan(queue, options, create, routes, logPath) { Retire = () => HandlerAssembly.Unload(dispatch), ConfigChoice = configChoice };
+            return new WorkerPlan(queue, options, create, routes, logPath) { Retire = () => HandlerAssembly.Unload(dispatch), ConfigChoice = configChoice, LogFormat = logFormat };
         }
         var table = _handlers.HandlerPath is { } path ? HandlerScript.Load(path, _state) : _handlers.Inline!;
         var initialization = _handlers.InitializationScript;
         Func<int, ITaskProcessor> createRunspace = options.ProcessorType switch
         {
-            ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, line => log(line), interruptAfter: options.Child.KillInterval * 2),
-            _ => Children(new ChildHandlers(table, null, null, initialization, _handlers.ImportModules), options.Child, log),
+            ProcessorType.Thread => i => new RunspaceProcessor(i + 1, _state, table, initialization, queue, e => emit(e), interruptAfter: options.Child.KillInterval * 2),
+            _ => Children(new ChildHandlers(table, null, null, initialization, _handlers.ImportModules), options.Child, emit),
         };
-        return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor, ConfigChoice = configChoice };
+        return new WorkerPlan(queue, options, createRunspace, string.Join(", ", table.Names), logPath) { RouteTimeout = table.TimeoutFor, ConfigChoice = configChoice, LogFormat = logFormat };
     }
 
     // processor_type: process: each processor a child pwsh, given these handlers over its pipe.
-    private Func<int, ITaskProcessor> Children(ChildHandlers handlers, ChildProcessSettings settings, Action<string> log)
+    private Func<int, ITaskProcessor> Children(ChildHandlers handlers, ChildProcessSettings settings, Action<WorkerEvent> emit)
     {
         ChildLauncher.Check(); // no pwsh to start (the module hosted in another .NET program): say so at start
         var manifest = _moduleManifest;
-        return i => new ChildProcessor(i + 1, manifest, handlers, settings, line => log(line));
+        return i => new ChildProcessor(i + 1, manifest, handlers, settings, e => emit(e));
     }
 
     // Each processor's runspace: PowerShell's defaults, this module (for $Task's type and the cmdlets), and -ImportModule.

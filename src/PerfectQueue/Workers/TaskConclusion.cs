@@ -1,14 +1,28 @@
 namespace PerfectQueue.Workers;
 
+/// <summary>How a task's run ended: the worker's counters, its log's outcome and its telemetry.</summary>
+internal enum RunOutcome { Succeeded, Retried, Failed, Cancelled, Released, Lost, NotRecorded }
+
+/// <summary>A run's outcome and the text the log says about it.</summary>
+internal readonly record struct Concluded(RunOutcome Outcome, string Text);
+
 /// <summary>What a worker did, counted as it goes (any thread), for its summary and its log.</summary>
 internal sealed class WorkerCounters
 {
     public int Processed, Succeeded, Retried, Failed, Cancelled, Released, Lost, TimedOut, Killed, ProcessorRestarts;
 
-    public static string Count(ref int counter, string outcome)
+    public Concluded Count(RunOutcome outcome, string text)
     {
-        Interlocked.Increment(ref counter);
-        return outcome;
+        switch (outcome)
+        {
+            case RunOutcome.Succeeded: Interlocked.Increment(ref Succeeded); break;
+            case RunOutcome.Retried: Interlocked.Increment(ref Retried); break;
+            case RunOutcome.Failed: Interlocked.Increment(ref Failed); break;
+            case RunOutcome.Cancelled: Interlocked.Increment(ref Cancelled); break;
+            case RunOutcome.Released: Interlocked.Increment(ref Released); break;
+            case RunOutcome.Lost: Interlocked.Increment(ref Lost); break;
+        }
+        return new Concluded(outcome, text);
     }
 }
 
@@ -29,7 +43,7 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
     /// <summary>A no-route task waits at least this long, whatever retry_wait is (0 would be a busy loop).</summary>
     public static readonly TimeSpan UnroutedRetryFloor = TimeSpan.FromSeconds(60);
 
-    public async Task<string> ConcludeAsync(RunningTask run, Exception? failure, string? result)
+    public async Task<Concluded> ConcludeAsync(RunningTask run, Exception? failure, string? result)
     {
         var task = run.Task;
         var c = counters;
@@ -37,21 +51,21 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
         // then. A heartbeat in flight meanwhile finds the row finished by that very write and reports it lost.
         if (task.IsCompleted) return task.FinishedAs switch
         {
-            TaskOutcome.Succeeded => WorkerCounters.Count(ref c.Succeeded, "finished by the handler"),
-            TaskOutcome.Cancelled => WorkerCounters.Count(ref c.Cancelled, "cancelled by the handler"),
-            TaskOutcome.Failed => WorkerCounters.Count(ref c.Failed, "failed by the handler"),
-            _ => task.Completion == "retried" ? WorkerCounters.Count(ref c.Retried, "retried by the handler") : WorkerCounters.Count(ref c.Released, "released by the handler"),
+            TaskOutcome.Succeeded => c.Count(RunOutcome.Succeeded, "finished by the handler"),
+            TaskOutcome.Cancelled => c.Count(RunOutcome.Cancelled, "cancelled by the handler"),
+            TaskOutcome.Failed => c.Count(RunOutcome.Failed, "failed by the handler"),
+            _ => task.Completion == "retried" ? c.Count(RunOutcome.Retried, "retried by the handler") : c.Count(RunOutcome.Released, "released by the handler"),
         };
-        if (task.LostBecause is { } lost) return WorkerCounters.Count(ref c.Lost, $"lost ({lost.Reason}); nothing written");
+        if (task.LostBecause is { } lost) return c.Count(RunOutcome.Lost, $"lost ({lost.Reason}); nothing written");
         if (task.IsCancellationRequested)
         {
             await task.FinishAsync(TaskOutcome.Cancelled, failure is null || run.StoppedBy == HandlerStop.CancelRequested ? "cancelled on request" : $"cancelled on request ({Message(failure)})").ConfigureAwait(false);
-            return WorkerCounters.Count(ref c.Cancelled, "cancelled on request");
+            return c.Count(RunOutcome.Cancelled, "cancelled on request");
         }
         if (failure is null)
         {
             await task.FinishAsync(result).ConfigureAwait(false);
-            return WorkerCounters.Count(ref c.Succeeded, "succeeded");
+            return c.Count(RunOutcome.Succeeded, "succeeded");
         }
         switch (run.StoppedBy)
         {
@@ -60,21 +74,21 @@ internal sealed class TaskConclusion(Queue queue, WorkerCounters counters)
                 var text = $"timed out after {Seconds(run.Timeout!.Value)}";
                 task.RetriedAs = "TimedOut";
                 return await task.RetryAsync(text).ConfigureAwait(false)
-                    ? WorkerCounters.Count(ref c.Retried, $"retried: {text}")
-                    : WorkerCounters.Count(ref c.Failed, $"failed after {task.Attempt} attempt(s): {text}");
+                    ? c.Count(RunOutcome.Retried, $"retried: {text}")
+                    : c.Count(RunOutcome.Failed, $"failed after {task.Attempt} attempt(s): {text}");
             case HandlerStop.Shutdown when failure is OperationCanceledException:
                 // Released only when the worker's stop stopped this handler. A handler's own OperationCanceledException
                 // (an HTTP timeout's TaskCanceledException) is a failure like any other: released, it would be due
                 // again at once and uncounted, a loop.
                 await task.ReleaseAsync().ConfigureAwait(false);
-                return WorkerCounters.Count(ref c.Released, "released (worker stopping)");
+                return c.Count(RunOutcome.Released, "released (worker stopping)");
         }
         var delay = failure is NoHandlerException
             ? (queue.RetryPolicy.Wait > UnroutedRetryFloor ? queue.RetryPolicy.Wait : UnroutedRetryFloor)
             : (TimeSpan?)null;
         return await task.RetryAsync(Message(failure), delay).ConfigureAwait(false)
-            ? WorkerCounters.Count(ref c.Retried, $"retried: {Message(failure)}")
-            : WorkerCounters.Count(ref c.Failed, $"failed after {task.Attempt} attempt(s): {Message(failure)}");
+            ? c.Count(RunOutcome.Retried, $"retried: {Message(failure)}")
+            : c.Count(RunOutcome.Failed, $"failed after {task.Attempt} attempt(s): {Message(failure)}");
     }
 
     public static string Seconds(TimeSpan t) => $"{t.TotalSeconds:0.###} s";

@@ -94,7 +94,23 @@ public sealed class Worker
     // A child processor kills its child at the stop limit; the worker waits one step more before it gives up on it.
     private TimeSpan AbandonAfter => _options.ProcessorType == ProcessorType.Process ? _options.StopLimit + _options.Child.KillInterval : _options.StopLimit;
 
-    private void Log(string message) => _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, message));
+    private void Log(string message) => Emit(WorkerEvents.Message, message);
+
+    private void Emit(string name, string message, WorkerEventLevel level = WorkerEventLevel.Information, AcquiredTask? task = null,
+        TimeSpan? duration = null, RunOutcome? outcome = null) =>
+        _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, message)
+        {
+            Event = name, Level = level, Session = SessionId, Key = task?.Key, Type = task?.Type, Attempt = task?.Attempt,
+            Duration = duration, Outcome = outcome?.ToString(),
+        });
+
+    // A lost or unrecorded run, and a retry, are worth a look; a task out of attempts is an error.
+    private static WorkerEventLevel LevelOf(RunOutcome outcome) => outcome switch
+    {
+        RunOutcome.Failed => WorkerEventLevel.Error,
+        RunOutcome.Retried or RunOutcome.Lost or RunOutcome.NotRecorded => WorkerEventLevel.Warning,
+        _ => WorkerEventLevel.Information,
+    };
 
     /// <summary>
     /// Runs until <paramref name="graceful"/> (stop acquiring, let running tasks end, stop them after the
@@ -135,7 +151,7 @@ public sealed class Worker
         var asked = 0; // the tasks they may lease
         var backOff = false; // one failed: wait before the next
         string? lastFailure = null;
-        Log($"worker started: {_options.Processors} processor(s){(_options.Prefetch > 0 ? $", prefetch {_options.Prefetch}" : "")} on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
+        Emit(WorkerEvents.Started, $"worker started: {_options.Processors} processor(s){(_options.Prefetch > 0 ? $", prefetch {_options.Prefetch}" : "")} on {_queue.Description}, session {SessionId}, processor type {(_options.ProcessorType == ProcessorType.Process ? "process" : "thread")}");
 
         // Prefetched tasks go to the processors free now, before any round trip; the ones not to start are ended or dropped.
         void StartReady()
@@ -170,7 +186,7 @@ public sealed class Worker
                 lastFailure = LeaseKeeper.Describe(e);
                 return null;
             }
-            if (failures > 0) Log($"acquire works again after {failures} failure(s)");
+            if (failures > 0) Emit(WorkerEvents.AcquireRecovered, $"acquire works again after {failures} failure(s)");
             failures = 0;
             if (stopWaiting.IsCancellationRequested && got.Tasks.Count > 0)
             {
@@ -209,7 +225,7 @@ public sealed class Worker
                 {
                     backOff = false;
                     var wait = Backoff(failures);
-                    Log($"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {lastFailure}");
+                    Emit(WorkerEvents.AcquireFailed, $"acquire failed ({failures} in a row), trying again in {wait.TotalSeconds:0.###}s: {lastFailure}", WorkerEventLevel.Warning);
                     await WaitAsync(ct => Task.Delay(wait, ct), stopWaiting.Token).ConfigureAwait(false);
                     continue;
                 }
@@ -298,7 +314,7 @@ public sealed class Worker
                 var drained = Task.WhenAll(handlers);
                 if (await Task.WhenAny(drained, Task.Delay(limit, immediate)).ConfigureAwait(false) != drained)
                 {
-                    if (!immediate.IsCancellationRequested) Log($"graceful kill limit ({limit.TotalSeconds:0.###}s) reached: the handlers still running are stopped and their tasks released");
+                    if (!immediate.IsCancellationRequested) Emit(WorkerEvents.Message, $"graceful kill limit ({limit.TotalSeconds:0.###}s) reached: the handlers still running are stopped and their tasks released", WorkerEventLevel.Warning);
                     StopAll();
                 }
             }
@@ -343,10 +359,10 @@ public sealed class Worker
         var extra = (c.TimedOut, c.Killed, c.ProcessorRestarts) == (0, 0, 0) ? "" : $", {c.TimedOut} timed out, {c.Killed} killed, {c.ProcessorRestarts} processor restart(s)";
         if (_slots.Fatal is { } fatal)
         {
-            Log($"worker stopped (a processor could not be started): {summary.Processed} processed{extra}");
+            Emit(WorkerEvents.Stopped, $"worker stopped (a processor could not be started): {summary.Processed} processed{extra}", WorkerEventLevel.Error);
             throw fatal;
         }
-        Log($"worker stopped ({summary.StoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost{extra}");
+        Emit(WorkerEvents.Stopped, $"worker stopped ({summary.StoppedBecause}): {summary.Processed} processed, {summary.Succeeded} succeeded, {summary.Retried} retried, {summary.Failed} failed, {summary.Cancelled} cancelled, {summary.Released} released, {summary.Lost} lost{extra}");
         return summary;
     }
 
@@ -393,7 +409,7 @@ public sealed class Worker
         try { return await _queue.AnyDueOrRunningAsync(CancellationToken.None).ConfigureAwait(false); }
         catch (Exception e)
         {
-            Log($"could not tell whether the queue is empty, polling on: {LeaseKeeper.Describe(e)}");
+            Emit(WorkerEvents.Message, $"could not tell whether the queue is empty, polling on: {LeaseKeeper.Describe(e)}", WorkerEventLevel.Warning);
             return true;
         }
     }
@@ -402,10 +418,14 @@ public sealed class Worker
     {
         var c = _counters;
         var outcome = ended.Outcome == TaskOutcome.Cancelled
-            ? WorkerCounters.Count(ref c.Cancelled, "cancelled at acquire (cancel was requested)")
-            : WorkerCounters.Count(ref c.Failed, $"failed at acquire: {ended.Message}");
+            ? c.Count(RunOutcome.Cancelled, "cancelled at acquire (cancel was requested)")
+            : c.Count(RunOutcome.Failed, $"failed at acquire: {ended.Message}");
         Interlocked.Increment(ref c.Processed);
-        Log($"end {ended.Key} ({ended.Type}) not started: {outcome}");
+        _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, $"end {ended.Key} ({ended.Type}) not started: {outcome.Text}")
+        {
+            Event = WorkerEvents.TaskNotStarted, Level = LevelOf(outcome.Outcome), Session = SessionId, Key = ended.Key, Type = ended.Type,
+            Attempt = ended.Attempts, Outcome = outcome.Outcome.ToString(),
+        });
     }
 
     private async Task ReleaseAsync(IEnumerable<AcquiredTask> tasks)
@@ -473,14 +493,14 @@ public sealed class Worker
         if (graceful.IsCancellationRequested) task.OnStopRequested();
         if (_hardStopping) entry.StopNow(HandlerStop.Shutdown);
         Interlocked.Increment(ref _counters.Processed);
-        Log($"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}" +
-            (prefetched ? $", prefetched {System.Diagnostics.Stopwatch.GetElapsedTime(entry.AcquiredAt).TotalSeconds:0.###}s before" : ""));
+        Emit(WorkerEvents.TaskStarted, $"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}" +
+            (prefetched ? $", prefetched {System.Diagnostics.Stopwatch.GetElapsedTime(entry.AcquiredAt).TotalSeconds:0.###}s before" : ""), task: task);
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
         // The attempt's time is up: its handler is stopped, and its task retried.
         using var timer = timeout is { } after ? new Timer(_ =>
         {
-            if (entry.StopNow(HandlerStop.TimedOut)) Log($"{task.Key} timed out after {TaskConclusion.Seconds(after)}: its handler is stopped");
+            if (entry.StopNow(HandlerStop.TimedOut)) Emit(WorkerEvents.TaskTimedOut, $"{task.Key} timed out after {TaskConclusion.Seconds(after)}: its handler is stopped", WorkerEventLevel.Warning, task);
         }, null, after, Timeout.InfiniteTimeSpan) : null;
         // A cancel request or a lost lease cancels the task's token: the handler is asked to stop, and after the
         // grace period it is stopped.
@@ -492,7 +512,7 @@ public sealed class Worker
         Exception? failure = null;
         var abandoned = false;
         Task? returned = null; // the slot given back, once its handler has ended
-        string outcome;
+        Concluded outcome;
         try
         {
             string? result = null;
@@ -509,7 +529,7 @@ public sealed class Worker
                 abandoned = true;
                 _ = run.ContinueWith(r => _ = r.Exception, TaskContinuationOptions.OnlyOnFaulted);
                 failure = new ProcessorKilledException($"its handler did not stop within {TaskConclusion.Seconds(entry.StopLimit)} of being told to, and was abandoned");
-                Log($"{task.Key}: its handler did not stop within {TaskConclusion.Seconds(entry.StopLimit)} of being stopped ({entry.StoppedBy}): it is abandoned and {slot.Name} replaced");
+                Emit(WorkerEvents.TaskAbandoned, $"{task.Key}: its handler did not stop within {TaskConclusion.Seconds(entry.StopLimit)} of being stopped ({entry.StoppedBy}): it is abandoned and {slot.Name} replaced", WorkerEventLevel.Warning, task);
             }
             entry.Ended();
             entry.Concluding = true;
@@ -522,12 +542,12 @@ public sealed class Worker
         }
         catch (PreemptedException e)
         {
-            outcome = WorkerCounters.Count(ref _counters.Lost, $"lost ({e.Reason}); nothing written");
+            outcome = _counters.Count(RunOutcome.Lost, $"lost ({e.Reason}); nothing written");
         }
         catch (Exception e)
         {
             // The lease will expire and another worker will run it again: at-least-once, nothing lost.
-            outcome = $"not recorded ({e.GetType().Name}: {e.Message}); its lease will expire and it will run again";
+            outcome = _counters.Count(RunOutcome.NotRecorded, $"not recorded ({e.GetType().Name}: {e.Message}); its lease will expire and it will run again");
         }
         finally
         {
@@ -535,7 +555,8 @@ public sealed class Worker
             grace?.Dispose();
             _running.TryRemove(new KeyValuePair<Lease, RunningTask>(task.Lease, entry)); // only the entry this run added
         }
-        Log($"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome}");
+        Emit(WorkerEvents.TaskEnded, $"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome.Text}", LevelOf(outcome.Outcome), task,
+            clock.Elapsed, outcome.Outcome);
         await (returned ?? ReturnSlotAsync(slot, abandoned, failure, loopEnded)).ConfigureAwait(false);
     }
 

@@ -166,5 +166,3 @@ public sealed class WorkerSummary
     };
 }
 
-/// <summary>One line of what a worker does, for its log.</summary>
-public sealed record WorkerEvent(DateTimeOffset At, string Message);

@@ -30,7 +30,7 @@ public sealed class QueueConfigTests
     {
         var c = QueueConfig.FromDictionary(new Hashtable
         {
-            ["type"] = "rdb_compat", ["url"] = "sqlite:///q.db", ["table"] = "jobs", ["log"] = "/var/log/pq.log",
+            ["type"] = "rdb_compat", ["url"] = "sqlite:///q.db", ["table"] = "jobs", ["log"] = "/var/log/pq.log", ["log_format"] = "JSON",
             ["processors"] = 4, ["prefetch"] = 20, ["processor_type"] = "process", ["poll_interval"] = 0.5, ["retention_time"] = "600",
             ["task_heartbeat_interval"] = 3, ["alive_time"] = 30, ["retry_wait"] = 10, ["child_kill_interval"] = 1,
             ["child_graceful_kill_limit"] = 20, ["child_heartbeat_interval"] = 4, ["child_heartbeat_limit"] = 12,
@@ -38,7 +38,8 @@ public sealed class QueueConfigTests
             ["cleanup_interval"] = 120, ["compression"] = "gzip", ["auto_initialize"] = "false",
             ["notice_type"] = "ops.notice", ["fire_schedules"] = "false",
         });
-        Assert.Equal(27, QueueConfig.Keys.Count);
+        Assert.Equal(28, QueueConfig.Keys.Count);
+        Assert.Equal(PerfectQueue.Workers.WorkerLogFormat.Json, c.LogFormat);
         Assert.Equal("ops.notice", c.NoticeType);
         Assert.False(c.FireSchedules);
         Assert.Equal("sqlite:///q.db", c.Url);

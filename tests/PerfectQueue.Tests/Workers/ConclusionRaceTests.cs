@@ -35,7 +35,7 @@ public sealed class ConclusionRaceTests(SqliteTarget sqlite) : IClassFixture<Sql
         task.OnLost(new PreemptedException("the beat saw the row finished", "k", PreemptionReason.Finished));
         var counters = new WorkerCounters();
         var outcome = await new TaskConclusion(q, counters).ConcludeAsync(new RunningTask(task, 0, TimeSpan.FromSeconds(1)), null, null);
-        Assert.Equal("finished by the handler", outcome);
+        Assert.Equal(new Concluded(RunOutcome.Succeeded, "finished by the handler"), outcome);
         Assert.Equal(1, counters.Succeeded);
         Assert.Equal(0, counters.Lost);
     }

@@ -101,7 +101,7 @@ internal sealed class ChildLoop(ChildChannel channel)
         var modules = Strings(setup["modules"]);
         if (modules.Length > 0) state.ImportPSModule(modules);
         return new RunspaceProcessor((int?)setup["number"] ?? 1, state, Strings(setup["handlers"]), (string?)setup["init"], null,
-            line => Send(new JsonObject { ["t"] = ChildMessage.Log, ["line"] = line }));
+            e => Send(ChildMessage.LogOf(e)));
     }
 
     private void Start(JsonObject run)

@@ -22,6 +22,7 @@ internal sealed class ChildProcess : IAsyncDisposable
     private readonly string _name; // "processor 2", for the log and errors
     private readonly ChildProcessSettings _settings;
     private readonly Action<string> _log;
+    private readonly Action<WorkerEvent> _emit; // what the child's processor said, as it said it
     private readonly Process _process;
     private readonly ChildChannel _channel;
     private readonly TaskCompletionSource<string> _gone = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -42,11 +43,12 @@ internal sealed class ChildProcess : IAsyncDisposable
     /// <summary>True when the watchdog killed it for falling silent.</summary>
     public bool WasFrozen => _frozen is not null;
 
-    private ChildProcess(string name, ChildProcessSettings settings, Action<string> log, Process process, ChildChannel channel)
+    private ChildProcess(string name, ChildProcessSettings settings, Action<WorkerEvent> log, Process process, ChildChannel channel)
     {
         _name = name;
         _settings = settings;
-        _log = log;
+        _emit = log;
+        _log = line => log(new WorkerEvent(DateTimeOffset.Now, line));
         _process = process;
         _channel = channel;
         Pid = process.Id;
@@ -54,7 +56,7 @@ internal sealed class ChildProcess : IAsyncDisposable
 
     /// <summary>Starts a child and gives it <paramref name="setup"/>; returns once it is ready.</summary>
     /// <exception cref="InvalidOperationException">it could not start: names the processor, the pid and the child's own error.</exception>
-    public static ChildProcess Start(string name, string moduleManifest, JsonObject setup, ChildProcessSettings settings, Action<string> log)
+    public static ChildProcess Start(string name, string moduleManifest, JsonObject setup, ChildProcessSettings settings, Action<WorkerEvent> log)
     {
         var pipeName = $"pq-{Environment.ProcessId}-{Guid.NewGuid():N}";
         var server = new NamedPipeServerStream(pipeName, PipeDirection.InOut, 1, PipeTransmissionMode.Byte,
@@ -67,7 +69,7 @@ internal sealed class ChildProcess : IAsyncDisposable
             throw;
         }
         var child = new ChildProcess(name, settings, log, process, new ChildChannel(server));
-        log($"{name}: child process {child.Pid} started");
+        child._log($"{name}: child process {child.Pid} started");
         child.ForwardOutput();
         try
         {
@@ -77,7 +79,7 @@ internal sealed class ChildProcess : IAsyncDisposable
         {
             child.KillNow();
             var why = e is TimeoutException ? $"not ready after {StartLimit.TotalSeconds:0} s" : e.Message;
-            log($"{name}: child process {child.Pid} could not start: {why}");
+            child._log($"{name}: child process {child.Pid} could not start: {why}");
             child._channel.Dispose();
             throw new InvalidOperationException($"{name}: child process {child.Pid} could not start: {why}", e);
         }
@@ -102,7 +104,7 @@ internal sealed class ChildProcess : IAsyncDisposable
             {
                 case ChildMessage.Ready: return;
                 case ChildMessage.SetupFailed: throw new InvalidOperationException((string?)message["message"] ?? "its setup failed");
-                case ChildMessage.Log: _log((string?)message["line"] ?? ""); break;
+                case ChildMessage.Log: _emit(ChildMessage.EventOf(message)); break;
             }
         }
     }
@@ -159,7 +161,7 @@ internal sealed class ChildProcess : IAsyncDisposable
                 Interlocked.Exchange(ref _lastHeardMs, NowMs);
                 switch (ChildMessage.KindOf(message))
                 {
-                    case ChildMessage.Log: _log((string?)message["line"] ?? ""); break;
+                    case ChildMessage.Log: _emit(ChildMessage.EventOf(message)); break;
                     case ChildMessage.Request: _ = Task.Run(() => ApplyAsync(message)); break;
                     case ChildMessage.End:
                         if (_run is { } run && (long?)message["seq"] == run.Seq) run.Ended.TrySetResult(message);

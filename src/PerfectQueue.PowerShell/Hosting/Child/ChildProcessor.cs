@@ -35,23 +35,25 @@ internal sealed class ChildProcessor : ITaskProcessor
     private readonly ChildHandlers _handlers;
     private readonly ChildProcessSettings _settings;
     private readonly Action<string> _log;
+    private readonly Action<WorkerEvent> _emit;
     private ChildProcess _child;
     private string? _retired; // why the child must not run another task, though it may still be alive
 
     /// <summary>Starts the child and waits until it is ready.</summary>
     /// <exception cref="InvalidOperationException">the child could not start (its initialization script failed ...).</exception>
-    public ChildProcessor(int number, string moduleManifest, ChildHandlers handlers, ChildProcessSettings settings, Action<string> log)
+    public ChildProcessor(int number, string moduleManifest, ChildHandlers handlers, ChildProcessSettings settings, Action<WorkerEvent> log)
     {
         _number = number;
         _name = $"processor {number}";
         _moduleManifest = moduleManifest;
         _handlers = handlers;
         _settings = settings;
-        _log = log;
+        _emit = log;
+        _log = line => log(new WorkerEvent(DateTimeOffset.Now, line));
         _child = StartChild();
     }
 
-    private ChildProcess StartChild() => ChildProcess.Start(_name, _moduleManifest, _handlers.Setup(_number, _moduleManifest, _settings), _settings, _log);
+    private ChildProcess StartChild() => ChildProcess.Start(_name, _moduleManifest, _handlers.Setup(_number, _moduleManifest, _settings), _settings, _emit);
 
     public bool IsUsable => _child.IsAlive && _retired is null;
 

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
+using PerfectQueue.Workers;
 
 namespace PerfectQueue.PowerShell.Hosting.Child;
 
@@ -28,6 +29,21 @@ internal static class ChildMessage
 
     public static JsonObject Of(string kind) => new() { ["t"] = kind };
     public static string KindOf(JsonObject message) => (string?)message["t"] ?? "";
+
+    /// <summary>A log event of the child's processor, for the parent's log (its time is the parent's, on arrival).</summary>
+    public static JsonObject LogOf(WorkerEvent e) => new()
+    {
+        ["t"] = Log, ["line"] = e.Message, ["event"] = e.Event, ["level"] = e.Level.ToString(),
+        ["key"] = e.Key, ["type"] = e.Type, ["attempt"] = e.Attempt,
+    };
+
+    /// <summary>The event a <see cref="Log"/> message carries; a line without the rest (an older child's) is a plain message.</summary>
+    public static WorkerEvent EventOf(JsonObject message) => new(DateTimeOffset.Now, (string?)message["line"] ?? "")
+    {
+        Event = (string?)message["event"] ?? WorkerEvents.Message,
+        Level = Enum.TryParse<WorkerEventLevel>((string?)message["level"], out var level) ? level : WorkerEventLevel.Information,
+        Key = (string?)message["key"], Type = (string?)message["type"], Attempt = (int?)message["attempt"],
+    };
 }
 
 /// <summary>
