@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using PerfectQueue.Storage;
+using PerfectQueue.Telemetry;
 
 namespace PerfectQueue;
 
@@ -69,6 +71,8 @@ public sealed class AcquiredTask
     public int Attempt => _row.Attempts;
     /// <summary>The message left by the previous attempt (its error, when it was retried).</summary>
     public string? LastMessage => _row.Message;
+    /// <summary>The W3C traceparent of the activity that submitted the task (null: none was current then); a handler's run links to it.</summary>
+    public string? TraceParent => _row.TraceParent;
     /// <summary>The task's own execution limit, given at submit (null: none); the worker applies the tightest of its, the route's and this.</summary>
     public TimeSpan? Timeout => TaskStates.ExecutionTimeout(_row);
     /// <summary>The task's data (decoded on first use; gzip detected by itself).</summary>
@@ -254,6 +258,9 @@ public sealed class AcquiredTask
     private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
     {
         EnsureHeld(operation);
+        using var activity = QueueTelemetry.Source.StartActivity($"perfectqueue {operation}", ActivityKind.Client);
+        activity?.SetTag(QueueTelemetry.TableTag, Queue.Config.Table).SetTag(QueueTelemetry.KeyTag, Key).SetTag(QueueTelemetry.TypeTag, Type)
+            .SetTag(QueueTelemetry.AttemptTag, Attempt).SetTag(QueueTelemetry.OutcomeTag, write.Kind == LeaseWriteKind.Retry ? "Retried" : write.Outcome ?? write.Kind.ToString());
         bool applied;
         try
         {
@@ -265,7 +272,11 @@ public sealed class AcquiredTask
             // it. Letting the lease expire instead would run a task that already succeeded again, for ever.
             applied = await Queue.Writes.WriteAsync(write with { Message = TaskText.UnstorableNote(e), Attempt = write.Attempt is { } a ? a with { Message = TaskText.UnstorableNote(e), Output = null } : null }, ct).ConfigureAwait(false);
         }
-        if (!applied) throw await LostAsync(operation, ct).ConfigureAwait(false);
+        if (!applied)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, "lost: this holder's lease is no longer current");
+            throw await LostAsync(operation, ct).ConfigureAwait(false);
+        }
         _gaveBack = operation switch { "finish" => "finished", "retry" => "retried", _ => "released" };
     }
 

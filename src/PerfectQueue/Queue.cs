@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using PerfectQueue.Storage;
+using PerfectQueue.Telemetry;
 
 namespace PerfectQueue;
 
@@ -118,7 +120,17 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(tasks);
         var rows = tasks.Select(Encode).ToList();
         await EnsureCreatedAsync(ct).ConfigureAwait(false);
-        return await _store.SubmitAsync(rows, ct).ConfigureAwait(false);
+        // One span per batch; each task keeps its trace context, so the span of its run links back (docs/telemetry.md).
+        using var activity = QueueTelemetry.Source.StartActivity("perfectqueue submit", ActivityKind.Producer);
+        if (activity is not null)
+        {
+            activity.SetTag(QueueTelemetry.TableTag, Config.Table).SetTag(QueueTelemetry.CountTag, rows.Count);
+            if (rows.Count == 1) activity.SetTag(QueueTelemetry.KeyTag, rows[0].Key).SetTag(QueueTelemetry.TypeTag, rows[0].Type);
+        }
+        if (QueueTelemetry.CurrentTraceParent() is { } trace) rows = rows.ConvertAll(r => r with { TraceParent = trace });
+        var stored = await _store.SubmitAsync(rows, ct).ConfigureAwait(false);
+        QueueTelemetry.SubmittedCounter.Add(stored.Count(s => s), new KeyValuePair<string, object?>(QueueTelemetry.TableTag, Config.Table));
+        return stored;
     }
 
     private volatile bool _created;
@@ -171,6 +183,17 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         return new NewTaskRow(key, s.Type, string.IsNullOrEmpty(o.User) ? null : o.User, data, o.MaxRunning,
             o.RunAt?.ToUnixTimeMilliseconds(), o.Delay is { } d ? (long)d.TotalMilliseconds : null,
             o.Timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null); // whole milliseconds, never rounded down to none
+    }
+
+    private void RecordAcquired(IReadOnlyList<TaskRow> rows)
+    {
+        if (rows.Count == 0) return;
+        var table = new KeyValuePair<string, object?>(QueueTelemetry.TableTag, Config.Table);
+        QueueTelemetry.AcquiredCounter.Add(rows.Count, table);
+        if (!QueueTelemetry.QueueWaitHistogram.Enabled) return;
+        foreach (var row in rows)
+            if (row.Attempts == 1 && row.LeasedAt is { } leasedAt) // the first attempt: submit to start, database clock
+                QueueTelemetry.QueueWaitHistogram.Record(Math.Max(0, leasedAt - row.CreatedAt) / 1000.0, table, new(QueueTelemetry.TypeTag, row.Type));
     }
 
     private static string CheckKey(string key) =>
@@ -308,7 +331,10 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         await EnsureCreatedAsync(ct).ConfigureAwait(false);
         await CleanupIfDueAsync(ct).ConfigureAwait(false);
 
+        using var activity = QueueTelemetry.Source.StartActivity("perfectqueue acquire", ActivityKind.Client);
         var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, session, ct).ConfigureAwait(false);
+        activity?.SetTag(QueueTelemetry.TableTag, Config.Table).SetTag("perfectqueue.acquire.max", max).SetTag(QueueTelemetry.CountTag, rows.Count);
+        RecordAcquired(rows);
         var acquired = new List<AcquiredTask>(rows.Count);
         List<(LeaseWrite Write, AcquireEnding Ending)>? endings = null;
         foreach (var row in rows)

@@ -33,6 +33,8 @@ internal sealed class TaskRow
     public long? LeasedAt { get; set; }
     /// <summary>How long the last ended attempt ran, in ms (null: none ended since schema version 7). Schema version 7.</summary>
     public long? LastRunMs { get; set; }
+    /// <summary>The W3C traceparent of the activity that submitted the task (null: none). Schema version 8.</summary>
+    public string? TraceParent { get; set; }
     /// <summary>The database clock when this row was read.</summary>
     public long Now { get; set; }
 }
@@ -45,7 +47,7 @@ internal sealed class RunningRow
 }
 
 /// <summary>A new task, encoded. <paramref name="TimeoutMs"/>: its execution limit (null: none).</summary>
-internal sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs, long? TimeoutMs = null);
+internal sealed record NewTaskRow(string Key, string Type, string? User, byte[] Data, int? MaxRunning, long? RunAtMs, long? DelayMs, long? TimeoutMs = null, string? TraceParent = null);
 
 /// <summary>A holder's proof: the row id and the lease token it was given.</summary>
 internal readonly record struct Lease(long Id, long Token);

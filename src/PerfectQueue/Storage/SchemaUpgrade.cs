@@ -14,11 +14,12 @@ namespace PerfectQueue.Storage;
 /// and every stored task is kept as it was. 4, the schedules table <c>&lt;table&gt;_schedules</c> (docs/schedules.md); 5, the pauses table <c>&lt;table&gt;_pauses</c> (docs/pause.md).
 /// 6, the attempts table <c>&lt;table&gt;_attempts</c> (docs/history.md). 7, <see cref="LeasedByColumn"/>, <see cref="LeasedAtColumn"/>
 /// and <see cref="LastRunColumn"/> in the task table (who runs a task, since when, how long its last attempt ran), nullable like version 3's.
+/// 8, <see cref="TraceParentColumn"/> in the task table (the submit's trace context, docs/telemetry.md), nullable too.
 /// </remarks>
 internal static class SchemaUpgrade
 {
     /// <summary>The schema version this build creates and upgrades to: the last step of every backend's list (a test checks).</summary>
-    public const int Version = 7;
+    public const int Version = 8;
 
     /// <summary>The task's execution limit in milliseconds (NULL: none).</summary>
     public const string TimeoutColumn = "timeout_ms";
@@ -34,6 +35,12 @@ internal static class SchemaUpgrade
 
     /// <summary>Version 7: how long the last ended attempt ran (its finish or retry minus its lease), in ms; NULL: none ended yet.</summary>
     public const string LastRunColumn = "last_run_ms";
+
+    /// <summary>Version 8: the W3C traceparent of the activity that submitted the task (NULL: none was current).</summary>
+    public const string TraceParentColumn = "trace_parent";
+
+    /// <summary>Version 8's description in every dialect's step list.</summary>
+    public const string TraceParentDescription = "the column " + TraceParentColumn;
 
     /// <summary>Version 7's description in every dialect's step list.</summary>
     public const string RunColumnsDescription = "the columns " + LeasedByColumn + ", " + LeasedAtColumn + " and " + LastRunColumn;

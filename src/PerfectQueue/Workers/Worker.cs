@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using PerfectQueue.Storage;
+using PerfectQueue.Telemetry;
 
 namespace PerfectQueue.Workers;
 
@@ -414,6 +416,20 @@ public sealed class Worker
         }
     }
 
+    // The outcome counters of the Meter (docs/telemetry.md): lost, released and unrecorded runs end nothing.
+    private static void CountOutcome(RunOutcome outcome, KeyValuePair<string, object?> table, KeyValuePair<string, object?> type)
+    {
+        var counter = outcome switch
+        {
+            RunOutcome.Succeeded => QueueTelemetry.SucceededCounter,
+            RunOutcome.Retried => QueueTelemetry.RetriedCounter,
+            RunOutcome.Failed => QueueTelemetry.FailedCounter,
+            RunOutcome.Cancelled => QueueTelemetry.CancelledCounter,
+            _ => null,
+        };
+        counter?.Add(1, table, type);
+    }
+
     private void CountEnded(AcquireEnding ended)
     {
         var c = _counters;
@@ -421,6 +437,7 @@ public sealed class Worker
             ? c.Count(RunOutcome.Cancelled, "cancelled at acquire (cancel was requested)")
             : c.Count(RunOutcome.Failed, $"failed at acquire: {ended.Message}");
         Interlocked.Increment(ref c.Processed);
+        CountOutcome(outcome.Outcome, new(QueueTelemetry.TableTag, _queue.Config.Table), new(QueueTelemetry.TypeTag, ended.Type));
         _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, $"end {ended.Key} ({ended.Type}) not started: {outcome.Text}")
         {
             Event = WorkerEvents.TaskNotStarted, Level = LevelOf(outcome.Outcome), Session = SessionId, Key = ended.Key, Type = ended.Type,
@@ -493,6 +510,14 @@ public sealed class Worker
         if (graceful.IsCancellationRequested) task.OnStopRequested();
         if (_hardStopping) entry.StopNow(HandlerStop.Shutdown);
         Interlocked.Increment(ref _counters.Processed);
+        // The run's span: a child of nothing here (a worker has no caller), linked to the submit's trace; the
+        // finish or retry it writes is its child (docs/telemetry.md).
+        using var activity = QueueTelemetry.Source.StartActivity(ActivityKind.Consumer, links: QueueTelemetry.LinkTo(task.TraceParent), name: $"perfectqueue run {task.Type}");
+        activity?.SetTag(QueueTelemetry.TableTag, _queue.Config.Table).SetTag(QueueTelemetry.KeyTag, task.Key).SetTag(QueueTelemetry.TypeTag, task.Type)
+            .SetTag(QueueTelemetry.AttemptTag, task.Attempt).SetTag(QueueTelemetry.SessionTag, SessionId);
+        var typeTag = new KeyValuePair<string, object?>(QueueTelemetry.TypeTag, task.Type);
+        var tableTag = new KeyValuePair<string, object?>(QueueTelemetry.TableTag, _queue.Config.Table);
+        QueueTelemetry.RunningCounter.Add(1, tableTag, typeTag);
         Emit(WorkerEvents.TaskStarted, $"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}" +
             (prefetched ? $", prefetched {System.Diagnostics.Stopwatch.GetElapsedTime(entry.AcquiredAt).TotalSeconds:0.###}s before" : ""), task: task);
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -554,6 +579,15 @@ public sealed class Worker
             entry.Ended();
             grace?.Dispose();
             _running.TryRemove(new KeyValuePair<Lease, RunningTask>(task.Lease, entry)); // only the entry this run added
+        }
+        QueueTelemetry.RunningCounter.Add(-1, tableTag, typeTag);
+        QueueTelemetry.RunDurationHistogram.Record(clock.Elapsed.TotalSeconds, tableTag, typeTag, new(QueueTelemetry.OutcomeTag, outcome.Outcome.ToString()));
+        CountOutcome(outcome.Outcome, tableTag, typeTag);
+        if (activity is not null)
+        {
+            activity.SetTag(QueueTelemetry.OutcomeTag, outcome.Outcome.ToString());
+            if (outcome.Outcome is RunOutcome.Succeeded or RunOutcome.Cancelled or RunOutcome.Released) activity.SetStatus(ActivityStatusCode.Ok);
+            else activity.SetStatus(ActivityStatusCode.Error, outcome.Text);
         }
         Emit(WorkerEvents.TaskEnded, $"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome.Text}", LevelOf(outcome.Outcome), task,
             clock.Elapsed, outcome.Outcome);

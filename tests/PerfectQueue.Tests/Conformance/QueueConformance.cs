@@ -191,6 +191,36 @@ public abstract class QueueConformance(IBackendTarget target) : BackendSuite(tar
     }
 
     [BackendFact]
+    public void A_task_keeps_the_trace_context_it_was_submitted_in_and_a_resubmitted_key_takes_the_new_one()
+    {
+        using var source = new System.Diagnostics.ActivitySource("PerfectQueue.Tests.Conformance." + Guid.NewGuid().ToString("N"));
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = s => s == source,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        var q = Open(c => c.RetentionTime = TimeSpan.FromMilliseconds(200));
+        string first;
+        using (var a = source.StartActivity("submit one")) { first = a!.Id!; q.SubmitMany([new("t1", "t"), new("t2", "t")]); }
+        q.Submit("plain", "t"); // outside any activity of the caller
+        var held = q.PollMulti(3).ToDictionary(t => t.Key);
+        // The caller's trace (its span, or the engine's submit span within it when a test beside this one listens to
+        // the engine's source: listeners are process-wide).
+        static string TraceOf(string? traceParent) => Assert.IsType<string>(traceParent).Split('-')[1];
+        Assert.Equal(TraceOf(first), TraceOf(held["t1"].TraceParent));
+        Assert.Equal(TraceOf(first), TraceOf(held["t2"].TraceParent));
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$", held["t1"].TraceParent);
+
+        held["t1"].Finish();
+        Eventually.True(() => !q["t1"].Exists(), "the finished task's retention to end");
+        string second;
+        using (var a = source.StartActivity("submit again")) { second = a!.Id!; q.Submit("t1", "t"); }
+        Assert.NotEqual(TraceOf(first), TraceOf(second));
+        Assert.Equal(TraceOf(second), TraceOf(q.Poll()!.TraceParent));
+    }
+
+    [BackendFact]
     public void A_finished_task_is_never_acquired_again()
     {
         var q = Open(c => c.RetentionTime = TimeSpan.FromMinutes(5));

@@ -66,7 +66,7 @@ public sealed class SqlServerMappingTests
     public void Task_rows_map_every_column(string statement)
     {
         var table = ResultOf(statement);
-        Assert.Equal(20, table.Columns.Count);
+        Assert.Equal(21, table.Columns.Count);
         var values = new Dictionary<string, object>
         {
             ["Id"] = 42L, ["Key"] = "k1", ["Type"] = "backup", ["User"] = "team-a", ["Data"] = new byte[] { 0x7B, 0x7D, 0x00 },
@@ -74,9 +74,11 @@ public sealed class SqlServerMappingTests
             ["Attempts"] = 3, ["CancelRequested"] = (short)1, ["FinishedAt"] = 1_700_000_040_000L, ["Outcome"] = "Succeeded",
             ["Message"] = "done", ["PurgeAt"] = 1_700_000_340_000L, ["TimeoutMs"] = 600_000L, ["Now"] = 1_700_000_000_500L,
             ["LeasedBy"] = "0123456789ab", ["LeasedAt"] = 1_700_000_000_100L, ["LastRunMs"] = 1_234L,
+            ["TraceParent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         };
         table.Rows.Add(table.Columns.Cast<DataColumn>().Select(c => values[c.ColumnName]).ToArray());
         var row = Assert.Single(table.CreateDataReader().Parse<TaskRow>());
+        Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", row.TraceParent);
         Assert.Equal(42, row.Id);
         Assert.Equal("k1", row.Key);
         Assert.Equal("backup", row.Type);
@@ -119,6 +121,7 @@ public sealed class SqlServerMappingTests
         Assert.Null(mapped.LeasedBy);
         Assert.Null(mapped.LeasedAt);
         Assert.Null(mapped.LastRunMs);
+        Assert.Null(mapped.TraceParent);
         Assert.False(mapped.CancelRequested);
     }
 

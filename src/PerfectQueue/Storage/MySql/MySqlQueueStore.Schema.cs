@@ -170,6 +170,11 @@ internal sealed partial class MySqlQueueStore
             new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedAtColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.LeasedAtColumn)),
             new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LastRunColumn} BIGINT NULL", ColumnExists(_table, SchemaUpgrade.LastRunColumn)),
         ]),
+        // The submit's trace context (docs/telemetry.md): nullable, as in version 3. A W3C traceparent is 55 characters.
+        new(8, $"{SchemaUpgrade.TraceParentDescription} in '{_table}'",
+        [
+            new("add_trace_parent", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.TraceParentColumn} VARCHAR(64) NULL", ColumnExists(_table, SchemaUpgrade.TraceParentColumn)),
+        ]),
     ];
 
     // -Force: the tables and this queue's version row go first, whatever version they have.

@@ -56,13 +56,14 @@ internal sealed partial class MySqlQueueStore
         """;
 
     private string InsertSql => $"""
-        INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
-        SELECT s.k, s.ty, s.u, FROM_BASE64(s.d), s.mr, {Now}, COALESCE(s.ra, {Now} + COALESCE(s.dl, 0)), 0, 0, s.tm
+        INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms, trace_parent)
+        SELECT s.k, s.ty, s.u, FROM_BASE64(s.d), s.mr, {Now}, COALESCE(s.ra, {Now} + COALESCE(s.dl, 0)), 0, 0, s.tm, s.tp
         FROM JSON_TABLE(@batch, '$[*]' COLUMNS (
             n FOR ORDINALITY,
             k LONGTEXT CHARACTER SET utf8mb4 PATH '$.key', ty LONGTEXT CHARACTER SET utf8mb4 PATH '$.type',
             u LONGTEXT CHARACTER SET utf8mb4 PATH '$.user', d LONGTEXT CHARACTER SET ascii PATH '$.data',
-            mr INT PATH '$.maxRunning', ra BIGINT PATH '$.runAt', dl BIGINT PATH '$.delay', tm BIGINT PATH '$.timeout')) AS s
+            mr INT PATH '$.maxRunning', ra BIGINT PATH '$.runAt', dl BIGINT PATH '$.delay', tm BIGINT PATH '$.timeout',
+            tp VARCHAR(64) CHARACTER SET ascii PATH '$.trace')) AS s
         ORDER BY s.n
         """;
 

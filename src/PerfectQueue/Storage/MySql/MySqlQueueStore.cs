@@ -322,7 +322,7 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         var batch = JsonSerializer.Serialize(fresh.Select(t => new
         {
             key = t.Key, type = t.Type, user = t.User, data = Convert.ToBase64String(t.Data),
-            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs, timeout = t.TimeoutMs,
+            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs, timeout = t.TimeoutMs, trace = t.TraceParent,
         }), Json);
         // Text columns of JSON_TABLE are LONGTEXT, so a value too long for its table column fails loudly (1406)
         // instead of being cut by JSON_TABLE.

@@ -134,6 +134,11 @@ internal sealed partial class PostgresQueueStore
             new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.LeasedAtColumn} bigint NULL"),
             new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.LastRunColumn} bigint NULL"),
         ]),
+        // The submit's trace context (docs/telemetry.md): nullable, as in version 3.
+        new(8, $"{SchemaUpgrade.TraceParentDescription} in '{_table}'",
+        [
+            new("add_trace_parent", $"ALTER TABLE {_t} ADD COLUMN IF NOT EXISTS {SchemaUpgrade.TraceParentColumn} text NULL"),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =

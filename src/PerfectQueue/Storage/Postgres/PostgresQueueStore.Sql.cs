@@ -130,13 +130,14 @@ internal sealed partial class PostgresQueueStore
         // transaction are folded into one.
         return $"""
             WITH stored AS (
-                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
-                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0, tm
-                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[], @timeouts::bigint[])
-                    AS s(k, ty, u, d, mr, ra, dl, tm)
+                INSERT INTO {_t} AS t (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms, trace_parent)
+                SELECT k, ty, u, d, mr, {Now}, COALESCE(ra, {Now} + COALESCE(dl, 0)), 0, 0, tm, tp
+                FROM unnest(@keys::text[], @types::text[], @users::text[], @datas::bytea[], @maxes::int[], @runats::bigint[], @delays::bigint[], @timeouts::bigint[], @traces::text[])
+                    AS s(k, ty, u, d, mr, ra, dl, tm, tp)
                 ON CONFLICT (task_key) DO UPDATE SET
                     task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
                     max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
+                    trace_parent = excluded.trace_parent,
                     lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
                     message = NULL, purge_at = NULL, leased_by = NULL, leased_at = NULL, last_run_ms = NULL
                 WHERE t.finished_at IS NOT NULL AND t.purge_at <= {Now}

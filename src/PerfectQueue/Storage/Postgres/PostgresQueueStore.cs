@@ -230,7 +230,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
     [
         ("keys", tasks.Select(t => t.Key).ToArray()), ("types", tasks.Select(t => t.Type).ToArray()), ("users", tasks.Select(t => t.User).ToArray()),
         ("datas", tasks.Select(t => t.Data).ToArray()), ("maxes", tasks.Select(t => t.MaxRunning).ToArray()), ("runats", tasks.Select(t => t.RunAtMs).ToArray()),
-        ("delays", tasks.Select(t => t.DelayMs).ToArray()), ("timeouts", tasks.Select(t => t.TimeoutMs).ToArray()), ("channel", channel),
+        ("delays", tasks.Select(t => t.DelayMs).ToArray()), ("timeouts", tasks.Select(t => t.TimeoutMs).ToArray()),
+        ("traces", tasks.Select(t => t.TraceParent).ToArray()), ("channel", channel),
     ];
 
     public Task<bool> UpdateDataAsync(Lease lease, byte[] data, CancellationToken ct) => Run(async c =>

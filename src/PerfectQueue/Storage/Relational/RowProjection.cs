@@ -6,7 +6,7 @@ namespace PerfectQueue.Storage;
 /// </summary>
 internal static class RowProjection
 {
-    /// <summary>Every column of the task table (schema version 7), aliased to <see cref="TaskRow"/>'s properties.</summary>
+    /// <summary>Every column of the task table (schema version 8), aliased to <see cref="TaskRow"/>'s properties.</summary>
     /// <param name="now">An expression or parameter holding the database clock in Unix ms.</param>
     /// <param name="quote">The dialect's identifier quoting, for the aliases.</param>
     /// <param name="prefix">A table alias with its dot ("t.") when the statement names the table so; empty otherwise.</param>
@@ -29,6 +29,7 @@ internal static class RowProjection
         ("cancel_requested", nameof(TaskRow.CancelRequested)), ("finished_at", nameof(TaskRow.FinishedAt)), ("outcome", nameof(TaskRow.Outcome)),
         ("message", nameof(TaskRow.Message)), ("purge_at", nameof(TaskRow.PurgeAt)), ("timeout_ms", nameof(TaskRow.TimeoutMs)),
         ("leased_by", nameof(TaskRow.LeasedBy)), ("leased_at", nameof(TaskRow.LeasedAt)), ("last_run_ms", nameof(TaskRow.LastRunMs)),
+        ("trace_parent", nameof(TaskRow.TraceParent)),
     ];
 
     private static readonly (string Column, string Property)[] WorkerColumnMap =

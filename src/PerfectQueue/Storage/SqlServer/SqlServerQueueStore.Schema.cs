@@ -150,6 +150,11 @@ internal sealed partial class SqlServerQueueStore
             new("add_leased_at", AddColumn(_t, SchemaUpgrade.LeasedAtColumn, "bigint")),
             new("add_last_run_ms", AddColumn(_t, SchemaUpgrade.LastRunColumn, "bigint")),
         ]),
+        // The submit's trace context (docs/telemetry.md): nullable, a change of metadata only, as in version 3.
+        new(8, $"{SchemaUpgrade.TraceParentDescription} in '{_table}'",
+        [
+            new("add_trace_parent", AddColumn(_t, SchemaUpgrade.TraceParentColumn, "nvarchar(64)")),
+        ]),
     ];
 
     private string Index(string suffix, string definition) =>

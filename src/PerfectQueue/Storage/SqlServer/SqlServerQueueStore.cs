@@ -129,7 +129,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
                 user_name nvarchar(256) NULL, data varbinary(max) NULL, max_running int NULL, created_at bigint NOT NULL,
                 due_at bigint NULL, lease_token bigint NULL, attempts int NOT NULL, cancel_requested smallint NOT NULL,
                 finished_at bigint NULL, outcome nvarchar(32) NULL, message nvarchar(max) NULL, purge_at bigint NULL, timeout_ms bigint NULL,
-                leased_by nvarchar(64) NULL, leased_at bigint NULL, last_run_ms bigint NULL);
+                leased_by nvarchar(64) NULL, leased_at bigint NULL, last_run_ms bigint NULL, trace_parent nvarchar(64) NULL);
             DECLARE @i int = 1, @user_count int, @u nvarchar(256), @next nvarchar(256), @lock_resource nvarchar(255), @granted int;
 
             SET @next = (SELECT TOP (1) user_name FROM {_t} WITH (READPAST, READCOMMITTEDLOCK)
@@ -257,13 +257,13 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
             DELETE FROM {_t}
             WHERE finished_at IS NOT NULL AND purge_at <= @now
               AND task_key IN (SELECT s.k COLLATE {Exact} FROM OPENJSON(@batch) WITH (k nvarchar(max) '$.key') AS s);
-            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms, trace_parent)
             OUTPUT inserted.task_key INTO @stored (task_key)
-            SELECT s.k, s.ty, s.u, CONVERT(varbinary(max), s.d, 1), s.mr, @now, COALESCE(s.ra, @now + COALESCE(s.dl, 0)), 0, 0, s.tm
+            SELECT s.k, s.ty, s.u, CONVERT(varbinary(max), s.d, 1), s.mr, @now, COALESCE(s.ra, @now + COALESCE(s.dl, 0)), 0, 0, s.tm, s.tp
             FROM OPENJSON(@batch) AS j
             CROSS APPLY OPENJSON(j.[value]) WITH (
                 k nvarchar(max) '$.key', ty nvarchar(max) '$.type', u nvarchar(max) '$.user', d varchar(max) '$.data',
-                mr int '$.maxRunning', ra bigint '$.runAt', dl bigint '$.delay', tm bigint '$.timeout') AS s
+                mr int '$.maxRunning', ra bigint '$.runAt', dl bigint '$.delay', tm bigint '$.timeout', tp nvarchar(64) '$.trace') AS s
             WHERE NOT EXISTS (SELECT 1 FROM {_t} AS e WHERE e.task_key = s.k COLLATE {Exact})
             ORDER BY CAST(j.[key] AS int);
             COMMIT TRANSACTION;
@@ -425,7 +425,7 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         {
             key = t.Key, type = t.Type, user = t.User,
             data = t.Data is null ? null : "0x" + Convert.ToHexString(t.Data),
-            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs, timeout = t.TimeoutMs,
+            maxRunning = t.MaxRunning, runAt = t.RunAtMs, delay = t.DelayMs, timeout = t.TimeoutMs, trace = t.TraceParent,
         }), Json),
     };
     private static object UpdateDataArgs(Lease lease, byte[] data) => new { data, id = lease.Id, token = lease.Token };

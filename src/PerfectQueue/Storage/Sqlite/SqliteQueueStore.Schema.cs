@@ -133,6 +133,11 @@ internal sealed partial class SqliteQueueStore
             new("add_leased_at", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LeasedAtColumn} INTEGER NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.LeasedAtColumn)),
             new("add_last_run_ms", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.LastRunColumn} INTEGER NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.LastRunColumn)),
         ]),
+        // The submit's trace context (docs/telemetry.md): nullable, as in version 3.
+        new(8, $"{SchemaUpgrade.TraceParentDescription} in '{_table}'",
+        [
+            new("add_trace_parent", $"ALTER TABLE {_t} ADD COLUMN {SchemaUpgrade.TraceParentColumn} TEXT NULL", DoneIf: HasColumnSql(_table, SchemaUpgrade.TraceParentColumn)),
+        ]),
     ];
 
     private const string CreateSchemaTableSql =

@@ -147,11 +147,12 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
             """;
         // A key is free again once its finished row is past retention, even before cleanup deletes it.
         _submitSql = $"""
-            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms)
-            VALUES (@Key, @Type, @User, @Data, @MaxRunning, @now, COALESCE(@RunAtMs, @now + COALESCE(@DelayMs, 0)), 0, 0, @TimeoutMs)
+            INSERT INTO {_t} (task_key, task_type, user_name, data, max_running, created_at, due_at, attempts, cancel_requested, timeout_ms, trace_parent)
+            VALUES (@Key, @Type, @User, @Data, @MaxRunning, @now, COALESCE(@RunAtMs, @now + COALESCE(@DelayMs, 0)), 0, 0, @TimeoutMs, @TraceParent)
             ON CONFLICT (task_key) DO UPDATE SET
                 task_type = excluded.task_type, user_name = excluded.user_name, data = excluded.data,
                 max_running = excluded.max_running, created_at = excluded.created_at, due_at = excluded.due_at, timeout_ms = excluded.timeout_ms,
+                trace_parent = excluded.trace_parent,
                 lease_token = NULL, attempts = 0, cancel_requested = 0, finished_at = NULL, outcome = NULL,
                 message = NULL, purge_at = NULL, leased_by = NULL, leased_at = NULL, last_run_ms = NULL
             WHERE {_t}.finished_at IS NOT NULL AND {_t}.purge_at <= @now
@@ -228,7 +229,7 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     // Stores the task unless its key is taken (by a task not yet past its retention).
     private bool Submit(SqliteConnection c, NewTaskRow t, long now) =>
         c.Prepared(_submitSql, ("Key", t.Key), ("Type", t.Type), ("User", t.User), ("Data", t.Data), ("MaxRunning", t.MaxRunning), ("RunAtMs", t.RunAtMs),
-            ("DelayMs", t.DelayMs), ("TimeoutMs", t.TimeoutMs), ("now", now)).ExecuteScalar() is not null;
+            ("DelayMs", t.DelayMs), ("TimeoutMs", t.TimeoutMs), ("TraceParent", t.TraceParent), ("now", now)).ExecuteScalar() is not null;
 
     public Task<IReadOnlyList<TaskRow>> AcquireAsync(int max, long aliveMs, string? session, CancellationToken ct) => Run(ct, () =>
     {
