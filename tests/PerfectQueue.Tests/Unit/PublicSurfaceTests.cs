@@ -33,6 +33,8 @@ public sealed class PublicSurfaceTests
         "PerfectQueue.Workers.ChildProcessSettings", "PerfectQueue.Workers.ITaskProcessor", "PerfectQueue.Workers.NoHandlerException",
         "PerfectQueue.Workers.ProcessorFailedException", "PerfectQueue.Workers.ProcessorKilledException", "PerfectQueue.Workers.ProcessorType",
         "PerfectQueue.Workers.Worker", "PerfectQueue.Workers.WorkerEvent", "PerfectQueue.Workers.WorkerOptions",
+        // Telemetry (issue 14): the ActivitySource's and Meter's name, tag and instrument names.
+        "PerfectQueue.Telemetry.QueueTelemetry",
         // Structured log events (issue 14): their names, levels and the text and JSON line formats.
         "PerfectQueue.Workers.WorkerEventFormat", "PerfectQueue.Workers.WorkerEventLevel", "PerfectQueue.Workers.WorkerEvents", "PerfectQueue.Workers.WorkerLogFormat",
         "PerfectQueue.Workers.WorkerStopReason", "PerfectQueue.Workers.WorkerSummary",
