@@ -9,16 +9,6 @@ BeforeAll {
     $script:Worker = Get-Command Start-PQWorker
     $script:KillStep = [PerfectQueue.QueueConfig]::new().ChildKillInterval.TotalSeconds
 
-    # pwsh -Command, as the unit runs it: its exit code is the last command's (-File would end 0 after a cmdlet's error).
-    function script:Start-PwshCommand([string] $Command) {
-        $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-        foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-Command', $Command) { $info.ArgumentList.Add($a) }
-        $info.RedirectStandardOutput = $true
-        $info.RedirectStandardError = $true
-        $process = [Diagnostics.Process]::Start($info)
-        [pscustomobject]@{ Process = $process; Output = $process.StandardOutput.ReadToEndAsync(); Errors = $process.StandardError.ReadToEndAsync() }
-    }
-
     # The parameters a Start-PQWorker command line in the doc passes, by name, with their values as text.
     function script:Get-WorkerArguments([string] $CommandLine) {
         $ast = [System.Management.Automation.Language.Parser]::ParseInput($CommandLine, [ref]$null, [ref]$null)

@@ -19,8 +19,15 @@ function Start-BackgroundWorker([PerfectQueue.Queue] $Queue, [hashtable] $Parame
 function Start-PwshScript([string] $Text) {
     $script = Join-Path $TestDrive "child-$([guid]::NewGuid().ToString('N')).ps1"
     Set-Content $script $Text
+    Start-PwshProcess '-File', $script
+}
+
+# pwsh -Command, as a service unit runs it: its exit code is the last command's (-File ends 0 after a cmdlet's error).
+function Start-PwshCommand([string] $Command) { Start-PwshProcess '-Command', $Command }
+
+function Start-PwshProcess([string[]] $Arguments) {
     $info = [Diagnostics.ProcessStartInfo]::new('dotnet')
-    foreach ($a in (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script) { $info.ArgumentList.Add($a) }
+    foreach ($a in @((Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive') + $Arguments) { $info.ArgumentList.Add($a) }
     $info.RedirectStandardOutput = $true
     $info.RedirectStandardError = $true
     $process = [Diagnostics.Process]::Start($info)

@@ -9,13 +9,19 @@ namespace PerfectQueue.Tests.Workers;
 /// <summary>The worker's log events carry what a log shipper needs, and the JSON format writes each as one object per line.</summary>
 public sealed class WorkerEventTests(SqliteTarget sqlite) : IClassFixture<SqliteTarget>
 {
+    private Queue Open(int maxAttempts)
+    {
+        var config = sqlite.NewConfig();
+        config.MaxAttempts = maxAttempts;
+        var q = Queue.Open(config);
+        q.Initialize();
+        return q;
+    }
+
     [Fact]
     public async Task Task_events_name_the_task_attempt_session_outcome_and_duration_and_a_task_out_of_attempts_is_an_error()
     {
-        var config = sqlite.NewConfig();
-        config.MaxAttempts = 1;
-        using var q = Queue.Open(config);
-        q.Initialize();
+        using var q = Open(maxAttempts: 1);
         q.Submit("ok-1", "greet");
         q.Submit("bad-1", "fail");
         var events = new ConcurrentQueue<WorkerEvent>();
@@ -43,10 +49,7 @@ public sealed class WorkerEventTests(SqliteTarget sqlite) : IClassFixture<Sqlite
     [Fact]
     public async Task A_retried_task_ends_with_outcome_Retried_at_warning_level()
     {
-        var config = sqlite.NewConfig();
-        config.MaxAttempts = 3;
-        using var q = Queue.Open(config);
-        q.Initialize();
+        using var q = Open(maxAttempts: 3);
         q.Submit("again-1", "flaky");
         var events = new ConcurrentQueue<WorkerEvent>();
         var worker = new Worker(q, new WorkerOptions { PollInterval = TimeSpan.FromMilliseconds(50), MaxTasks = 1 },
