@@ -331,9 +331,13 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         await EnsureCreatedAsync(ct).ConfigureAwait(false);
         await CleanupIfDueAsync(ct).ConfigureAwait(false);
 
-        using var activity = QueueTelemetry.Source.StartActivity("perfectqueue acquire", ActivityKind.Client);
+        var sentAt = DateTimeOffset.UtcNow;
         var rows = await _store.AcquireAsync(max, (long)alive.TotalMilliseconds, session, ct).ConfigureAwait(false);
-        activity?.SetTag(QueueTelemetry.TableTag, Config.Table).SetTag("perfectqueue.acquire.max", max).SetTag(QueueTelemetry.CountTag, rows.Count);
+        // A span only for an acquire that leased something, made once it is back with the time it was sent: an
+        // idle worker polls every poll interval, and a span per empty poll would bury the traces that matter.
+        if (rows.Count > 0 && QueueTelemetry.Source.HasListeners())
+            QueueTelemetry.Source.StartActivity("perfectqueue acquire", ActivityKind.Client, parentContext: default, startTime: sentAt)?
+                .SetTag(QueueTelemetry.TableTag, Config.Table).SetTag("perfectqueue.acquire.max", max).SetTag(QueueTelemetry.CountTag, rows.Count).Dispose();
         RecordAcquired(rows);
         var acquired = new List<AcquiredTask>(rows.Count);
         List<(LeaseWrite Write, AcquireEnding Ending)>? endings = null;
