@@ -45,6 +45,19 @@ Describe 'The module folder' {
         $Engine.GetName().Version | Should -Be ([version]"$numeric.0")
     }
 
+    It 'carries what a gallery shows: project and licence links, tags, and this version''s CHANGELOG section as release notes' {
+        $manifest = Test-ModuleManifest (Join-Path $ModuleDir 'PerfectQueue.psd1') -ErrorAction Stop
+        $data = $manifest.PrivateData.PSData
+        [uri]::IsWellFormedUriString($data.ProjectUri, 'Absolute') | Should -BeTrue
+        [uri]::IsWellFormedUriString($data.LicenseUri, 'Absolute') | Should -BeTrue
+        $data.Tags | Should -Contain 'PSEdition_Core'
+        foreach ($os in 'Linux', 'Windows', 'MacOS') { $data.Tags | Should -Contain $os }
+        $data.ReleaseNotes | Should -BeLike "## ``[$($manifest.Version.ToString(3))``]*"
+        $data.ReleaseNotes | Should -Not -Match ('(?m)^## \[(?!' + [regex]::Escape($manifest.Version.ToString(3)) + ')')   # this version's section only
+        Join-Path $ModuleDir 'LICENSE' | Should -Exist
+        (Get-Content (Join-Path $ModuleDir 'LICENSE') -TotalCount 2)[-1] | Should -Match 'Apache License'
+    }
+
     It 'does not ship System.Management.Automation.dll' {
         Get-ChildItem $ModuleDir -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
     }
