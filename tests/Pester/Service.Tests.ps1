@@ -51,7 +51,7 @@ Describe 'docs/service.md' {
     }
 
     It 'gives Windows command lines with real parameters, and a Ctrl+C wait beyond the graceful kill limit' {
-        $lines = [regex]::Matches($Doc, "'-NoLogo -NoProfile -NonInteractive -Command `"(Start-PQWorker [^`"]+)`"'") | ForEach-Object { $_.Groups[1].Value }
+        $lines = [regex]::Matches($Doc, "'-NoLogo -NoProfile -NonInteractive -Command `"(?:\`$null = )?(Start-PQWorker [^`"]+)`"'") | ForEach-Object { $_.Groups[1].Value }
         @($lines).Count | Should -Be 2
         foreach ($line in $lines) {
             $arguments = Get-WorkerArguments $line
@@ -65,7 +65,7 @@ Describe 'docs/service.md' {
 
 Describe 'Start-PQWorker exit codes (docs/service.md)' -Skip:$IsWindows {
     It 'exits 1 when it cannot start, and 0 after Stop-PQWorker asked it to stop' {
-        $missing = Start-PwshCommand "Import-Module '$env:PQ_MODULE_PATH'; Start-PQWorker -ConfigPath '$(Join-Path $TestDrive 'none.yml')' -Handler @{ a = { } }"
+        $missing = Start-PwshCommand "Import-Module '$env:PQ_MODULE_PATH'; `$null = Start-PQWorker -ConfigPath '$(Join-Path $TestDrive 'none.yml')' -Handler @{ a = { } }"
         $missing.Process.WaitForExit(60000) | Should -BeTrue
         $missing.Process.ExitCode | Should -Be 1
         $missing.Errors.Result | Should -Match 'none\.yml'

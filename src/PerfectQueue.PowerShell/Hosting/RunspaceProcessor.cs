@@ -93,14 +93,19 @@ internal sealed class RunspaceProcessor : ITaskProcessor
         }
     }
 
-    // Runs on the processor's thread; the task ends when it did.
+    // Runs on the processor's thread; the task ends when it did. The caller's current activity (a task's run span)
+    // is current there too while it runs, so what a handler does with an instrumented client is that run's child.
     private Task OnThread(Action action)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var activity = System.Diagnostics.Activity.Current;
         _work.Add(() =>
         {
+            var previous = System.Diagnostics.Activity.Current;
+            System.Diagnostics.Activity.Current = activity;
             try { action(); done.TrySetResult(); }
             catch (Exception e) { done.TrySetException(e); }
+            finally { System.Diagnostics.Activity.Current = previous; }
         });
         return done.Task;
     }

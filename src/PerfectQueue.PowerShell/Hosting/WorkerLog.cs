@@ -49,8 +49,14 @@ internal sealed class WorkerLog : IDisposable
             }
             catch (IOException ex)
             {
-                // A full disk must not stop the tasks: say so where someone may see it.
-                _toHost($"{line} (not written to {_path}: {ex.Message})");
+                // A full disk must not stop the tasks: say so where someone may see it (in JSON, as an event of its own).
+                if (Format == WorkerLogFormat.Json)
+                {
+                    _toHost(line);
+                    _toHost(WorkerEventFormat.Format(new WorkerEvent(DateTimeOffset.Now, $"the line above was not written to {_path}: {ex.Message}")
+                        { Event = WorkerEvents.Host, Level = WorkerEventLevel.Warning, Session = e.Session }, Format));
+                }
+                else _toHost($"{line} (not written to {_path}: {ex.Message})");
             }
         }
     }

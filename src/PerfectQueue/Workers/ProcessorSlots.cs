@@ -86,7 +86,11 @@ internal sealed class ProcessorSlots(Func<int, ITaskProcessor> create, WorkerOpt
         {
             try
             {
-                slot.Processor = await Task.Run(() => create(slot.Index)).ConfigureAwait(false);
+                // Made without the ending task's context: a new processor's threads (a runspace's, a child's pipe
+                // readers) would otherwise keep that task's run span as their current activity for their whole life.
+                Task<ITaskProcessor> creating;
+                using (ExecutionContext.SuppressFlow()) creating = Task.Run(() => create(slot.Index));
+                slot.Processor = await creating.ConfigureAwait(false);
                 slot.TasksRun = 0;
                 Interlocked.Increment(ref counters.ProcessorRestarts);
                 _idle.Push(slot);

@@ -512,6 +512,7 @@ public sealed class Worker
         Interlocked.Increment(ref _counters.Processed);
         // The run's span: a child of nothing here (a worker has no caller), linked to the submit's trace; the
         // finish or retry it writes is its child (docs/telemetry.md).
+        Activity.Current = null; // a trace of its own even under a host's activity (this async flow only)
         using var activity = QueueTelemetry.Source.StartActivity(ActivityKind.Consumer, links: QueueTelemetry.LinkTo(task.TraceParent), name: $"perfectqueue run {task.Type}");
         activity?.SetTag(QueueTelemetry.TableTag, _queue.Config.Table).SetTag(QueueTelemetry.KeyTag, task.Key).SetTag(QueueTelemetry.TypeTag, task.Type)
             .SetTag(QueueTelemetry.AttemptTag, task.Attempt).SetTag(QueueTelemetry.SessionTag, SessionId);
@@ -591,6 +592,7 @@ public sealed class Worker
         }
         Emit(WorkerEvents.TaskEnded, $"end {task.Key} ({task.Type}) after {clock.Elapsed.TotalSeconds:F3}s: {outcome.Text}", LevelOf(outcome.Outcome), task,
             clock.Elapsed, outcome.Outcome);
+        activity?.Dispose(); // the run ends here; giving back (or replacing) its processor is not part of it
         await (returned ?? ReturnSlotAsync(slot, abandoned, failure, loopEnded)).ConfigureAwait(false);
     }
 
