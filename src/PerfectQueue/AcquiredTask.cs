@@ -258,7 +258,7 @@ public sealed class AcquiredTask
     private async Task WriteAsync(LeaseWrite write, string operation, CancellationToken ct)
     {
         EnsureHeld(operation);
-        using var activity = QueueTelemetry.Source.StartActivity($"perfectqueue {operation}", ActivityKind.Client);
+        using var activity = QueueTelemetry.Source.HasListeners() ? QueueTelemetry.Source.StartActivity($"perfectqueue {operation}", ActivityKind.Client) : null;
         activity?.SetTag(QueueTelemetry.TableTag, Queue.Config.Table).SetTag(QueueTelemetry.KeyTag, Key).SetTag(QueueTelemetry.TypeTag, Type)
             .SetTag(QueueTelemetry.AttemptTag, Attempt).SetTag(QueueTelemetry.OutcomeTag, write.Kind == LeaseWriteKind.Retry ? "Retried" : write.Outcome ?? write.Kind.ToString());
         bool applied;

@@ -26,6 +26,7 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     {
         Settings = config;
         Config = config.Masked();
+        TableTag = new(QueueTelemetry.TableTag, config.Table);
         _store = store;
         _autoInitialize = autoInitialize;
         _writes = new LeaseWriteBatcher(store);
@@ -39,6 +40,8 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     /// log and ConvertTo-Json.
     /// </summary>
     public QueueConfig Config { get; }
+    /// <summary>This queue's table as a metric tag (every instrument carries it, docs/telemetry.md).</summary>
+    internal KeyValuePair<string, object?> TableTag { get; }
     /// <summary>The configuration with its secrets, for the engine and the module that opens queues from it; never shown.</summary>
     internal QueueConfig Settings { get; }
     public RetryPolicy RetryPolicy { get; }
@@ -128,8 +131,14 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
             if (rows.Count == 1) activity.SetTag(QueueTelemetry.KeyTag, rows[0].Key).SetTag(QueueTelemetry.TypeTag, rows[0].Type);
         }
         if (QueueTelemetry.CurrentTraceParent() is { } trace) rows = rows.ConvertAll(r => r with { TraceParent = trace });
+        return await StoreNewAsync(rows, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Stores new tasks (a submit's, a schedule's fire) and counts those stored: every submit goes through here.</summary>
+    internal async Task<bool[]> StoreNewAsync(IReadOnlyList<NewTaskRow> rows, CancellationToken ct)
+    {
         var stored = await _store.SubmitAsync(rows, ct).ConfigureAwait(false);
-        QueueTelemetry.SubmittedCounter.Add(stored.Count(s => s), new KeyValuePair<string, object?>(QueueTelemetry.TableTag, Config.Table));
+        QueueTelemetry.SubmittedCounter.Add(stored.Count(s => s), TableTag);
         return stored;
     }
 
@@ -188,12 +197,11 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     private void RecordAcquired(IReadOnlyList<TaskRow> rows)
     {
         if (rows.Count == 0) return;
-        var table = new KeyValuePair<string, object?>(QueueTelemetry.TableTag, Config.Table);
-        QueueTelemetry.AcquiredCounter.Add(rows.Count, table);
+        QueueTelemetry.AcquiredCounter.Add(rows.Count, TableTag);
         if (!QueueTelemetry.QueueWaitHistogram.Enabled) return;
         foreach (var row in rows)
             if (row.Attempts == 1 && row.LeasedAt is { } leasedAt) // the first attempt: submit to start, database clock
-                QueueTelemetry.QueueWaitHistogram.Record(Math.Max(0, leasedAt - row.CreatedAt) / 1000.0, table, new(QueueTelemetry.TypeTag, row.Type));
+                QueueTelemetry.QueueWaitHistogram.Record(Math.Max(0, leasedAt - row.CreatedAt) / 1000.0, TableTag, new(QueueTelemetry.TypeTag, row.Type));
     }
 
     private static string CheckKey(string key) =>

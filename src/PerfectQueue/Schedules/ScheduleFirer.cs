@@ -179,9 +179,7 @@ internal sealed class ScheduleFirer(Queue queue, Action<string>? log, Action? fi
     private async Task<bool> SubmitFireAsync(ScheduleRow row, string key, CancellationToken ct)
     {
         row.Data ??= await queue.Schedules.GetScheduleDataAsync(row.Name, ct).ConfigureAwait(false) ?? "{}"u8.ToArray();
-        var stored = (await queue.Store.SubmitAsync([new NewTaskRow(key, row.Type, row.User, row.Data, row.MaxRunning, null, null)], ct).ConfigureAwait(false))[0];
-        if (stored) Telemetry.QueueTelemetry.SubmittedCounter.Add(1, new KeyValuePair<string, object?>(Telemetry.QueueTelemetry.TableTag, queue.Config.Table));
-        return stored;
+        return (await queue.StoreNewAsync([new NewTaskRow(key, row.Type, row.User, row.Data, row.MaxRunning, null, null)], ct).ConfigureAwait(false))[0];
     }
 
     private Task NoticeSkippedAsync(ScheduleRow row, long fireAt, string blocking, long now, CancellationToken ct) =>

@@ -100,10 +100,12 @@ public sealed class Worker
 
     private void Emit(string name, string message, WorkerEventLevel level = WorkerEventLevel.Information, AcquiredTask? task = null,
         TimeSpan? duration = null, RunOutcome? outcome = null) =>
+        Emit(name, message, level, task?.Key, task?.Type, task?.Attempt, duration, outcome);
+
+    private void Emit(string name, string message, WorkerEventLevel level, string? key, string? type, int? attempt, TimeSpan? duration, RunOutcome? outcome) =>
         _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, message)
         {
-            Event = name, Level = level, Session = SessionId, Key = task?.Key, Type = task?.Type, Attempt = task?.Attempt,
-            Duration = duration, Outcome = outcome?.ToString(),
+            Event = name, Level = level, Session = SessionId, Key = key, Type = type, Attempt = attempt, Duration = duration, Outcome = outcome?.ToString(),
         });
 
     // A lost or unrecorded run, and a retry, are worth a look; a task out of attempts is an error.
@@ -437,12 +439,9 @@ public sealed class Worker
             ? c.Count(RunOutcome.Cancelled, "cancelled at acquire (cancel was requested)")
             : c.Count(RunOutcome.Failed, $"failed at acquire: {ended.Message}");
         Interlocked.Increment(ref c.Processed);
-        CountOutcome(outcome.Outcome, new(QueueTelemetry.TableTag, _queue.Config.Table), new(QueueTelemetry.TypeTag, ended.Type));
-        _log?.Invoke(new WorkerEvent(DateTimeOffset.Now, $"end {ended.Key} ({ended.Type}) not started: {outcome.Text}")
-        {
-            Event = WorkerEvents.TaskNotStarted, Level = LevelOf(outcome.Outcome), Session = SessionId, Key = ended.Key, Type = ended.Type,
-            Attempt = ended.Attempts, Outcome = outcome.Outcome.ToString(),
-        });
+        CountOutcome(outcome.Outcome, _queue.TableTag, new(QueueTelemetry.TypeTag, ended.Type));
+        Emit(WorkerEvents.TaskNotStarted, $"end {ended.Key} ({ended.Type}) not started: {outcome.Text}", LevelOf(outcome.Outcome),
+            ended.Key, ended.Type, ended.Attempts, duration: null, outcome.Outcome);
     }
 
     private async Task ReleaseAsync(IEnumerable<AcquiredTask> tasks)
@@ -512,12 +511,18 @@ public sealed class Worker
         Interlocked.Increment(ref _counters.Processed);
         // The run's span: a child of nothing here (a worker has no caller), linked to the submit's trace; the
         // finish or retry it writes is its child (docs/telemetry.md).
-        Activity.Current = null; // a trace of its own even under a host's activity (this async flow only)
-        using var activity = QueueTelemetry.Source.StartActivity(ActivityKind.Consumer, links: QueueTelemetry.LinkTo(task.TraceParent), name: $"perfectqueue run {task.Type}");
-        activity?.SetTag(QueueTelemetry.TableTag, _queue.Config.Table).SetTag(QueueTelemetry.KeyTag, task.Key).SetTag(QueueTelemetry.TypeTag, task.Type)
-            .SetTag(QueueTelemetry.AttemptTag, task.Attempt).SetTag(QueueTelemetry.SessionTag, SessionId);
+        // Only with a listener: without one, no traceparent is parsed and no span name is built per task.
+        Activity? activity = null;
+        if (QueueTelemetry.Source.HasListeners())
+        {
+            Activity.Current = null; // a trace of its own even under a host's activity (this async flow only)
+            activity = QueueTelemetry.Source.StartActivity(ActivityKind.Consumer, links: QueueTelemetry.LinkTo(task.TraceParent), name: $"perfectqueue run {task.Type}");
+            activity?.SetTag(QueueTelemetry.TableTag, _queue.Config.Table).SetTag(QueueTelemetry.KeyTag, task.Key).SetTag(QueueTelemetry.TypeTag, task.Type)
+                .SetTag(QueueTelemetry.AttemptTag, task.Attempt).SetTag(QueueTelemetry.SessionTag, SessionId);
+        }
+        using var runSpan = activity;
         var typeTag = new KeyValuePair<string, object?>(QueueTelemetry.TypeTag, task.Type);
-        var tableTag = new KeyValuePair<string, object?>(QueueTelemetry.TableTag, _queue.Config.Table);
+        var tableTag = _queue.TableTag;
         QueueTelemetry.RunningCounter.Add(1, tableTag, typeTag);
         Emit(WorkerEvents.TaskStarted, $"start {task.Key} ({task.Type}) attempt {task.Attempt} on {slot.Name}{(timeout is { } limit ? $", timeout {TaskConclusion.Seconds(limit)}" : "")}" +
             (prefetched ? $", prefetched {System.Diagnostics.Stopwatch.GetElapsedTime(entry.AcquiredAt).TotalSeconds:0.###}s before" : ""), task: task);

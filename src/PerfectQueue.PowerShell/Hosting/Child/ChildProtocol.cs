@@ -37,7 +37,7 @@ internal static class ChildMessage
         ["key"] = e.Key, ["type"] = e.Type, ["attempt"] = e.Attempt,
     };
 
-    /// <summary>The event a <see cref="Log"/> message carries; a line without the rest (an older child's) is a plain message.</summary>
+    /// <summary>The event a <see cref="Log"/> message carries; a bare line (the child host's own, such as its SIGTERM notice) is a plain message.</summary>
     public static WorkerEvent EventOf(JsonObject message) => new(DateTimeOffset.Now, (string?)message["line"] ?? "")
     {
         Event = (string?)message["event"] ?? WorkerEvents.Message,
