@@ -26,7 +26,7 @@
         'Get-PQWorker', 'Stop-PQWorker', 'Open-PQQueue', 'Get-PQTaskHistory',
         'Register-PQSchedule', 'Get-PQSchedule', 'Set-PQSchedule', 'Unregister-PQSchedule', 'Suspend-PQSchedule', 'Resume-PQSchedule',
         'Suspend-PQQueue', 'Resume-PQQueue', 'Get-PQQueuePause',
-        'Restart-PQTask', 'Remove-PQTask'
+        'Restart-PQTask', 'Remove-PQTask', 'Start-PQDashboard'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

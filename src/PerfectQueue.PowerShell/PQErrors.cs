@@ -27,6 +27,7 @@ public static class PQErrors
     public const string ScheduleAlreadyExists = nameof(ScheduleAlreadyExists);
     /// <summary>Restart-PQTask or Remove-PQTask on a task that is not finished.</summary>
     public const string TaskNotFinished = nameof(TaskNotFinished);
+    public const string DashboardNotStarted = nameof(DashboardNotStarted);
 
     /// <summary>A task whose stored data cannot be read (a row from before submit checked data): non-terminating, per task.</summary>
     public static ErrorRecord DataUnreadable(string key, string why, Exception? inner = null) => new ErrorRecord(

@@ -44,6 +44,19 @@ internal sealed class KeyPattern
         return false;
     }
 
+    /// <summary>The pattern that matches <paramref name="text"/> exactly: a backtick before each wildcard character and backtick.</summary>
+    public static string EscapeLiteral(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var escaped = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            if (c is '*' or '?' or '[' or ']' or '`') escaped.Append('`');
+            escaped.Append(c);
+        }
+        return escaped.ToString();
+    }
+
     /// <summary>Parses a wildcard pattern.</summary>
     /// <exception cref="ArgumentException">an unclosed or empty <c>[...]</c>, or a bracket inside one.</exception>
     public static KeyPattern Parse(string text)

@@ -210,7 +210,25 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
     /// <summary>Tasks matching the filter, oldest first; finished tasks past their retention are not listed.</summary>
     public IReadOnlyList<TaskInfo> List(TaskFilter? filter = null) => ListAsync(filter).GetAwaiter().GetResult();
 
-    public async Task<IReadOnlyList<TaskInfo>> ListAsync(TaskFilter? filter = null, CancellationToken ct = default)
+    public async Task<IReadOnlyList<TaskInfo>> ListAsync(TaskFilter? filter = null, CancellationToken ct = default) =>
+        (await ListRowsAsync(filter, null, ct).ConfigureAwait(false)).Infos;
+
+    /// <summary>
+    /// A page of the tasks matching <paramref name="filter"/>, newest first (by id): at most <paramref name="size"/>
+    /// tasks below the cursor <paramref name="before"/> (null: the first page), and the cursor of the next page
+    /// (null: this was the last). The filter's First and Newest must not be set. Keyset paging: every page costs
+    /// the same, however deep (the dashboard's task list).
+    /// </summary>
+    internal async Task<(IReadOnlyList<TaskInfo> Tasks, long? Next)> ListPageAsync(TaskFilter? filter, long? before, int size, CancellationToken ct = default)
+    {
+        if (size is < 1 or > MaxBatch) throw new ArgumentOutOfRangeException(nameof(size), size, $"A page holds 1 to {MaxBatch} tasks.");
+        if (filter is { First: not null } or { Newest: not null }) throw new ArgumentException("A page is not listed with First or Newest.", nameof(filter));
+        // One row more than the page tells whether another page follows, without a count.
+        var (infos, ids) = await ListRowsAsync(filter, new TaskPage(size + 1, before), ct).ConfigureAwait(false);
+        return infos.Count > size ? (infos.Take(size).ToList(), ids[size - 1]) : (infos, null);
+    }
+
+    private async Task<(IReadOnlyList<TaskInfo> Infos, IReadOnlyList<long> Ids)> ListRowsAsync(TaskFilter? filter, TaskPage? page, CancellationToken ct)
     {
         var f = filter ?? new TaskFilter();
         if (f.First is < 0) throw new ArgumentException("First must not be negative.", nameof(filter));
@@ -224,13 +242,13 @@ public sealed partial class Queue : IDisposable, IAsyncDisposable
         var keys = Sendable(f.Keys);
         var types = Sendable(f.Types);
         var users = Sendable(f.Users);
-        if (NoneSendable(f.Types) || NoneSendable(f.Users)) return [];
+        if (NoneSendable(f.Types) || NoneSendable(f.Users)) return ([], []);
         if (keys is { Count: 0 }) keys = null; // none sendable: only the patterns are left to match
-        if ((f.Keys is { Count: > 0 } || f.KeyPatterns is { Count: > 0 }) && keys is null && patterns is not { Count: > 0 }) return [];
+        if ((f.Keys is { Count: > 0 } || f.KeyPatterns is { Count: > 0 }) && keys is null && patterns is not { Count: > 0 }) return ([], []);
         var rows = await _store.ListAsync(new TaskQuery(keys, f.Statuses, types, users, f.First, f.Outcomes,
-            patterns is { Count: > 0 } ? patterns : null, f.Newest), ct).ConfigureAwait(false);
+            patterns is { Count: > 0 } ? patterns : null, f.Newest, page), ct).ConfigureAwait(false);
         var hosts = await HostsOfRunningAsync(rows, ct).ConfigureAwait(false);
-        return rows.Select(r => TaskStates.ToInfo(r, hosts)).ToList();
+        return (rows.Select(r => TaskStates.ToInfo(r, hosts)).ToList(), rows.Select(r => r.Id).ToList());
     }
 
     /// <summary>

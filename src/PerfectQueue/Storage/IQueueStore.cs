@@ -112,7 +112,15 @@ internal sealed record TaskQuery(
     int? First,
     IReadOnlyCollection<TaskOutcome>? Outcomes = null,
     IReadOnlyCollection<KeyPattern>? KeyPatterns = null,
-    int? Newest = null);
+    int? Newest = null,
+    TaskPage? Page = null);
+
+/// <summary>
+/// A page of a listing, newest first by id: at most <see cref="Size"/> rows with an id below <see cref="BeforeId"/>
+/// (null: from the newest). Keyset paging on the primary key, so a page costs the same at any depth of a large table.
+/// Never set with First or Newest.
+/// </summary>
+internal sealed record TaskPage(int Size, long? BeforeId);
 
 /// <summary>What a restart or a removal by key found and did (finished tasks only; a live one is left alone).</summary>
 internal enum FinishedTaskResult { NotFound, Live, Done }

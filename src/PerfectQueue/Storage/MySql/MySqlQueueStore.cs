@@ -361,7 +361,8 @@ internal sealed partial class MySqlQueueStore : IQueueStore, StoreStatements.IIn
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(Command(ListSql(q),
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First,
-                keyPatterns = q.KeyPatterns is { Count: > 0 } p ? JsonSerializer.Serialize(p.Select(KeyPatternSql.Regex), Json) : null, newest = q.Newest }, ct)).ConfigureAwait(false)).AsList(),
+                keyPatterns = q.KeyPatterns is { Count: > 0 } p ? JsonSerializer.Serialize(p.Select(KeyPatternSql.Regex), Json) : null, newest = q.Newest,
+                pageSize = q.Page?.Size, beforeId = q.Page?.BeforeId }, ct)).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
 

@@ -258,7 +258,8 @@ internal sealed partial class PostgresQueueStore : IQueueStore, StoreStatements.
         await EnsureUpgradedAsync(ct).ConfigureAwait(false);
         return await Run(async c => (IReadOnlyList<TaskRow>)(await c.QueryAsync<TaskRow>(ListSql(q),
             new { keys = q.Keys?.ToArray(), types = q.Types?.ToArray(), users = q.Users?.ToArray(), first = q.First,
-                keyPatterns = q.KeyPatterns?.Select(KeyPatternSql.Regex).ToArray(), newest = q.Newest }).ConfigureAwait(false)).AsList(),
+                keyPatterns = q.KeyPatterns?.Select(KeyPatternSql.Regex).ToArray(), newest = q.Newest,
+                pageSize = q.Page?.Size, beforeId = q.Page?.BeforeId }).ConfigureAwait(false)).AsList(),
             RetrySafety.Always, ct).ConfigureAwait(false);
     }
 

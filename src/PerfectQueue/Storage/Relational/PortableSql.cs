@@ -98,6 +98,7 @@ internal static class PortableSql
         if (q.Users is { Count: > 0 }) where.Add("user_name " + memberOf("@users"));
         if (q.Statuses is { Count: > 0 })
             where.Add("(" + string.Join(" OR ", q.Statuses.Distinct().Select(s => TaskStateSql.Predicate(s, now))) + ")");
+        if (q.Page is { BeforeId: not null }) where.Add("id < @beforeId");
         return string.Join(" AND ", where);
     }
 
@@ -105,10 +106,13 @@ internal static class PortableSql
     /// The ORDER BY of a listing: creation order (id), or with <see cref="TaskQuery.Newest"/> the newest first (a key
     /// resubmitted after its retention may keep its row, and so its id, with a new created_at).
     /// </summary>
-    public static string ListOrder(TaskQuery q) => q.Newest is null ? "ORDER BY id" : "ORDER BY created_at DESC, id DESC";
+    /// A page (<see cref="TaskQuery.Page"/>) walks the primary key down from its cursor.
+    public static string ListOrder(TaskQuery q) =>
+        q.Page is not null ? "ORDER BY id DESC" : q.Newest is null ? "ORDER BY id" : "ORDER BY created_at DESC, id DESC";
 
-    /// <summary>How many rows a listing returns at most: @first or @newest (null: all).</summary>
-    public static string? ListLimitParameter(TaskQuery q) => q.Newest is not null ? "@newest" : q.First is not null ? "@first" : null;
+    /// <summary>How many rows a listing returns at most: @pageSize, @first or @newest (null: all).</summary>
+    public static string? ListLimitParameter(TaskQuery q) =>
+        q.Page is not null ? "@pageSize" : q.Newest is not null ? "@newest" : q.First is not null ? "@first" : null;
 
     /// <summary>The visible finished task a restart or a removal acts on (parameter @key).</summary>
     public static string FinishedByKey(string now) => $"task_key = @key AND finished_at IS NOT NULL AND {NotExpired(now)}";

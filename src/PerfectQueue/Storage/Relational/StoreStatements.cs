@@ -67,5 +67,8 @@ internal static class StoreStatements
         yield return ("(newest)", new TaskQuery(null, null, null, null, null, Newest: 10));
         yield return ("(statuses,outcomes,patterns,newest)", new TaskQuery(null, [TaskState.Waiting, TaskState.Finished], ["backup"], ["team-a"], null,
             [TaskOutcome.Failed], patterns, 10));
+        yield return ("(page)", new TaskQuery(null, null, null, null, null, Page: new TaskPage(50, null)));
+        yield return ("(statuses,outcomes,patterns,page)", new TaskQuery(null, [TaskState.Waiting, TaskState.Finished], ["backup"], ["team-a"], null,
+            [TaskOutcome.Failed], patterns, Page: new TaskPage(50, 1234)));
     }
 }

@@ -439,6 +439,8 @@ internal sealed partial class SqlServerQueueStore : IQueueStore, StoreStatements
         first = q.First,
         keyPatterns = q.KeyPatterns is { Count: > 0 } ? JsonSerializer.Serialize(q.KeyPatterns.Select(KeyPatternSql.SqlServerLike)) : null,
         newest = q.Newest,
+        pageSize = q.Page?.Size,
+        beforeId = q.Page?.BeforeId,
     };
     private static object RequestCancelArgs(string key, string message, long retentionMs) => new { key, message, retention = retentionMs };
     private static object ForceFinishArgs(string key, string outcome, string? message, long retentionMs) => new { key, outcome, message, retention = retentionMs };

@@ -299,7 +299,8 @@ internal sealed partial class SqliteQueueStore : IQueueStore, StoreStatements.II
     {
         EnsureUpgraded(ct);
         return Read(c => (IReadOnlyList<TaskRow>)c.Query<TaskRow>(ListSql(q),
-            new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c), keyPatterns = KeyPatternsJson(q), newest = q.Newest }).AsList());
+            new { keys = q.Keys, types = q.Types, users = q.Users, first = q.First, now = Now(c), keyPatterns = KeyPatternsJson(q), newest = q.Newest,
+                pageSize = q.Page?.Size, beforeId = q.Page?.BeforeId }).AsList());
     });
 
     public Task<(IReadOnlyList<SummaryRow> Rows, long Now)> SummarizeAsync(CancellationToken ct) => Run(ct, () => Read(c =>

@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Security;
+using PerfectQueue.Dashboard;
+using PerfectQueue.PowerShell.Hosting;
+
+namespace PerfectQueue.PowerShell.Commands;
+
+/// <summary>
+/// Serves the dashboard (docs/dashboard.md): a page that shows the queue's counts, tasks, attempts, workers,
+/// schedules and pauses, refreshed live, with the cmdlets' actions behind a confirmation. Loopback only unless
+/// an access token is given; -ReadOnly serves no action. Runs until Ctrl+C, or as a job with -AsJob.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Start, "PQDashboard", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(DashboardJob))]
+public sealed class StartPQDashboardCommand : PQCmdlet
+{
+    /// <summary>The TCP port; 0 picks a free one.</summary>
+    [Parameter]
+    [ValidateRange(0, 65535)]
+    public int Port { get; set; } = DashboardOptions.DefaultPort;
+
+    /// <summary>Where to listen: 127.0.0.1 (the default), localhost, another address of this machine, or * for all.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string Address { get; set; } = "127.0.0.1";
+
+    /// <summary>Views only: the page shows no action and the server refuses every change.</summary>
+    [Parameter]
+    public SwitchParameter ReadOnly { get; set; }
+
+    /// <summary>The secret a browser signs in with (required for a non-loopback -Address).</summary>
+    [Parameter]
+    [SecretTransformation]
+    public SecureString? AccessToken { get; set; }
+
+    /// <summary>How often the page refreshes (seconds or a TimeSpan; default 2 s).</summary>
+    [Parameter]
+    [DurationTransformation]
+    public TimeSpan? RefreshInterval { get; set; }
+
+    /// <summary>Run as a job of this session (Stop-Job stops it).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    /// <summary>The job's name (with -AsJob).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? JobName { get; set; }
+
+    protected override void EndProcessing()
+    {
+        if (JobName is not null && !AsJob)
+            ThrowTerminatingError(PQErrors.InvalidArgumentError(new ArgumentException("-JobName names the job of -AsJob: give -AsJob too."), JobName));
+        var shared = CurrentQueue();
+        var options = new DashboardOptions
+        {
+            Address = Address, Port = Port, ReadOnly = ReadOnly,
+            AccessToken = SecretTransformationAttribute.Reveal(AccessToken),
+            Refresh = RefreshInterval ?? TimeSpan.FromSeconds(2),
+        };
+        var where = $"{(Address.Contains(':') ? $"[{Address.Trim('[', ']')}]" : Address)}:{Port}";
+        if (!ShouldProcess($"{shared.Description} on http://{where}/{(ReadOnly ? " (read-only)" : "")}", "Start dashboard")) return;
+
+        // The dashboard has its own queue object: Disconnect-PQQueue in this session must not close it under a job.
+        var queue = Queue.Open(shared.Settings.Clone());
+        DashboardServer server;
+        try { server = DashboardServer.Start(queue, options); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            queue.Dispose();
+            ThrowTerminatingError(e is ArgumentException a ? PQErrors.InvalidArgumentError(a, Address)
+                : new ErrorRecord(e, PQErrors.DashboardNotStarted, ErrorCategory.ResourceUnavailable, where));
+            return;
+        }
+        if (!server.IsLoopback)
+            WriteWarning($"The dashboard listens on {Address}: anyone who can reach this machine's port {server.Url.Port} and has the access token can use it. It speaks plain HTTP: put it behind a TLS proxy on an untrusted network.");
+
+        if (AsJob)
+        {
+            var job = new DashboardJob(UrlText.Mask(MyInvocation.Line), JobName, server, queue);
+            JobRepository.Add(job);
+            job.Start();
+            WriteObject(job);
+            return;
+        }
+        RunInForeground(server, queue);
+    }
+
+    private void RunInForeground(DashboardServer server, Queue queue)
+    {
+        // Only this thread may write to the pipeline: the server's threads hand their lines over.
+        var lines = new BlockingCollection<string>();
+        server.Log += line => { try { lines.Add(line); } catch (InvalidOperationException) { } };
+        var run = Task.Run(() => server.RunAsync(StopToken));
+        _ = run.ContinueWith(_ => lines.CompleteAdding(), TaskScheduler.Default);
+        var stopped = false;
+        Write($"Dashboard of {queue.Description} at {server.Url}{(server.ReadOnly ? " (read-only)" : "")}. Ctrl+C stops it.");
+        foreach (var line in lines.GetConsumingEnumerable()) Write(line);
+        try { run.GetAwaiter().GetResult(); }
+        finally
+        {
+            server.Dispose();
+            queue.Dispose();
+        }
+        if (stopped || StopToken.IsCancellationRequested) throw new PipelineStoppedException();
+
+        void Write(string line)
+        {
+            if (stopped) return;
+            try { WriteInformation(new HostInformationMessage { Message = line }, ["PSHOST", "PerfectQueue"]); }
+            catch (PipelineStoppedException) { stopped = true; }
+        }
+    }
+}
