@@ -68,3 +68,6 @@ public sealed class MySqlQueueTablesConformance(MySqlTarget target) : QueueTable
 
 [Backend("mysql")]
 public sealed class MySqlHistoryConformance(MySqlTarget target) : HistoryConformance(target), IClassFixture<MySqlTarget>;
+
+[Backend("mysql")]
+public sealed class MySqlDashboardConformance(MySqlTarget target) : DashboardConformance(target), IClassFixture<MySqlTarget>;

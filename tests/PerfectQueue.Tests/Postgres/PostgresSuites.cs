@@ -67,3 +67,6 @@ public sealed class PostgresQueueTablesConformance(PostgresTarget target) : Queu
 
 [Backend("postgresql")]
 public sealed class PostgresHistoryConformance(PostgresTarget target) : HistoryConformance(target), IClassFixture<PostgresTarget>;
+
+[Backend("postgresql")]
+public sealed class PostgresDashboardConformance(PostgresTarget target) : DashboardConformance(target), IClassFixture<PostgresTarget>;

@@ -64,3 +64,6 @@ public sealed class SqliteQueueTablesConformance(SqliteTarget target) : QueueTab
 
 [Backend("sqlite")]
 public sealed class SqliteHistoryConformance(SqliteTarget target) : HistoryConformance(target), IClassFixture<SqliteTarget>;
+
+[Backend("sqlite")]
+public sealed class SqliteDashboardConformance(SqliteTarget target) : DashboardConformance(target), IClassFixture<SqliteTarget>;
