@@ -8,6 +8,7 @@
              line printed is "N passed, M failed[, K skipped]"; exits non-zero on a failure or when
              no test ran. Starts a throwaway PostgreSQL cluster and a throwaway MariaDB server on free
              loopback ports in temp folders (or uses PQ_TEST_POSTGRES / PQ_TEST_MYSQL) and stops them at the end
+             and installs playwright-core (npm) into a temp folder for the dashboard's tests in Chromium
       package  build, then out/PerfectQueue.<version>.nupkg with PSResourceGet's Publish-PSResource, out/ serving as
              the local file repository (docs/packaging.md); the user's own repository list is not touched
       demo   build, then build/demo.ps1 against the assembled module
@@ -332,16 +333,45 @@ function Stop-TestMariaDb($instance) {
     Remove-Item "Env:$($instance.Variable)" -ErrorAction SilentlyContinue
 }
 
+# The dashboard's browser tests (tests/Pester/Dashboard.Browser.Tests.ps1) drive Debian's Chromium with playwright-core
+# from npm, installed for the run into a temp folder with tests/browser/dashboard.mjs beside its node_modules (never
+# into the repository or the module). Without node, npm or Chromium those tests say why they skipped (and fail under CI).
+function Install-BrowserDriver {
+    $chromium = if ($env:PQ_CHROMIUM) { $env:PQ_CHROMIUM } else { '/usr/bin/chromium' }
+    $missing = @()
+    if (-not (Get-Command node -ErrorAction Ignore)) { $missing += 'node' }
+    if (-not (Get-Command npm -ErrorAction Ignore)) { $missing += 'npm' }
+    if (-not (Test-Path $chromium)) { $missing += "Chromium ($chromium; apt-get install chromium)" }
+    if ($missing) { $env:PQ_BROWSER_MISSING = "not installed here: $($missing -join ', ')"; return $null }
+    $dir = Join-Path ([IO.Path]::GetTempPath()) ("pq-browser-" + [guid]::NewGuid().ToString('N').Substring(0, 8))
+    New-Item -ItemType Directory $dir | Out-Null
+    Copy-Item (Join-Path $Root 'tests/browser/package.json'), (Join-Path $Root 'tests/browser/dashboard.mjs') $dir
+    & { $PSNativeCommandUseErrorActionPreference = $false
+        Push-Location $dir
+        try { npm install --no-audit --no-fund --loglevel=error | Out-Host } finally { Pop-Location } }
+    if ($LASTEXITCODE -ne 0 -or -not (Test-Path (Join-Path $dir 'node_modules/playwright-core'))) {
+        $env:PQ_BROWSER_MISSING = "npm could not install playwright-core (exit code $LASTEXITCODE)"
+        return $dir
+    }
+    $env:PQ_BROWSER_DRIVER = Join-Path $dir 'dashboard.mjs'
+    $env:PQ_CHROMIUM = $chromium
+    $dir
+}
+
 function Invoke-Test {
     Invoke-Package   # the install test (tests/Pester/Install.Tests.ps1) installs it by name
     if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
-    $cluster = $null; $mariadb = $null
+    $cluster = $null; $mariadb = $null; $browser = $null
     try {
         $cluster = Start-TestPostgres
         $mariadb = Start-TestMariaDb
+        $browser = Install-BrowserDriver
         $results = @(Invoke-XUnit) + @(Invoke-PesterTests)
     }
-    finally { Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster }
+    finally {
+        Stop-TestMariaDb $mariadb; Stop-TestPostgres $cluster
+        if ($browser) { Remove-Item $browser -Recurse -Force -ErrorAction SilentlyContinue }
+    }
 
     $passed = @($results | Where-Object Outcome -EQ 'Passed').Count
     $failed = @($results | Where-Object Outcome -EQ 'Failed')

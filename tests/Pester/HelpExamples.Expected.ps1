@@ -253,6 +253,21 @@ $waiting = '\|Waiting\|\|'
         State  = @(1..40 | ForEach-Object { "thumb-$_\|Finished\|Succeeded\|thumbnail $_ done" })
     }
 
+    # ---- Start-PQDashboard ----
+    'Start-PQDashboard: Example 1: Serve the dashboard as a job and read its counts' = @{
+        Output = '^1 waiting, shown at http://127\.0\.0\.1:\d+/$'
+        State  = 'report-2026-12\|Waiting\|\|'
+    }
+    'Start-PQDashboard: Example 2: A read-only dashboard for the team, behind a token' = @{
+        Output   = '^read-only: True$'
+        Warnings = 'listens on \*'
+        State    = @()
+    }
+    'Start-PQDashboard: Example 3: Cancel a task through the dashboard''s API' = @{
+        Output = 'resize-7\s+resize\s+Finished/Cancelled'
+        State  = 'resize-7\|Finished\|Cancelled\|cancel requested'
+    }
+
     # ---- Stop-PQWorker ----
     'Stop-PQWorker: Example 1: Stop every worker on one host before its maintenance' = @{
         Output = ''    # no worker runs on batch-07: nothing to stop, and no error

@@ -106,7 +106,7 @@ try {
       result.cells = await page.$$eval("#tasks tbody tr td:first-child", cells => cells.map(c => c.textContent));
       result.images = await page.$$eval("img", imgs => imgs.length);
       result.scripts = await page.$$eval("script", s => s.map(x => x.getAttribute("src")));
-      await page.click(`#tasks tbody tr a.key >> text=${JSON.stringify(argument)}`);
+      await page.$$eval("#tasks a.key", (links, key) => links.find(a => a.textContent === key).click(), argument);
       await page.waitForFunction(() => location.hash.startsWith("#/task?"));
       await page.waitForSelector('body[data-loaded="true"]');
       result.detailKey = await page.textContent("#task-key");

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using System.Runtime.InteropServices;
 using System.Security;
 using PerfectQueue.Dashboard;
 using PerfectQueue.PowerShell.Hosting;
@@ -92,7 +93,13 @@ public sealed class StartPQDashboardCommand : PQCmdlet
         // Only this thread may write to the pipeline: the server's threads hand their lines over.
         var lines = new BlockingCollection<string>();
         server.Log += line => { try { lines.Add(line); } catch (InvalidOperationException) { } };
-        var run = Task.Run(() => server.RunAsync(StopToken));
+        // Ctrl+C (StopProcessing), and SIGINT or SIGTERM from a service manager, end it: the run returns and exits 0.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(StopToken);
+        var signalled = false;
+        void OnSignal(PosixSignalContext context) { context.Cancel = true; signalled = true; stop.Cancel(); }
+        using var sigint = TrySignal(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = OperatingSystem.IsWindows() ? null : TrySignal(PosixSignal.SIGTERM, OnSignal);
+        var run = Task.Run(() => server.RunAsync(stop.Token));
         _ = run.ContinueWith(_ => lines.CompleteAdding(), TaskScheduler.Default);
         var stopped = false;
         Write($"Dashboard of {queue.Description} at {server.Url}{(server.ReadOnly ? " (read-only)" : "")}. Ctrl+C stops it.");
@@ -103,7 +110,14 @@ public sealed class StartPQDashboardCommand : PQCmdlet
             server.Dispose();
             queue.Dispose();
         }
+        if (signalled && !StopToken.IsCancellationRequested) { Write("Dashboard stopped."); return; }
         if (stopped || StopToken.IsCancellationRequested) throw new PipelineStoppedException();
+
+        static PosixSignalRegistration? TrySignal(PosixSignal signal, Action<PosixSignalContext> handle)
+        {
+            try { return PosixSignalRegistration.Create(signal, handle); }
+            catch (PlatformNotSupportedException) { return null; }
+        }
 
         void Write(string line)
         {

@@ -332,7 +332,7 @@ public sealed class DashboardServer : IDisposable
         response.Headers["Content-Security-Policy"] = ContentSecurityPolicy;
         response.Headers["X-Content-Type-Options"] = "nosniff";
         response.Headers["X-Frame-Options"] = "DENY";
-        response.Headers["Referrer-Policy"] = "no-referrer";
+        response.Headers["Referrer-Policy"] = "same-origin"; // not no-referrer: with it a browser sends "Origin: null" on its own forms
         response.Headers["Cache-Control"] = "no-store";
         if (reply.Location is not null) response.Headers["Location"] = reply.Location;
         if (reply.SetCookie is not null) response.Headers["Set-Cookie"] = reply.SetCookie;
