@@ -79,4 +79,5 @@ $succeeded = @($finished | Where-Object Outcome -EQ 'Succeeded').Count
 $cancelled = @($finished | Where-Object Outcome -EQ 'Cancelled').Count
 Disconnect-PQQueue
 if ($succeeded -ne $jobs.Count - 2 -or $cancelled -ne 2) { throw "Expected $($jobs.Count - 2) succeeded and 2 cancelled tasks." }
+Write-Host "To see them in a browser: Connect-PQQueue 'sqlite:///$embedded' -Table perfectqueue_demo; Start-PQDashboard  (then open http://127.0.0.1:7380/)"
 Write-Host "Demo done: $succeeded tasks succeeded, $cancelled cancelled. Finished tasks stay listed (and their keys taken) for retention_time ($($queue.Config.RetentionTime)), then are cleaned up."
