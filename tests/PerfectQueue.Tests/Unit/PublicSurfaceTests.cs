@@ -38,6 +38,8 @@ public sealed class PublicSurfaceTests
         // Structured log events (issue 14): their names, levels and the text and JSON line formats.
         "PerfectQueue.Workers.WorkerEventFormat", "PerfectQueue.Workers.WorkerEventLevel", "PerfectQueue.Workers.WorkerEvents", "PerfectQueue.Workers.WorkerLogFormat",
         "PerfectQueue.Workers.WorkerStopReason", "PerfectQueue.Workers.WorkerSummary",
+        // The dashboard (issue 15): a .NET host can serve it without PowerShell.
+        "PerfectQueue.Dashboard.DashboardOptions", "PerfectQueue.Dashboard.DashboardServer",
     ];
 
     [Fact]
