@@ -24,6 +24,20 @@ Describe 'Start-PQDashboard' {
         @(Get-Job | Where-Object PSJobTypeName -EQ 'PerfectQueueDashboard') | Should -HaveCount 0
     }
 
+    It 'keeps the access token out of the job''s command line' {
+        $token = 'job-command-token-' + [guid]::NewGuid().ToString('N')
+        # The token typed literally on the command line, as an ops user would.
+        $job = Invoke-Expression "Start-PQDashboard -Port 0 -Address localhost -AccessToken '$token' -ReadOnly -AsJob"
+        try {
+            $job.Command | Should -Not -Match $token
+            $job.Command | Should -Match '-AccessToken \*\*\*'
+            $job.Command | Should -Match '-ReadOnly'
+            (Get-Job -Id $job.Id | Format-List * | Out-String) | Should -Not -Match $token
+            ($job | Receive-Job -Keep | Out-String) | Should -Not -Match $token
+        }
+        finally { $job | Stop-Job; $job | Remove-Job }
+    }
+
     It 'says the port is taken as DashboardNotStarted' {
         $job = Start-PQDashboard -Port 0 -AsJob
         try {

@@ -35,6 +35,11 @@ public sealed class StartPQDashboardCommand : PQCmdlet
     [SecretTransformation]
     public SecureString? AccessToken { get; set; }
 
+    /// <summary>The address browsers use when a TLS or reverse proxy is in front (https://queue.example.com/).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public Uri? PublicUrl { get; set; }
+
     /// <summary>How often the page refreshes (seconds or a TimeSpan; default 2 s).</summary>
     [Parameter]
     [DurationTransformation]
@@ -59,6 +64,7 @@ public sealed class StartPQDashboardCommand : PQCmdlet
             Address = Address, Port = Port, ReadOnly = ReadOnly,
             AccessToken = SecretTransformationAttribute.Reveal(AccessToken),
             Refresh = RefreshInterval ?? TimeSpan.FromSeconds(2),
+            PublicUrl = PublicUrl,
         };
         var where = $"{(Address.Contains(':') ? $"[{Address.Trim('[', ']')}]" : Address)}:{Port}";
         if (!ShouldProcess($"{shared.Description} on http://{where}/{(ReadOnly ? " (read-only)" : "")}", "Start dashboard")) return;
@@ -79,13 +85,30 @@ public sealed class StartPQDashboardCommand : PQCmdlet
 
         if (AsJob)
         {
-            var job = new DashboardJob(UrlText.Mask(MyInvocation.Line), JobName, server, queue);
+            var job = new DashboardJob(JobCommand(), JobName, server, queue);
             JobRepository.Add(job);
             job.Start();
             WriteObject(job);
             return;
         }
         RunInForeground(server, queue);
+    }
+
+    // Get-Job shows the job's command: rebuilt from the parameters, so the access token (and a URL's password
+    // given inline to -Queue) never appears in it, whatever the command line held.
+    private string JobCommand()
+    {
+        var parts = new List<string> { MyInvocation.MyCommand.Name };
+        foreach (var (name, value) in MyInvocation.BoundParameters)
+            parts.Add(name switch
+            {
+                nameof(AccessToken) => "-AccessToken ***",
+                nameof(Queue) => "-Queue <queue>",
+                _ when value is SwitchParameter { IsPresent: true } => "-" + name,
+                _ when value is SwitchParameter => $"-{name}:$false",
+                _ => $"-{name} {UrlText.Mask(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture))}",
+            });
+        return string.Join(' ', parts);
     }
 
     private void RunInForeground(DashboardServer server, Queue queue)

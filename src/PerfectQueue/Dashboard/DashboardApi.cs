@@ -53,6 +53,7 @@ internal sealed class DashboardApi(Queue queue, DashboardOptions options, string
         catch (NotFinishedException e) { return Reply.Error(409, "not_finished", e.Message); }
         catch (AlreadyFinishedException e) { return Reply.Error(409, "already_finished", e.Message); }
         catch (QueueNotInitializedException e) { return Reply.Error(409, "queue_not_initialized", e.Message); }
+        catch (OperationNotSupportedException e) { return Reply.Error(409, "not_supported", e.Message); }
         catch (ArgumentException e) { return Reply.Error(400, "bad_request", e.Message); }
         catch (Exception e) when (e is DbException or TimeoutException)
         {

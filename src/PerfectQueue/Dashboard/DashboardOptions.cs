@@ -27,6 +27,13 @@ public sealed class DashboardOptions
     /// </summary>
     public string? AccessToken { get; init; }
 
+    /// <summary>
+    /// The address browsers use when a proxy (TLS, a path-less reverse proxy) is in front, e.g. https://queue.example.com/:
+    /// its origin is accepted on changes, and with https the session cookie is marked Secure. The proxy passes the
+    /// dashboard's own Host (nginx's default, $proxy_host).
+    /// </summary>
+    public Uri? PublicUrl { get; init; }
+
     /// <summary>How often the page refreshes its view.</summary>
     public TimeSpan Refresh { get; init; } = TimeSpan.FromSeconds(2);
 }

@@ -18,9 +18,11 @@ namespace PerfectQueue.Dashboard;
 public sealed class DashboardServer : IDisposable
 {
     internal const string AntiForgeryHeader = "X-PQ-AntiForgery";
-    internal const string SessionCookie = "pq_session";
+    /// <summary>The session cookie's name, with the port in it: browsers send a cookie to every port of a host.</summary>
+    internal string SessionCookie => "pq_session_" + Url.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
     private const int MaxBodyBytes = 64 * 1024;
     private const int MaxConcurrentRequests = 16;
+    private static readonly TimeSpan BodyTimeout = TimeSpan.FromSeconds(10);
 
     // Scripts and styles only from the module itself: a value that reached the page as markup could still run nothing.
     private const string ContentSecurityPolicy =
@@ -84,18 +86,28 @@ public sealed class DashboardServer : IDisposable
                 "give -AccessToken (at least 16 characters), or listen on loopback (the default, 127.0.0.1) and reach it through an SSH tunnel.",
                 nameof(options));
 
-        var port = options.Port == 0 ? FreePort(bind) : options.Port;
-        var listener = new HttpListener { IgnoreWriteExceptions = true };
-        listener.Prefixes.Add($"http://{host}:{port}/");
-        try { listener.Start(); }
-        catch (Exception e) when (e is HttpListenerException or SocketException)
+        if (options.PublicUrl is { } publicUrl && !(publicUrl.IsAbsoluteUri && publicUrl.Scheme is "http" or "https"))
+            throw new ArgumentException($"The public URL must be an absolute http or https address, such as https://queue.example.com/ (got '{publicUrl}').", nameof(options));
+
+        // Port 0: a free port found by a probe can be taken before the listener binds it; try a few.
+        for (var attempt = 1; ; attempt++)
         {
-            listener.Close();
-            throw new InvalidOperationException(
-                $"The dashboard cannot listen on {options.Address} port {port}: {e.Message}. Another program may use the port: choose another with -Port (0 picks a free one).", e);
+            var port = options.Port == 0 ? FreePort(bind) : options.Port;
+            var listener = new HttpListener { IgnoreWriteExceptions = true };
+            listener.Prefixes.Add($"http://{host}:{port}/");
+            // On loopback the page answers to both names a user types; the listener matches the Host header itself.
+            if (host == "127.0.0.1") listener.Prefixes.Add($"http://localhost:{port}/");
+            try { listener.Start(); }
+            catch (Exception e) when (e is HttpListenerException or SocketException)
+            {
+                listener.Close();
+                if (options.Port == 0 && attempt < 5) continue;
+                throw new InvalidOperationException(
+                    $"The dashboard cannot listen on {options.Address} port {port}: {e.Message}. Another program may use the port: choose another with -Port (0 picks a free one).", e);
+            }
+            var shown = host is "+" ? Environment.MachineName.ToLowerInvariant() : host;
+            return new DashboardServer(queue, options, listener, new Uri($"http://{shown}:{port}/"), loopback);
         }
-        var shown = host is "+" ? Environment.MachineName.ToLowerInvariant() : host;
-        return new DashboardServer(queue, options, listener, new Uri($"http://{shown}:{port}/"), loopback);
     }
 
     private static (string Host, IPAddress Bind, bool Loopback) ParseAddress(string? address)
@@ -136,9 +148,15 @@ public sealed class DashboardServer : IDisposable
                 Log?.Invoke($"dashboard: accepting a request failed: {e.Message}");
                 continue;
             }
-            await _slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            // The accept loop never waits for a slot: clients that stall cannot stop others from being answered.
             var served = Task.Run(async () =>
             {
+                if (!await _slots.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false))
+                {
+                    try { await WriteAsync(context.Response, Reply.Error(503, "busy", "The dashboard is answering too many requests; try again shortly.")).ConfigureAwait(false); }
+                    catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or IOException or InvalidOperationException) { }
+                    return;
+                }
                 try { await ServeAsync(context, ct).ConfigureAwait(false); }
                 finally { _slots.Release(); }
             }, CancellationToken.None);
@@ -153,20 +171,25 @@ public sealed class DashboardServer : IDisposable
     {
         var request = context.Request;
         var response = context.Response;
-        try
+        Reply reply;
+        try { reply = await RouteAsync(request, ct).ConfigureAwait(false); }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            var reply = await RouteAsync(request, ct).ConfigureAwait(false);
-            await WriteAsync(response, reply).ConfigureAwait(false);
+            reply = Reply.Error(503, "stopping", "The dashboard is stopping.");
         }
-        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or IOException)
+        catch (TimeoutException)
         {
-            // The browser went away; nothing to answer.
+            reply = Reply.Error(408, "request_timeout", $"The request's body did not arrive within {BodyTimeout.TotalSeconds:0} seconds.");
         }
         catch (Exception e)
         {
             Log?.Invoke($"dashboard: {request.HttpMethod} {request.Url?.AbsolutePath} failed: {e.GetType().Name}: {e.Message}");
-            try { await WriteAsync(response, Reply.Error(500, "server_error", "The dashboard failed to answer this request; its log says why.")).ConfigureAwait(false); }
-            catch (Exception) { /* the response may be half written */ }
+            reply = Reply.Error(500, "server_error", "The dashboard failed to answer this request; its log says why.");
+        }
+        try { await WriteAsync(response, reply).ConfigureAwait(false); }
+        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            // The browser went away, or the server is stopping: nothing more to answer.
         }
     }
 
@@ -240,7 +263,8 @@ public sealed class DashboardServer : IDisposable
             return Reply.Redirect("/?denied=1");
         }
         // The session value is random per server start: the token itself is never stored in the browser.
-        return Reply.Redirect("/") with { SetCookie = $"{SessionCookie}={_sessionValue}; Path=/; HttpOnly; SameSite=Strict" };
+        var secure = _options.PublicUrl?.Scheme == "https" ? "; Secure" : "";
+        return Reply.Redirect("/") with { SetCookie = $"{SessionCookie}={_sessionValue}; Path=/; HttpOnly; SameSite=Strict{secure}" };
     }
 
     private static async Task<NameValueCollection?> ReadFormAsync(HttpListenerRequest request)
@@ -264,13 +288,15 @@ public sealed class DashboardServer : IDisposable
             : $"A change needs the header {AntiForgeryHeader} with the token from GET /api/session (the page sends it): this request has none or another.";
     }
 
-    private static string? OriginProblem(HttpListenerRequest request)
+    private string? OriginProblem(HttpListenerRequest request)
     {
         var origin = request.Headers["Origin"];
         if (string.IsNullOrEmpty(origin)) return null;
-        var own = "http://" + request.Headers["Host"];
-        return string.Equals(origin, own, StringComparison.OrdinalIgnoreCase) ? null
-            : $"This request comes from the page of another site ({origin}); the dashboard takes changes from its own page only.";
+        if (string.Equals(origin, "http://" + request.Headers["Host"], StringComparison.OrdinalIgnoreCase)) return null;
+        // Behind a TLS proxy the browser names the proxy's origin (-PublicUrl).
+        if (_options.PublicUrl is { } publicUrl && string.Equals(origin, publicUrl.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase)) return null;
+        return $"This request comes from the page of another site ({origin}); the dashboard takes changes from its own page only." +
+            (_options.PublicUrl is null ? " Behind a proxy, give Start-PQDashboard -PublicUrl with the address browsers use." : "");
     }
 
     private static async Task<(JsonObject? Body, (int Status, string Id, string Message)? Problem)> ReadBodyAsync(HttpListenerRequest request)
@@ -295,7 +321,10 @@ public sealed class DashboardServer : IDisposable
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         int read;
-        while ((read = await request.InputStream.ReadAsync(chunk).ConfigureAwait(false)) > 0)
+        // A client that stops sending its body holds a slot for at most this long (WaitAsync: the listener's stream
+        // does not watch a cancellation token once a read has started).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while ((read = await request.InputStream.ReadAsync(chunk).AsTask().WaitAsync(BodyTimeout - clock.Elapsed > TimeSpan.Zero ? BodyTimeout - clock.Elapsed : TimeSpan.Zero).ConfigureAwait(false)) > 0)
         {
             if (buffer.Length + read > MaxBodyBytes) return ("", true);
             buffer.Write(chunk, 0, read);

@@ -260,12 +260,25 @@ function schedulesView(root) {
 
 const views = { "/": overviewView, "/tasks": tasksView, "/task": taskView, "/workers": workersView, "/schedules": schedulesView };
 
+// One refresh at a time; a refresh that ends after the view changed marks nothing, and the new view loads at once.
+let mounted = 0;
+let failing = false;
 async function refresh() {
   if (!current || refreshing || document.getElementById("confirm").open) return;
   refreshing = true;
-  try { await current.refresh(); document.body.dataset.loaded = "true"; }
-  catch (e) { showStatus(e.message, true); }
-  finally { refreshing = false; }
+  const generation = mounted;
+  try {
+    await current.refresh();
+    if (generation === mounted) {
+      document.body.dataset.loaded = "true";
+      if (failing) { showStatus(""); failing = false; }
+    }
+  }
+  catch (e) { showStatus(e.message, true); failing = true; }
+  finally {
+    refreshing = false;
+    if (generation !== mounted) refresh();
+  }
 }
 
 function mount() {
@@ -273,6 +286,7 @@ function mount() {
   const make = views[path] || overviewView;
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("here", link.getAttribute("href") === "#" + (path === "/task" ? "/tasks" : path));
   document.body.dataset.loaded = "false";
+  mounted++;
   current = make(document.getElementById("view"), params);
   refresh();
 }

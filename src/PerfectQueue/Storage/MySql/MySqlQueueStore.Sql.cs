@@ -91,7 +91,7 @@ internal sealed partial class MySqlQueueStore
         // (case-sensitive; LIKE has no [a-z], and its default escape character is the backslash).
         var keyMatches = (string p) => $"EXISTS (SELECT 1 FROM JSON_TABLE({p}, '$[*]' COLUMNS (v LONGTEXT CHARACTER SET utf8mb4 PATH '$')) AS kp WHERE task_key REGEXP kp.v COLLATE {Exact})";
         var limit = PortableSql.ListLimitParameter(q);
-        return $"SELECT {_columns} FROM {_t}{(liveOnly && q.Newest is null && q.Page is null ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}", keyMatches)}" +
+        return $"SELECT {_columns} FROM {_t}{(liveOnly && q.Newest is null ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "")} WHERE {PortableSql.ListConditions(q, Now, p => $"IN {p}", keyMatches)}" +
             (liveOnly ? " AND finished_at IS NULL" : "") + " " + PortableSql.ListOrder(q) + (limit is null ? "" : $" LIMIT {limit}");
     }
 
