@@ -108,6 +108,23 @@ public abstract class DashboardConformance(IBackendTarget target) : BackendSuite
     }
 
     [BackendFact]
+    public async Task The_summary_is_counted_once_per_refresh_interval_and_an_action_recounts_it()
+    {
+        var q = Open();
+        q.Submit("a", "t");
+        await using var d = new Served(q, new DashboardOptions { Port = 0, Refresh = TimeSpan.FromHours(1) });
+        long Waiting(JsonObject summary) => summary["statuses"]!["Waiting"]!.GetValue<long>();
+
+        Assert.Equal(1, Waiting((await d.GetAsync("api/summary")).Body));
+        q.Submit("b", "t");                                                  // not through the dashboard
+        Assert.Equal(1, Waiting((await d.GetAsync("api/summary")).Body));   // the counted answer, within the interval
+        Assert.Equal(HttpStatusCode.OK, (await d.PostAsync("api/tasks/cancel", new { key = "a" })).Status);
+        var after = (await d.GetAsync("api/summary")).Body;
+        Assert.Equal(1, Waiting(after));                                     // b waits, a is cancelled: counted again
+        Assert.Equal(1, after["statuses"]!["Finished"]!.GetValue<long>());
+    }
+
+    [BackendFact]
     public async Task Tasks_filter_by_status_outcome_type_user_and_literal_key_prefix()
     {
         var q = Open();
