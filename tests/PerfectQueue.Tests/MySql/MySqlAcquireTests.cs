@@ -93,9 +93,12 @@ public sealed class MySqlAcquireTests(MySqlTarget target, ITestOutputHelper outp
         using var killing = new CancellationTokenSource();
         var killsInAcquire = 0;
         var kills = 0;
+        // The workers start once the killer is connected: under load its connect alone could outlast the drain.
+        var killerReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var killer = Task.Run(() =>
         {
             using var admin = MySqlServer.Connect();
+            killerReady.SetResult();
             while (!killing.IsCancellationRequested)
             {
                 var victims = new List<(long Id, string Info)>();
@@ -118,6 +121,7 @@ public sealed class MySqlAcquireTests(MySqlTarget target, ITestOutputHelper outp
             }
         });
 
+        await killerReady.Task;
         var errors = new ConcurrentQueue<string>();
         var workers = Enumerable.Range(0, 4).Select(_ => OpenAnother(q)).Select(client => Task.Run(() =>
         {
@@ -140,7 +144,10 @@ public sealed class MySqlAcquireTests(MySqlTarget target, ITestOutputHelper outp
             }
         })).ToList();
 
-        await Task.Delay(TimeSpan.FromSeconds(3)); // the kills go on this long, while the workers drain
+        // The kills go on for 3 s while the workers drain, and longer (up to 20 s) until one hit an acquire.
+        var killingFor = System.Diagnostics.Stopwatch.StartNew();
+        while (killingFor.Elapsed < TimeSpan.FromSeconds(3) || (Volatile.Read(ref killsInAcquire) == 0 && killingFor.Elapsed < TimeSpan.FromSeconds(20)))
+            await Task.Delay(50);
         killing.Cancel();
         await killer;
         await Task.WhenAll(workers);
