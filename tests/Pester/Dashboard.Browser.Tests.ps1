@@ -118,6 +118,18 @@ Describe 'The dashboard in Chromium' {
         $task.Attempts | Should -Be 0
     }
 
+    It 'pauses a type from the overview and resumes it from the paused list' {
+        $page = Invoke-Browser click $Url (@{ hash = '#/'; selector = '#types tr[data-name="report"] button.action'; action = 'queue/suspend' } | ConvertTo-Json -Compress)
+        $page.status | Should -Be 200
+        $pause = @(Get-PQQueuePause)
+        $pause | Should -HaveCount 1
+        $pause[0].Type | Should -Be 'report'
+        $pause[0].Reason | Should -Be 'paused from the dashboard'
+        $page = Invoke-Browser click $Url (@{ hash = '#/'; selector = '#pauses tr[data-scope] button.action'; action = 'queue/resume' } | ConvertTo-Json -Compress)
+        $page.status | Should -Be 200
+        @(Get-PQQueuePause) | Should -HaveCount 0
+    }
+
     It 'shows a key full of markup as its characters and runs none of it' {
         $page = Invoke-Browser hostile $Url $Hostile
         $page.cells | Should -Contain $Hostile

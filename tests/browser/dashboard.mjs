@@ -26,8 +26,8 @@ try {
     cards.map(c => [c.dataset.status, Number(c.querySelector(".count").textContent)])));
   const rowKeys = () => page.$$eval("#tasks tbody tr", rows => rows.map(r => r.dataset.key));
   // Clicks an action button, confirms in the page's dialog, and waits for the server's answer.
-  const act = async action => {
-    await page.click(`button[data-action="${action}"]`);
+  const act = async (action, selector) => {
+    await page.click(selector || `button[data-action="${action}"]`);
     await page.waitForSelector("#confirm[open]");
     const answer = page.waitForResponse(r => r.url().endsWith("/api/" + action));
     await page.click("#confirm-yes");
@@ -94,6 +94,15 @@ try {
       await open("#/task?key=" + encodeURIComponent(argument));
       await act("tasks/" + scenario);
       break;
+    case "click": {
+      // argument: {"hash": view, "selector": an action button, "action": its endpoint}; confirms and waits.
+      const { hash, selector, action } = JSON.parse(argument);
+      await open(hash);
+      await act(action, selector);
+      await page.waitForSelector('body[data-loaded="true"]');
+      result.buttons = await page.$$eval("button.action", buttons => buttons.map(b => b.closest("tr")?.dataset.name ?? b.closest("tr")?.dataset.scope ?? b.textContent));
+      break;
+    }
     case "suspend-schedule":
       await open("#/schedules");
       await act("schedules/suspend");

@@ -117,8 +117,11 @@ function overviewView(root) {
   const failed = el("p", {}, el("a", { id: "failed-link", href: "#/tasks?status=Finished&outcome=Failed", text: "Failed tasks →" }));
   replace(root, el("h2", { text: "Overview" }), cards, oldest, failed, pauses, types, users);
 
-  const statusRow = (name, label, counts) => el("tr", { "data-name": name ?? "" },
-    el("td", { text: label }), session.statuses.map(s => el("td", { class: "num", text: counts[s] })));
+  // A row of counts, with a pause button for that type or user unless it (or the whole queue) is paused.
+  const statusRow = (name, label, counts, scope, paused) => el("tr", { "data-name": name ?? "" },
+    el("td", { text: label }), session.statuses.map(s => el("td", { class: "num", text: counts[s] })),
+    el("td", {}, name === null || paused ? null :
+      action("Pause", "Pause " + scope.what + "? Workers start none of its waiting tasks until it is resumed; running ones go on.", "queue/suspend", scope.body)));
 
   return {
     async refresh() {
@@ -136,10 +139,15 @@ function overviewView(root) {
             el("td", {}, action("Resume", "Resume " + p.scope + "?", "queue/resume", { type: p.type, user: p.user }))))),
         paused.pauses.some(p => !p.type && !p.user) ? null :
           action("Pause the whole queue", "Pause the whole queue? Workers lease nothing until it is resumed; running tasks go on.", "queue/suspend", {}, "danger"));
+      const whole = paused.pauses.some(p => !p.type && !p.user);
+      const typePaused = t => whole || paused.pauses.some(p => p.type === t && !p.user);
+      const userPaused = u => whole || paused.pauses.some(p => p.user === u && !p.type);
       replace(types, el("h3", { text: "By type" }), summary.types.length === 0 ? el("p", { class: "note", text: "No tasks." }) :
-        table(["Type", ...session.statuses.map(s => [s, "num"])], summary.types.map(t => statusRow(t.type, t.type, t.statuses))));
+        table(["Type", ...session.statuses.map(s => [s, "num"]), ""], summary.types.map(t =>
+          statusRow(t.type, t.type, t.statuses, { what: "type " + t.type, body: { type: t.type } }, typePaused(t.type)))));
       replace(users, el("h3", { text: "By user" }), summary.users.length === 0 ? el("p", { class: "note", text: "No tasks." }) :
-        table(["User", ...session.statuses.map(s => [s, "num"])], summary.users.map(u => statusRow(u.user, u.user ?? "(no user)", u.statuses))));
+        table(["User", ...session.statuses.map(s => [s, "num"]), ""], summary.users.map(u =>
+          statusRow(u.user, u.user ?? "(no user)", u.statuses, { what: "user " + u.user, body: { user: u.user } }, userPaused(u.user)))));
     },
   };
 }
